@@ -1,0 +1,266 @@
+"""Input and output shapes of the REST API. Validation of domain rules lives in
+the service modules; serializers check types and shapes only."""
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from ..judgments import JudgmentInput, SpanInput
+from ..models import Candidate, ImportJob, Judgment, Membership, Modality, Project, Role, SpanMark
+from ..schema import SchemaError, parse_schema
+
+User = get_user_model()
+
+
+class LabelingSchemaField(serializers.JSONField):
+    """A project's labeling schema; validated by annotation.schema.parse_schema."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        try:
+            return parse_schema(data).to_json()
+        except SchemaError as exc:
+            raise serializers.ValidationError(
+                [f"{path}: {' '.join(msgs)}" for path, msgs in exc.errors.items()]
+            ) from exc
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    schema = LabelingSchemaField(required=False, help_text="Labeling schema; see annotation/schema.py.")
+    my_role = serializers.SerializerMethodField()
+    overlap = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    gold_share = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "modality",
+            "schema",
+            "overlap",
+            "gold_share",
+            "lease_seconds",
+            "guidelines",
+            "training_settings",
+            "created_at",
+            "updated_at",
+            "my_role",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_my_role(self, project) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk)
+
+    def validate_training_settings(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        return value
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "username", "role", "created_at"]
+        read_only_fields = ["user", "created_at"]
+
+
+class MembershipCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate_username(self, value):
+        user = User.objects.filter(username=value, is_active=True).first()
+        if user is None:
+            raise serializers.ValidationError(f"No active user named {value!r}.")
+        return user
+
+
+class MembershipUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class TaskCandidateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    mime_type = serializers.CharField()
+    media_url = serializers.CharField(allow_null=True)
+
+
+class TaskPromptSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+    context = serializers.JSONField()
+
+
+class TaskSerializer(serializers.Serializer):
+    """A leased comparison as an annotator sees it: no other people's labels,
+    no model scores, no origin, no gold flag (DESIGN §8: no anchoring)."""
+
+    comparison = serializers.IntegerField()
+    project = serializers.IntegerField()
+    prompt = TaskPromptSerializer()
+    candidates = TaskCandidateSerializer(many=True)
+    lease_expires_at = serializers.DateTimeField()
+    resumed = serializers.BooleanField(help_text="True when this is a lease you already held.")
+
+
+class SpanInputSerializer(serializers.Serializer):
+    candidate = serializers.IntegerField()
+    category = serializers.CharField(max_length=64)
+    start = serializers.FloatField(required=False, allow_null=True, default=None)
+    end = serializers.FloatField(required=False, allow_null=True, default=None)
+    box = serializers.ListField(
+        child=serializers.FloatField(), min_length=4, max_length=4, required=False, allow_null=True, default=None
+    )
+    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+
+
+class JudgmentCreateSerializer(serializers.Serializer):
+    """Exactly one of ``winner``, ``tie`` or ``ranking`` (best first)."""
+
+    winner = serializers.IntegerField(required=False, allow_null=True, default=None)
+    tie = serializers.BooleanField(required=False, default=False)
+    ranking = serializers.ListField(
+        child=serializers.IntegerField(), required=False, allow_null=True, default=None, max_length=64
+    )
+    strength = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=-100, max_value=100)
+    ratings = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField(min_value=-1000, max_value=1000)),
+        required=False,
+        default=dict,
+        help_text='Candidate id → {criterion key → value}, e.g. {"17": {"helpful": 4}}.',
+    )
+    spans = SpanInputSerializer(many=True, required=False, default=list, max_length=500)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=20000)
+    shown_order = serializers.ListField(child=serializers.IntegerField(), required=False, default=list, max_length=64)
+    time_spent_ms = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=86_400_000
+    )
+
+    def to_answer(self) -> JudgmentInput:
+        data = dict(self.validated_data)
+        data["spans"] = [SpanInput(**span) for span in data["spans"]]
+        return JudgmentInput(**data)
+
+
+class SpanMarkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SpanMark
+        fields = ["candidate", "start", "end", "box", "category", "note"]
+
+
+class JudgmentSerializer(serializers.ModelSerializer):
+    annotator_username = serializers.CharField(source="annotator.username", read_only=True)
+    spans = SpanMarkSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Judgment
+        fields = [
+            "id",
+            "project",
+            "comparison",
+            "annotator",
+            "annotator_username",
+            "winner",
+            "tie",
+            "ranking",
+            "strength",
+            "ratings",
+            "spans",
+            "rationale",
+            "shown_order",
+            "time_spent_ms",
+            "lease_lost",
+            "created_at",
+        ]
+
+
+class ImportCreateSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=["prompts", "candidates", "comparisons", "bundle"])
+    file_format = serializers.ChoiceField(
+        choices=["jsonl", "csv", "parquet"], required=False, help_text="Taken from the file name when left out."
+    )
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "project",
+            "kind",
+            "file_format",
+            "original_name",
+            "status",
+            "phase",
+            "rows_total",
+            "rows_done",
+            "errors",
+            "result",
+            "message",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class ComparisonsBuildSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["pairs", "groups"])
+    priority = serializers.IntegerField(required=False, default=0, min_value=-1_000_000, max_value=1_000_000)
+
+
+class ComparisonsBuildResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+
+
+class ComparisonSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    prompt = serializers.IntegerField(source="prompt_id")
+    candidate_ids = serializers.ListField(child=serializers.IntegerField())
+    status = serializers.CharField()
+    priority = serializers.IntegerField()
+    wanted = serializers.IntegerField()
+    judged = serializers.IntegerField()
+    leased = serializers.IntegerField()
+    is_gold = serializers.BooleanField()
+    origin = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_superuser = serializers.BooleanField()
+    can_create_projects = serializers.BooleanField()
+
+
+class StatsSerializer(serializers.Serializer):
+    comparisons = serializers.DictField(child=serializers.IntegerField())
+    queue = serializers.DictField(child=serializers.IntegerField())
+    judgments = serializers.JSONField()
+    prompts = serializers.IntegerField()
+    candidates = serializers.IntegerField()
+
+
+def candidate_media_url(candidate: Candidate, request) -> str | None:
+    if not candidate.media:
+        return None
+    return request.build_absolute_uri(candidate.media.url)
+
+
+MODALITIES = Modality.values

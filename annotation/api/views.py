@@ -1,0 +1,446 @@
+"""REST API views: parse, check the role on the server, call a service, return.
+
+Every view resolves the caller's role in the project first (annotation.access);
+non-members get 404, members with too low a role 403.
+"""
+
+from django.contrib.auth import authenticate
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from .. import importers, queue, stats
+from ..access import can_create_projects, project_for, project_role, projects_visible, role_check
+from ..authentication import token_for, token_revoke
+from ..comparisons import comparisons_build
+from ..judgments import judgment_submit
+from ..models import Comparison, ImportJob, ImportStatus, Judgment, Membership, Role
+from ..projects import LastAdmin, membership_remove, membership_set, project_create, project_update
+from ..selectors import judgments_visible, task_content
+from . import serializers as s
+
+ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+
+
+# --- Auth ---------------------------------------------------------------------------------
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "30/min"
+
+
+class TokenView(APIView):
+    """Exchange a username and password for an API token (``Authorization: Token <key>``)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: ERROR})
+    def post(self, request):
+        body = s.TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = authenticate(request, **body.validated_data)
+        if user is None:
+            raise ValidationError({"password": ["Wrong username or password."]})
+        return Response({"token": token_for(user=user)})
+
+
+class TokenRevokeView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        token_revoke(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=s.MeSerializer)
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "is_superuser": user.is_superuser,
+                "can_create_projects": can_create_projects(user),
+            }
+        )
+
+
+# --- Projects and members -------------------------------------------------------------------
+
+
+class ProjectListView(generics.ListCreateAPIView):
+    serializer_class = s.ProjectSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        return projects_visible(user=self.request.user)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.request.user.is_authenticated:
+            context["roles"] = dict(Membership.objects.filter(user=self.request.user).values_list("project_id", "role"))
+        return context
+
+    def perform_create(self, serializer):
+        if not can_create_projects(self.request.user):
+            raise PermissionDenied("Only staff with the 'add project' permission can create projects.")
+        project = project_create(created_by=self.request.user, **serializer.validated_data)
+        serializer.instance = project
+        serializer.context["roles"] = {project.pk: Role.ADMIN.value}
+
+
+class ProjectDetailView(APIView):
+    def _project(self, request, pk, at_least=Role.ANNOTATOR):
+        project, role = project_for(user=request.user, project_id=pk, at_least=at_least)
+        return project, {"roles": {project.pk: role.value}}
+
+    @extend_schema(responses={200: s.ProjectSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        project, context = self._project(request, pk)
+        return Response(s.ProjectSerializer(project, context=context).data)
+
+    @extend_schema(request=s.ProjectSerializer, responses={200: s.ProjectSerializer, 400: ERROR, 403: ERROR})
+    def patch(self, request, pk: int):
+        project, context = self._project(request, pk, at_least=Role.ADMIN)
+        body = s.ProjectSerializer(project, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        project = project_update(project=project, **body.validated_data)
+        return Response(s.ProjectSerializer(project, context=context).data)
+
+    @extend_schema(responses={204: None, 403: ERROR})
+    def delete(self, request, pk: int):
+        project, _ = self._project(request, pk, at_least=Role.ADMIN)
+        project.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberListView(APIView):
+    @extend_schema(responses=s.MembershipSerializer(many=True))
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+        return Response(s.MembershipSerializer(members, many=True).data)
+
+    @extend_schema(request=s.MembershipCreateSerializer, responses={201: s.MembershipSerializer, 400: ERROR})
+    def post(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.ADMIN)
+        body = s.MembershipCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        membership = _membership_set(project, body.validated_data["username"], body.validated_data["role"])
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(APIView):
+    def _membership(self, request, pk, user_id):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.ADMIN)
+        return get_object_or_404(Membership.objects.select_related("user", "project"), project=project, user_id=user_id)
+
+    @extend_schema(request=s.MembershipUpdateSerializer, responses={200: s.MembershipSerializer, 409: ERROR})
+    def patch(self, request, pk: int, user_id: int):
+        membership = self._membership(request, pk, user_id)
+        body = s.MembershipUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        membership = _membership_set(membership.project, membership.user, body.validated_data["role"])
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(responses={204: None, 409: ERROR})
+    def delete(self, request, pk: int, user_id: int):
+        membership = self._membership(request, pk, user_id)
+        try:
+            membership_remove(membership=membership)
+        except LastAdmin as exc:
+            return Response({"message": str(exc), "errors": {}}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _membership_set(project, user, role):
+    try:
+        return membership_set(project=project, user=user, role=Role(role))
+    except LastAdmin as exc:
+        raise ValidationError({"role": [str(exc)]}) from exc
+
+
+# --- The queue ----------------------------------------------------------------------------------
+
+
+class NextView(APIView):
+    """Claim the next comparison to judge (a lease), or 204 when none is left for you."""
+
+    @extend_schema(responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk)
+        claim = queue.comparison_claim(project=project, annotator_id=request.user.pk)
+        if claim is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        comparison, candidates = task_content(comparison_id=claim.comparison_id)
+        prompt = comparison.prompt
+        return Response(
+            {
+                "comparison": comparison.pk,
+                "project": project.pk,
+                "prompt": {"id": prompt.pk, "text": prompt.text, "context": prompt.context},
+                "candidates": [
+                    {
+                        "id": c.pk,
+                        "text": c.text,
+                        "mime_type": c.mime_type,
+                        "media_url": s.candidate_media_url(c, request),
+                    }
+                    for c in candidates
+                ],
+                "lease_expires_at": claim.expires_at,
+                "resumed": claim.resumed,
+            }
+        )
+
+
+def _comparison_for(request, comparison_id: int) -> Comparison:
+    comparison = Comparison.objects.select_related("project").filter(pk=comparison_id).first()
+    if comparison is None:
+        raise NotFound("No comparison with this id in a project you are a member of.")
+    role_check(role=project_role(user=request.user, project_id=comparison.project_id), at_least=Role.ANNOTATOR)
+    return comparison
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="A unique string per judgment (e.g. a UUID). A retry with the same key returns the first result.",
+)
+
+
+class JudgmentCreateView(APIView):
+    @extend_schema(
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.JudgmentCreateSerializer,
+        responses={
+            201: s.JudgmentSerializer,
+            200: OpenApiResponse(
+                s.JudgmentSerializer, description="A retry: the judgment first recorded with this key."
+            ),
+            400: ERROR,
+            409: ERROR,
+        },
+    )
+    def post(self, request, pk: int):
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key or len(key) > 255:
+            raise ValidationError(
+                {
+                    "Idempotency-Key": [
+                        "This header is required: a unique string of at most 255 characters per judgment."
+                    ]
+                }
+            )
+        comparison = _comparison_for(request, pk)
+        body = s.JudgmentCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        judgment, created = judgment_submit(
+            comparison=comparison, annotator_id=request.user.pk, answer=body.to_answer(), idempotency_key=key
+        )
+        if created:
+            # The judgment, its annotator and its spans are already in memory: answer
+            # without reading them back (this is the hot path of labelling).
+            judgment.annotator = request.user
+        else:
+            judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").get(pk=judgment.pk)
+        return Response(
+            s.JudgmentSerializer(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class SkipView(APIView):
+    """Skip a comparison: it is never served to you again. Idempotent."""
+
+    @extend_schema(request=None, responses={204: None, 409: ERROR})
+    def post(self, request, pk: int):
+        comparison = _comparison_for(request, pk)
+        queue.comparison_skip(comparison=comparison, annotator_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReleaseView(APIView):
+    """Give your live lease back unanswered; you may be served it again later."""
+
+    @extend_schema(request=None, responses={204: None, 409: ERROR})
+    def post(self, request, pk: int):
+        comparison = _comparison_for(request, pk)
+        queue.lease_release(comparison=comparison, annotator_id=request.user.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Judgments, comparisons, stats ------------------------------------------------------------
+
+
+class ProjectJudgmentListView(generics.ListAPIView):
+    """Judgments of a project: researchers and admins see all, annotators only their own."""
+
+    serializer_class = s.JudgmentSerializer
+    pagination_class = NewestFirst
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("annotator", int, description="Only this annotator's judgments (researchers)."),
+            OpenApiParameter("comparison", int, description="Only judgments of this comparison."),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        _, role = project_for(user=self.request.user, project_id=self.kwargs["pk"])
+        qs = judgments_visible(project_id=self.kwargs["pk"], user=self.request.user, see_all=role != Role.ANNOTATOR)
+        for name in ("annotator", "comparison"):
+            value = self.request.query_params.get(name)
+            if value is not None:
+                if not value.isdigit():
+                    raise ValidationError({name: ["Must be an integer id."]})
+                qs = qs.filter(**{f"{name}_id": int(value)})
+        return qs
+
+
+class JudgmentDetailView(APIView):
+    @extend_schema(responses={200: s.JudgmentSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").filter(pk=pk).first()
+        if judgment is not None:
+            _, role = project_for(user=request.user, project_id=judgment.project_id)
+            if role == Role.ANNOTATOR and judgment.annotator_id != request.user.pk:
+                judgment = None
+        if judgment is None:
+            raise NotFound("No judgment with this id that you may see.")
+        return Response(s.JudgmentSerializer(judgment).data)
+
+
+class ComparisonListView(generics.ListAPIView):
+    serializer_class = s.ComparisonSerializer
+    pagination_class = NewestFirst
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=["open", "done", "paused"])])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project, _ = project_for(user=self.request.user, project_id=self.kwargs["pk"], at_least=Role.RESEARCHER)
+        qs = Comparison.objects.filter(project=project)
+        wanted_status = self.request.query_params.get("status")
+        if wanted_status is not None:
+            if wanted_status not in ("open", "done", "paused"):
+                raise ValidationError({"status": ["Must be one of open, done, paused."]})
+            qs = qs.filter(status=wanted_status)
+        return qs
+
+
+class ComparisonsBuildView(APIView):
+    """Build comparisons from the project's prompts that have at least two candidates."""
+
+    @extend_schema(request=s.ComparisonsBuildSerializer, responses={201: s.ComparisonsBuildResultSerializer})
+    def post(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.ComparisonsBuildSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            created = comparisons_build(project=project, **body.validated_data)
+        except ValueError as exc:
+            raise ValidationError({"mode": [str(exc)]}) from exc
+        return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class StatsView(APIView):
+    @extend_schema(responses=s.StatsSerializer)
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        return Response(stats.project_stats(project=project))
+
+
+# --- Import -----------------------------------------------------------------------------------
+
+
+class ImportListView(APIView):
+    """Upload a file to import. Small files are imported at once (201, final status);
+    larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports."""
+
+    @extend_schema(responses=s.ImportJobSerializer(many=True))
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        jobs = ImportJob.objects.filter(project=project).order_by("-id")[:100]
+        return Response(s.ImportJobSerializer(jobs, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": s.ImportCreateSerializer},
+        responses={201: s.ImportJobSerializer, 202: s.ImportJobSerializer, 400: ERROR},
+    )
+    def post(self, request, pk: int):
+        from django.conf import settings
+
+        from ..tasks import import_run_task
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.ImportCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise ValidationError(
+                {"file": [f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes."]}
+            )
+        try:
+            job = importers.import_job_create(
+                project=project,
+                kind=body.validated_data["kind"],
+                uploaded_file=upload,
+                original_name=upload.name,
+                file_format=body.validated_data.get("file_format"),
+                created_by=request.user,
+            )
+        except importers.ImportRejected as exc:
+            raise ValidationError({"file": [e["message"] for e in exc.errors]}) from exc
+        if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
+            job = importers.import_job_run(job_id=job.pk)
+            code = status.HTTP_201_CREATED if job.status == ImportStatus.SUCCEEDED else status.HTTP_400_BAD_REQUEST
+            if code == status.HTTP_400_BAD_REQUEST:
+                return Response(
+                    {
+                        "message": job.message or "The file has invalid rows; nothing was imported.",
+                        "errors": {"file": [_row_error(e) for e in job.errors]},
+                        "job": s.ImportJobSerializer(job).data,
+                    },
+                    status=code,
+                )
+            return Response(s.ImportJobSerializer(job).data, status=code)
+        transaction.on_commit(lambda: import_run_task.delay(job.pk))
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _row_error(error: dict) -> str:
+    where = f"line {error['line']}" if error.get("line") else "file"
+    field = f" ({error['field']})" if error.get("field") else ""
+    return f"{where}{field}: {error['message']}"
+
+
+class ImportDetailView(APIView):
+    @extend_schema(responses={200: s.ImportJobSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        job = ImportJob.objects.filter(pk=pk).first()
+        if job is None:
+            raise NotFound("No import with this id.")
+        project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
+        return Response(s.ImportJobSerializer(job).data)

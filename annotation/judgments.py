@@ -1,0 +1,294 @@
+"""Judgments: check an answer against the project's labeling schema, then record it.
+
+``judgment_check`` holds every rule about what an answer may contain;
+``judgment_submit`` writes one answer, idempotent on the client's key, and keeps
+the comparison's counters exact under concurrency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Length
+
+from .models import (
+    Assignment,
+    AssignmentState,
+    Candidate,
+    Comparison,
+    ComparisonStatus,
+    Judgment,
+    Modality,
+    SpanMark,
+)
+from .queue import QueueError
+from .schema import LabelingSchema, parse_schema
+
+
+class JudgmentInvalid(ValueError):
+    """The answer breaks the project's schema; ``errors`` maps field → messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+
+
+class NotNeeded(QueueError):
+    """The comparison no longer needs this judgment; nothing was written (HTTP 409)."""
+
+    code = "not_needed"
+
+
+class IdempotencyKeyReused(QueueError):
+    code = "idempotency_key_reused"
+
+
+@dataclass
+class SpanInput:
+    candidate: int
+    category: str
+    start: float | None = None
+    end: float | None = None
+    box: list[float] | None = None
+    note: str = ""
+
+
+@dataclass
+class JudgmentInput:
+    """An answer as the API receives it (already type-checked by the serializer)."""
+
+    winner: int | None = None
+    tie: bool = False
+    ranking: list[int] | None = None
+    strength: int | None = None
+    ratings: dict[str, dict[str, int]] = field(default_factory=dict)
+    spans: list[SpanInput] = field(default_factory=list)
+    rationale: str = ""
+    shown_order: list[int] = field(default_factory=list)
+    time_spent_ms: int | None = None
+
+
+def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: LabelingSchema, modality: str) -> None:
+    """Raise :class:`JudgmentInvalid` naming every field that breaks a rule."""
+    errors: dict[str, list[str]] = {}
+
+    def err(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    ids = list(comparison.candidate_ids)
+    id_set = set(ids)
+
+    given = [answer.winner is not None, answer.tie, answer.ranking is not None]
+    if sum(given) != 1:
+        err("winner", "Give exactly one of: winner, tie, or ranking.")
+    if answer.winner is not None and answer.winner not in id_set:
+        err("winner", f"Candidate {answer.winner} is not in this comparison (candidates: {ids}).")
+    if answer.tie and not schema.allow_tie:
+        err("tie", "This project does not allow ties.")
+    if answer.ranking is not None and sorted(answer.ranking) != sorted(ids):
+        err("ranking", f"Must list every candidate of the comparison exactly once, best first: {ids}.")
+
+    if answer.strength is not None:
+        if schema.strength is None:
+            err("strength", "This project records no preference strength; leave it out.")
+        elif not schema.strength.min <= answer.strength <= schema.strength.max:
+            err("strength", f"Must be between {schema.strength.min} and {schema.strength.max}.")
+
+    criteria = schema.criterion_by_key
+    for cand_key, per_criterion in answer.ratings.items():
+        path = f"ratings.{cand_key}"
+        if not str(cand_key).isdigit() or int(cand_key) not in id_set:
+            err(path, f"Not a candidate of this comparison (candidates: {ids}).")
+            continue
+        for key, value in per_criterion.items():
+            criterion = criteria.get(key)
+            if criterion is None:
+                known = ", ".join(criteria) or "none"
+                err(f"{path}.{key}", f"Unknown criterion (this project's: {known}).")
+            elif not criterion.min <= value <= criterion.max:
+                err(f"{path}.{key}", f"Must be between {criterion.min} and {criterion.max}.")
+
+    if answer.spans:
+        _check_spans(answer.spans, ids, schema, modality, err)
+
+    rationale = answer.rationale.strip()
+    if schema.rationale == "required" and not rationale:
+        err("rationale", "This project requires a written rationale.")
+    if schema.rationale == "off" and rationale:
+        err("rationale", "This project does not collect rationales; leave it empty.")
+
+    if answer.shown_order and sorted(answer.shown_order) != sorted(ids):
+        err("shown_order", f"Must list every candidate of the comparison exactly once: {ids}.")
+
+    if errors:
+        raise JudgmentInvalid(errors)
+
+
+def _check_spans(spans: list[SpanInput], ids: list[int], schema: LabelingSchema, modality: str, err) -> None:
+    categories = schema.span_category_keys
+    if not categories:
+        err("spans", "This project has no span categories; leave spans out.")
+        return
+    text_lengths = {}
+    if modality == Modality.TEXT:
+        text_lengths = dict(Candidate.objects.filter(pk__in=ids).annotate(n=Length("text")).values_list("pk", "n"))
+    for i, span in enumerate(spans):
+        path = f"spans[{i}]"
+        if span.candidate not in ids:
+            err(f"{path}.candidate", f"Candidate {span.candidate} is not in this comparison (candidates: {ids}).")
+            continue
+        if span.category not in categories:
+            err(
+                f"{path}.category",
+                f"Unknown category {span.category!r} (this project's: {', '.join(sorted(categories))}).",
+            )
+        if modality == Modality.IMAGE:
+            box = span.box
+            if box is None or span.start is not None or span.end is not None:
+                err(path, "Image spans are boxes: give box [x, y, width, height] and no start/end.")
+            elif len(box) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in box):
+                err(f"{path}.box", "Must be four numbers [x, y, width, height], fractions of the image size.")
+            elif not (
+                0 <= box[0]
+                and 0 <= box[1]
+                and box[2] > 0
+                and box[3] > 0
+                and box[0] + box[2] <= 1
+                and box[1] + box[3] <= 1
+            ):
+                err(
+                    f"{path}.box",
+                    "Must lie inside the image: x, y ≥ 0, width, height > 0, x + width ≤ 1, y + height ≤ 1.",
+                )
+            continue
+        if span.box is not None or span.start is None or span.end is None:
+            err(path, "Give start and end (and no box).")
+            continue
+        if modality == Modality.TEXT:
+            if span.start != int(span.start) or span.end != int(span.end):
+                err(path, "Text offsets are whole Unicode code-point indices.")
+                continue
+            length = text_lengths.get(span.candidate, 0)
+            if not 0 <= span.start < span.end <= length:
+                err(path, f"Must satisfy 0 ≤ start < end ≤ {length} (the candidate's length in code points).")
+        elif not (math.isfinite(span.start) and math.isfinite(span.end) and 0 <= span.start < span.end):
+            err(path, "Times are seconds with 0 ≤ start < end.")
+
+
+def judgment_submit(
+    *, comparison: Comparison, annotator_id: int, answer: JudgmentInput, idempotency_key: str
+) -> tuple[Judgment, bool]:
+    """Record the annotator's answer; returns ``(judgment, created)``.
+
+    A retry with the same key returns the first judgment (``created=False``). A
+    submission whose lease was lost is kept if the comparison still needs it;
+    otherwise :class:`NotNeeded` is raised and nothing is written.
+    """
+    judgment_check(
+        answer=answer,
+        comparison=comparison,
+        schema=parse_schema(comparison.project.schema),
+        modality=comparison.project.modality,
+    )
+    try:
+        with transaction.atomic():
+            return _write(comparison, annotator_id, answer, idempotency_key), True
+    except _Replay as replay:
+        return replay.judgment, False
+    except IntegrityError:
+        # Two copies of one retry raced (the other won), or the key was used for
+        # another comparison: the key lookup tells which.
+        existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
+        if existing is not None:
+            return existing, False
+        raise NotNeeded("You have already judged this comparison.") from None
+
+
+class _Replay(Exception):
+    def __init__(self, judgment: Judgment):
+        self.judgment = judgment
+
+
+def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgment | None:
+    judgment = Judgment.objects.filter(annotator_id=annotator_id, idempotency_key=key).first()
+    if judgment is not None and judgment.comparison_id != comparison_id:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used for comparison {judgment.comparison_id}; use a new key."
+        )
+    return judgment
+
+
+def _write(comparison: Comparison, annotator_id: int, answer: JudgmentInput, key: str) -> Judgment:
+    # Lock this annotator's assignment first: the lease reaper and a racing
+    # retry both go through this row, so its state decides who counts the lease.
+    assignment = Assignment.objects.select_for_update().filter(comparison=comparison, annotator_id=annotator_id).first()
+    if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
+        # Usually a retry of a submission that succeeded; only then is the key known.
+        existing = _judgment_for_key(annotator_id, key, comparison.pk)
+        if existing is not None:
+            raise _Replay(existing)
+        raise NotNeeded("You have already judged this comparison.")
+    had_lease = int(assignment is not None and assignment.state == AssignmentState.LEASED)
+
+    # The counter update is the gate: it succeeds only while the comparison still
+    # wants a judgment once the other annotators' live leases are counted.
+    updated = Comparison.objects.filter(
+        pk=comparison.pk, status=ComparisonStatus.OPEN, judged__lt=F("wanted") - F("leased") + had_lease
+    ).update(
+        judged=F("judged") + 1,
+        leased=F("leased") - had_lease,
+        status=Case(When(judged__gte=F("wanted") - 1, then=Value(ComparisonStatus.DONE)), default=F("status")),
+    )
+    if not updated:
+        raise NotNeeded(
+            "This comparison no longer needs your judgment: your lease ran out and other annotators "
+            "have completed it. Nothing was saved; ask for the next task."
+        )
+
+    judgment = Judgment.objects.create(
+        project_id=comparison.project_id,
+        comparison=comparison,
+        annotator_id=annotator_id,
+        winner_id=answer.winner,
+        tie=answer.tie,
+        ranking=answer.ranking,
+        strength=answer.strength,
+        ratings={str(k): v for k, v in answer.ratings.items()},
+        rationale=answer.rationale,
+        shown_order=answer.shown_order,
+        time_spent_ms=answer.time_spent_ms,
+        idempotency_key=key,
+        lease_lost=not had_lease,
+    )
+    spans = []
+    if answer.spans:
+        spans = SpanMark.objects.bulk_create(
+            SpanMark(
+                judgment=judgment,
+                candidate_id=s.candidate,
+                start=s.start,
+                end=s.end,
+                box=s.box,
+                category=s.category,
+                note=s.note,
+            )
+            for s in answer.spans
+        )
+    if assignment is None:
+        Assignment.objects.create(
+            project_id=comparison.project_id,
+            comparison=comparison,
+            annotator_id=annotator_id,
+            state=AssignmentState.SUBMITTED,
+            leased_at=judgment.created_at,
+            expires_at=judgment.created_at,
+        )
+    else:
+        assignment.state = AssignmentState.SUBMITTED
+        assignment.save(update_fields=["state", "updated_at"])
+    # The spans just written, so callers can show the judgment without reading it back.
+    judgment._prefetched_objects_cache = {"spans": spans}
+    return judgment

@@ -1,0 +1,248 @@
+"""The annotation queue: claim the next comparison, skip it, release it, expire leases.
+
+Correctness rests on three facts (DESIGN §4):
+
+1. **A claim changes the comparison row itself** (``leased = leased + 1``) in the
+   statement that picks it. On Postgres, a concurrent claimer that reached the
+   same row either skips it (``SKIP LOCKED`` while the first holds the lock) or,
+   once the first commits, re-checks ``judged + leased < wanted`` against the new
+   row version under READ COMMITTED and moves on. The check constraint
+   ``judged <= wanted - leased`` is the backstop. On SQLite, writers are
+   serialised (``BEGIN IMMEDIATE``), so the same statements are correct as they
+   stand.
+2. **"Not judged or skipped by me"** is one probe of the (comparison, annotator)
+   unique index on ``Assignment``: every lease, submission and skip leaves a row.
+3. **The walk is one partial index** (``comparison_open_queue``: open comparisons
+   of a project in priority order), so a claim never sorts the open set.
+
+The claim is one statement on Postgres (one commit); on SQLite it is two
+statements inside one immediate transaction.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Assignment, AssignmentState, Comparison, Project
+
+# Live assignment states that keep a comparison from being served to the same
+# annotator again. EXPIRED and RELEASED rows may be claimed anew.
+_BLOCKING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
+EXPIRE_BATCH = 1000
+
+
+class QueueError(Exception):
+    """A queue action that cannot be done; ``code`` is stable for API clients."""
+
+    code = "queue_error"
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class NoLiveLease(QueueError):
+    code = "no_live_lease"
+
+
+class AlreadyAnswered(QueueError):
+    code = "already_answered"
+
+
+@dataclass(frozen=True)
+class Claim:
+    comparison_id: int
+    expires_at: datetime
+    resumed: bool  # True when this is the annotator's existing live lease
+
+
+def comparison_claim(*, project: Project, annotator_id: int, now: datetime | None = None) -> Claim | None:
+    """Lease the next comparison in ``project`` to the annotator, or return ``None``
+    when nothing is left for them.
+
+    An annotator holding a live lease in the project gets that one back (a reload
+    must not burn a second task). Gold checks are served at ``project.gold_share``.
+    """
+    now = now or timezone.now()
+    live = (
+        Assignment.objects.filter(
+            annotator_id=annotator_id, project_id=project.pk, state=AssignmentState.LEASED, expires_at__gt=now
+        )
+        .values_list("comparison_id", "expires_at")
+        .first()
+    )
+    if live:
+        return Claim(comparison_id=live[0], expires_at=live[1], resumed=True)
+
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    pools = [False]
+    if project.gold_share > 0 and random.random() < project.gold_share:
+        pools = [True, False]
+    for is_gold in pools:
+        claimed = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+        if claimed is None:
+            # Expired leases may be all that stands between this annotator and work.
+            if leases_expire(now=now):
+                claimed = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+        if claimed is not None:
+            return Claim(comparison_id=claimed, expires_at=expires_at, resumed=False)
+    return None
+
+
+_PG_CLAIM = """
+WITH pick AS (
+    SELECT c.id FROM annotation_comparison c
+    WHERE c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
+      AND c.judged + c.leased < c.wanted
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment a
+          WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
+            AND a.state IN ('leased', 'submitted', 'skipped'))
+    ORDER BY c.priority DESC, c.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE annotation_comparison c SET leased = c.leased + 1
+    FROM pick WHERE c.id = pick.id AND c.judged + c.leased < c.wanted
+    RETURNING c.id
+)
+INSERT INTO annotation_assignment
+    (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
+SELECT %(project)s, claimed.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM claimed
+ON CONFLICT (comparison_id, annotator_id) DO UPDATE
+    SET state = 'leased', leased_at = EXCLUDED.leased_at,
+        expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+RETURNING comparison_id
+"""
+
+_SQLITE_PICK_AND_LEASE = """
+UPDATE annotation_comparison SET leased = leased + 1
+WHERE id = (
+    SELECT c.id FROM annotation_comparison c
+    WHERE c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
+      AND c.judged + c.leased < c.wanted
+      AND NOT EXISTS (
+          SELECT 1 FROM annotation_assignment a
+          WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
+            AND a.state IN ('leased', 'submitted', 'skipped'))
+    ORDER BY c.priority DESC, c.id
+    LIMIT 1)
+RETURNING id
+"""
+
+_SQLITE_UPSERT_LEASE = """
+INSERT INTO annotation_assignment
+    (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
+VALUES (%(project)s, %(comparison)s, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s)
+ON CONFLICT (comparison_id, annotator_id) DO UPDATE
+    SET state = 'leased', leased_at = excluded.leased_at,
+        expires_at = excluded.expires_at, updated_at = excluded.updated_at
+"""
+
+
+def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expires_at: datetime) -> int | None:
+    params = {"project": project_id, "user": user_id, "gold": is_gold, "now": now, "expires": expires_at}
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_PG_CLAIM, params)
+            row = cursor.fetchone()
+            return row[0] if row else None
+        cursor.execute(_SQLITE_PICK_AND_LEASE, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0]})
+        return row[0]
+
+
+def leases_expire(*, now: datetime | None = None, batch: int = EXPIRE_BATCH) -> int:
+    """Return expired leases to the pool; returns how many were expired.
+
+    Marks each run-out lease ``expired`` and takes it off its comparison's
+    ``leased`` count in the same transaction. A submission racing with this
+    either locked the assignment first (and it is no longer ``leased``) or finds
+    it expired and is handled as a lost lease (annotation.judgments).
+    """
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                """
+                UPDATE annotation_assignment SET state = 'expired', updated_at = %(now)s
+                WHERE id IN (
+                    SELECT id FROM annotation_assignment
+                    WHERE state = 'leased' AND expires_at <= %(now)s
+                    ORDER BY expires_at LIMIT %(batch)s
+                    FOR UPDATE SKIP LOCKED)
+                  AND state = 'leased'
+                RETURNING comparison_id
+                """,
+                {"now": now, "batch": batch},
+            )
+        else:
+            cursor.execute(
+                """
+                UPDATE annotation_assignment SET state = 'expired', updated_at = %(now)s
+                WHERE id IN (
+                    SELECT id FROM annotation_assignment
+                    WHERE state = 'leased' AND expires_at <= %(now)s
+                    ORDER BY expires_at LIMIT %(batch)s)
+                RETURNING comparison_id
+                """,
+                {"now": now, "batch": batch},
+            )
+        expired_per_comparison: dict[int, int] = {}
+        for (comparison_id,) in cursor.fetchall():
+            expired_per_comparison[comparison_id] = expired_per_comparison.get(comparison_id, 0) + 1
+        for comparison_id, count in sorted(expired_per_comparison.items()):
+            Comparison.objects.filter(pk=comparison_id).update(leased=F("leased") - count)
+    return sum(expired_per_comparison.values())
+
+
+def comparison_skip(*, comparison: Comparison, annotator_id: int) -> None:
+    """Record that the annotator skipped the comparison; it is never served to them again."""
+    _lease_end(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.SKIPPED)
+
+
+def lease_release(*, comparison: Comparison, annotator_id: int) -> None:
+    """Give a live lease back unanswered; the comparison may be served to the annotator again."""
+    _lease_end(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.RELEASED)
+
+
+def _lease_end(*, comparison: Comparison, annotator_id: int, outcome: AssignmentState) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update().filter(comparison=comparison, annotator_id=annotator_id).first()
+        )
+        if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
+            raise AlreadyAnswered("You have already submitted a judgment for this comparison.")
+        if assignment is not None and assignment.state == AssignmentState.SKIPPED:
+            if outcome == AssignmentState.SKIPPED:
+                return  # skipping twice is a no-op, as a retried request must be
+            raise NoLiveLease("You skipped this comparison; there is no lease to release.")
+        live = assignment is not None and assignment.state == AssignmentState.LEASED
+        if outcome == AssignmentState.RELEASED and not live:
+            raise NoLiveLease("You hold no live lease on this comparison (it may have expired).")
+        if live:
+            Comparison.objects.filter(pk=comparison.pk).update(leased=F("leased") - 1)
+            assignment.state = outcome
+            assignment.save(update_fields=["state", "updated_at"])
+        elif assignment is not None:
+            assignment.state = outcome
+            assignment.save(update_fields=["state", "updated_at"])
+        else:
+            Assignment.objects.create(
+                project_id=comparison.project_id,
+                comparison=comparison,
+                annotator_id=annotator_id,
+                state=outcome,
+                leased_at=now,
+                expires_at=now,
+            )

@@ -1,0 +1,28 @@
+"""Celery tasks of the annotation app: thin wrappers that load ids and call a service."""
+
+import logging
+
+from celery import shared_task
+
+from . import importers, queue
+from .models import ImportJob, ImportStatus
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(queue="default", ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
+def import_run_task(job_id: int) -> None:
+    # A redelivered message for a job that already finished, or one deleted with
+    # its project, must not run the import again.
+    status = ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status is None or status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED):
+        logger.info("import job %s is %s; nothing to do", job_id, status or "gone")
+        return
+    importers.import_job_run(job_id=job_id)
+
+
+@shared_task(queue="default", ignore_result=True, time_limit=300)
+def leases_expire_task() -> None:
+    # Drain in batches so one run clears any backlog without one huge transaction.
+    while queue.leases_expire() >= queue.EXPIRE_BATCH:
+        pass

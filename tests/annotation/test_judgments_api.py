@@ -1,0 +1,170 @@
+"""Submitting judgments over the API: validation against the schema, idempotency, conflicts."""
+
+import pytest
+
+from annotation.models import Comparison, Judgment, SpanMark
+
+from ..factories import UserFactory, make_comparison
+
+pytestmark = pytest.mark.django_db
+
+
+def post(api, comparison, body, key="key-1"):
+    return api.post(f"/api/v1/comparisons/{comparison.pk}/judgments/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+@pytest.fixture
+def comparison(project):
+    return make_comparison(project, texts=["Paris is in France 🇫🇷.", "Paris is in Texas, e\u0301videmment."])
+
+
+@pytest.fixture
+def client(api, annotator, project, comparison):
+    client = api.as_user(annotator)
+    assert client.get(f"/api/v1/projects/{project.pk}/next/").status_code == 200
+    return client
+
+
+def test_a_full_judgment_is_stored_exactly_as_sent(client, comparison, annotator):
+    left, right = comparison.candidate_ids
+    body = {
+        "winner": left,
+        "strength": 2,
+        "ratings": {str(left): {"helpful": 5}, str(right): {"helpful": 2}},
+        # "Texas" in the second text, counted in code points (the accent is a combining mark).
+        "spans": [{"candidate": right, "start": 12, "end": 17, "category": "incorrect", "note": "wrong state"}],
+        "rationale": "The right answer is wrong about the country.",
+        "shown_order": [right, left],
+        "time_spent_ms": 5300,
+    }
+    response = post(client, comparison, body)
+    assert response.status_code == 201, response.json()
+    judgment = Judgment.objects.get()
+    assert (judgment.annotator, judgment.winner_id, judgment.strength) == (annotator, left, 2)
+    assert judgment.ratings == {str(left): {"helpful": 5}, str(right): {"helpful": 2}}
+    assert judgment.shown_order == [right, left]
+    span = SpanMark.objects.get()
+    assert comparison.candidates.get(pk=right).text[int(span.start) : int(span.end)] == "Texas"
+    assert response.json()["spans"][0]["category"] == "incorrect"
+
+
+def test_spans_after_an_emoji_use_code_point_offsets(client, comparison):
+    left = comparison.candidate_ids[0]
+    text = comparison.candidates.get(pk=left).text
+    start = text.index("🇫🇷")
+    body = {"winner": left, "spans": [{"candidate": left, "start": start, "end": len(text), "category": "irrelevant"}]}
+    assert post(client, comparison, body).status_code == 201
+    too_far = {
+        "winner": left,
+        "spans": [{"candidate": left, "start": 0, "end": len(text) + 1, "category": "irrelevant"}],
+    }
+    response = post(client, comparison, too_far, key="key-2")
+    assert response.status_code == 400
+    assert "spans[0]" in response.json()["errors"]
+
+
+def test_a_retry_with_the_same_key_returns_the_first_judgment(client, comparison):
+    body = {"winner": comparison.candidate_ids[0]}
+    first = post(client, comparison, body)
+    again = post(client, comparison, body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert Judgment.objects.count() == 1
+    assert Comparison.objects.get(pk=comparison.pk).judged == 1
+
+
+def test_reusing_a_key_for_another_comparison_is_refused(client, project, comparison):
+    other = make_comparison(project)
+    assert post(client, comparison, {"winner": comparison.candidate_ids[0]}).status_code == 201
+    response = post(client, other, {"winner": other.candidate_ids[0]})
+    assert response.status_code == 409
+    assert "Idempotency-Key" in response.json()["message"]
+
+
+def test_the_idempotency_key_is_required(client, comparison):
+    response = client.post(f"/api/v1/comparisons/{comparison.pk}/judgments/", {"tie": True}, format="json")
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["errors"]
+
+
+@pytest.mark.parametrize(
+    ("make_body", "field"),
+    [
+        (lambda ids: {"winner": 999999}, "winner"),
+        (lambda ids: {}, "winner"),
+        (lambda ids: {"winner": ids[0], "tie": True}, "winner"),
+        (lambda ids: {"ranking": [ids[0], ids[0]]}, "ranking"),
+        (lambda ids: {"winner": ids[0], "strength": 9}, "strength"),
+        (lambda ids: {"winner": ids[0], "ratings": {str(ids[0]): {"helpful": 6}}}, "ratings.{a}.helpful"),
+        (lambda ids: {"winner": ids[0], "ratings": {str(ids[0]): {"funny": 1}}}, "ratings.{a}.funny"),
+        (lambda ids: {"winner": ids[0], "ratings": {"12345678": {"helpful": 1}}}, "ratings.12345678"),
+        (
+            lambda ids: {"winner": ids[0], "spans": [{"candidate": ids[0], "start": 0, "end": 3, "category": "rude"}]},
+            "spans[0].category",
+        ),
+        (
+            lambda ids: {
+                "winner": ids[0],
+                "spans": [{"candidate": ids[0], "start": 3, "end": 3, "category": "incorrect"}],
+            },
+            "spans[0]",
+        ),
+        (
+            lambda ids: {
+                "winner": ids[0],
+                "spans": [{"candidate": 424242, "start": 0, "end": 1, "category": "incorrect"}],
+            },
+            "spans[0].candidate",
+        ),
+        (lambda ids: {"winner": ids[0], "shown_order": [ids[0]]}, "shown_order"),
+        (lambda ids: {"winner": "left"}, "winner"),
+    ],
+)
+def test_an_answer_that_breaks_the_schema_is_refused_naming_the_field(client, comparison, make_body, field):
+    response = post(client, comparison, make_body(comparison.candidate_ids))
+    assert response.status_code == 400, response.json()
+    assert field.format(a=comparison.candidate_ids[0]) in response.json()["errors"], response.json()
+    assert Judgment.objects.count() == 0
+    assert Comparison.objects.get(pk=comparison.pk).judged == 0
+
+
+def test_a_required_rationale_and_a_forbidden_tie_are_enforced(client, project, comparison):
+    project.schema = {**project.schema, "rationale": "required", "allow_tie": False}
+    project.save()
+    response = post(client, comparison, {"tie": True})
+    assert response.status_code == 400
+    assert {"tie", "rationale"} <= set(response.json()["errors"])
+
+
+def test_a_k_way_ranking_must_be_a_permutation(api, annotator, project):
+    project.schema = {**project.schema, "arity": 3}
+    project.save()
+    comparison = make_comparison(project, arity=3)
+    client = api.as_user(annotator)
+    a, b, c = comparison.candidate_ids
+    assert post(client, comparison, {"ranking": [a, b]}).status_code == 400
+    response = post(client, comparison, {"ranking": [c, a, b]}, key="k2")
+    assert response.status_code == 201
+    assert Judgment.objects.get().ranking == [c, a, b]
+
+
+def test_a_comparison_that_no_longer_needs_a_judgment_answers_409_and_writes_nothing(api, project, comparison):
+    first, second = UserFactory(), UserFactory()
+    for user in (first, second):
+        project.memberships.create(user=user, role="annotator")
+    assert post(api.as_user(first), comparison, {"winner": comparison.candidate_ids[0]}, key="a").status_code == 201
+    response = post(api.as_user(second), comparison, {"winner": comparison.candidate_ids[1]}, key="b")
+    assert response.status_code == 409
+    assert response.json()["code"] == "not_needed"
+    assert Judgment.objects.count() == 1
+
+
+def test_next_answers_204_when_nothing_is_left(api, annotator, project):
+    assert api.as_user(annotator).get(f"/api/v1/projects/{project.pk}/next/").status_code == 204
+
+
+def test_next_hides_gold_flags_and_model_origin_from_annotators(client, project, comparison):
+    body = client.get(f"/api/v1/projects/{project.pk}/next/").json()
+    assert body["comparison"] == comparison.pk
+    assert [c["id"] for c in body["candidates"]] == comparison.candidate_ids
+    assert "is_gold" not in body and all("origin" not in c for c in body["candidates"])

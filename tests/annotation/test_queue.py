@@ -1,0 +1,169 @@
+"""The queue: who is served what, in which order, and what happens to leases."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation import queue
+from annotation.judgments import JudgmentInput, NotNeeded, judgment_submit
+from annotation.models import Assignment, AssignmentState, Comparison
+
+from ..factories import UserFactory, make_comparison
+
+pytestmark = pytest.mark.django_db
+
+
+def submit(comparison, user, key=None):
+    comparison = Comparison.objects.select_related("project").get(pk=comparison.pk)
+    return judgment_submit(
+        comparison=comparison,
+        annotator_id=user.pk,
+        answer=JudgmentInput(winner=comparison.candidate_ids[0]),
+        idempotency_key=key or f"{user.pk}-{comparison.pk}",
+    )
+
+
+def claim(project, user, **kwargs):
+    return queue.comparison_claim(project=project, annotator_id=user.pk, **kwargs)
+
+
+def test_it_serves_the_highest_priority_first(project, annotator):
+    low = make_comparison(project, priority=1)
+    high = make_comparison(project, priority=5)
+    assert claim(project, annotator).comparison_id == high.pk
+    submit(high, annotator)
+    assert claim(project, annotator).comparison_id == low.pk
+
+
+def test_equal_priorities_are_served_oldest_first(project, annotator):
+    first = make_comparison(project)
+    make_comparison(project)
+    assert claim(project, annotator).comparison_id == first.pk
+
+
+def test_asking_again_returns_the_lease_already_held(project, annotator):
+    make_comparison(project)
+    make_comparison(project)
+    first = claim(project, annotator)
+    again = claim(project, annotator)
+    assert again.comparison_id == first.comparison_id
+    assert again.resumed and not first.resumed
+    assert Comparison.objects.get(pk=first.comparison_id).leased == 1
+
+
+def test_it_never_serves_a_judged_comparison_to_the_same_annotator(project, annotator):
+    project.overlap = 3
+    project.save()
+    only = make_comparison(project)
+    claim(project, annotator)
+    submit(only, annotator)
+    assert claim(project, annotator) is None
+
+
+def test_a_live_lease_counts_against_the_judgments_wanted(project, annotator):
+    make_comparison(project, wanted=1)
+    other = UserFactory()
+    assert claim(project, annotator) is not None
+    assert claim(project, other) is None
+
+
+def test_overlap_two_serves_each_comparison_to_two_annotators(project):
+    project.overlap = 2
+    project.save()
+    comparison = make_comparison(project)
+    a, b, c = UserFactory(), UserFactory(), UserFactory()
+    assert claim(project, a).comparison_id == comparison.pk
+    assert claim(project, b).comparison_id == comparison.pk
+    assert claim(project, c) is None
+    submit(comparison, a)
+    submit(comparison, b)
+    comparison.refresh_from_db()
+    assert (comparison.judged, comparison.leased, comparison.status) == (2, 0, "done")
+
+
+def test_an_expired_lease_returns_the_comparison_to_the_pool(project, annotator):
+    comparison = make_comparison(project, wanted=1)
+    other = UserFactory()
+    claim(project, annotator)
+    later = timezone.now() + timedelta(seconds=project.lease_seconds + 1)
+    assert claim(project, other, now=later).comparison_id == comparison.pk
+    assert Assignment.objects.get(comparison=comparison, annotator=annotator).state == AssignmentState.EXPIRED
+    assert Comparison.objects.get(pk=comparison.pk).leased == 1
+
+
+def test_a_late_submission_is_kept_when_the_comparison_still_needs_it(project, annotator):
+    comparison = make_comparison(project, wanted=1)
+    claim(project, annotator)
+    assert queue.leases_expire(now=timezone.now() + timedelta(seconds=project.lease_seconds + 1)) == 1
+    judgment, created = submit(comparison, annotator)
+    assert created and judgment.lease_lost
+    comparison.refresh_from_db()
+    assert (comparison.judged, comparison.leased, comparison.status) == (1, 0, "done")
+
+
+def test_a_late_submission_is_refused_when_others_completed_it_and_nothing_is_written(project, annotator):
+    comparison = make_comparison(project, wanted=1)
+    other = UserFactory()
+    claim(project, annotator)
+    claim(project, other, now=timezone.now() + timedelta(seconds=project.lease_seconds + 1))
+    submit(comparison, other)
+    with pytest.raises(NotNeeded):
+        submit(comparison, annotator)
+    comparison.refresh_from_db()
+    assert (comparison.judged, comparison.leased) == (1, 0)
+    assert comparison.judgments.count() == 1
+
+
+def test_a_skipped_comparison_is_never_served_again_and_frees_its_lease(project, annotator):
+    comparison = make_comparison(project, wanted=1)
+    other = UserFactory()
+    claim(project, annotator)
+    queue.comparison_skip(comparison=comparison, annotator_id=annotator.pk)
+    queue.comparison_skip(comparison=comparison, annotator_id=annotator.pk)  # a retry is harmless
+    assert claim(project, annotator) is None
+    assert claim(project, other).comparison_id == comparison.pk
+
+
+def test_a_released_comparison_can_be_served_again(project, annotator):
+    comparison = make_comparison(project, wanted=1)
+    claim(project, annotator)
+    queue.lease_release(comparison=comparison, annotator_id=annotator.pk)
+    assert Comparison.objects.get(pk=comparison.pk).leased == 0
+    assert claim(project, annotator).comparison_id == comparison.pk
+
+
+def test_releasing_without_a_lease_is_a_clear_conflict(project, annotator):
+    comparison = make_comparison(project)
+    with pytest.raises(queue.NoLiveLease):
+        queue.lease_release(comparison=comparison, annotator_id=annotator.pk)
+
+
+def test_gold_checks_are_served_at_the_projects_share(project, annotator):
+    gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
+    make_comparison(project)
+    project.gold_share = 1.0
+    assert claim(project, annotator).comparison_id == gold.pk
+
+
+def test_gold_checks_are_not_served_at_share_zero_and_never_twice(project, annotator):
+    gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
+    regular = make_comparison(project)
+    project.gold_share = 0.0
+    assert claim(project, annotator).comparison_id == regular.pk
+    submit(regular, annotator)
+    assert claim(project, annotator) is None
+    project.gold_share = 1.0
+    assert claim(project, annotator).comparison_id == gold.pk
+    submit(gold, annotator)
+    assert claim(project, annotator) is None
+
+
+def test_leases_in_one_project_do_not_block_another(project, annotator):
+    from ..factories import ProjectFactory
+
+    other_project = ProjectFactory()
+    make_comparison(project)
+    theirs = make_comparison(other_project)
+    claim(project, annotator)
+    assert claim(other_project, annotator).comparison_id == theirs.pk

@@ -1,0 +1,77 @@
+"""Many annotators at once: nothing served twice, nothing over-judged, nothing lost.
+
+Runs on whichever database the suite runs on: Postgres in CI, the SQLite
+embedded default locally. Each thread has its own database connection.
+"""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from annotation import queue
+from annotation.judgments import JudgmentInput, judgment_submit
+from annotation.models import Comparison, Judgment
+
+from ..factories import UserFactory, make_comparison
+
+THREADS = 16
+COMPARISONS = 40
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_concurrent_annotators_never_overserve_or_duplicate(project, overlap):
+    project.overlap = overlap
+    project.lease_seconds = 600
+    project.save()
+    comparisons = [make_comparison(project) for _ in range(COMPARISONS)]
+    users = [UserFactory() for _ in range(THREADS)]
+    served: list[tuple[int, int]] = []
+    created: list[int] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(THREADS)
+
+    def annotate(user):
+        try:
+            start.wait()
+            while True:
+                claim = queue.comparison_claim(project=project, annotator_id=user.pk)
+                if claim is None:
+                    return
+                comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
+                with lock:
+                    served.append((user.pk, comparison.pk))
+                judgment, was_created = judgment_submit(
+                    comparison=comparison,
+                    annotator_id=user.pk,
+                    answer=JudgmentInput(winner=comparison.candidate_ids[user.pk % 2]),
+                    idempotency_key=f"{user.pk}:{comparison.pk}",
+                )
+                if was_created:
+                    with lock:
+                        created.append(judgment.pk)
+        except BaseException as exc:  # reported below with the thread's error
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=annotate, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "an annotator thread hung"
+    assert not failures, failures
+
+    assert len(served) == len(set(served)), "a comparison was served twice to one annotator"
+    per_comparison = Counter(Judgment.objects.values_list("comparison_id", flat=True))
+    assert max(per_comparison.values()) <= overlap
+    assert sorted(created) == sorted(Judgment.objects.values_list("id", flat=True)), "a submission was lost"
+    # Everything got done, and the counters agree with the rows.
+    assert len(created) == COMPARISONS * overlap
+    for c in Comparison.objects.filter(pk__in=[c.pk for c in comparisons]):
+        assert (c.judged, c.leased, c.status) == (per_comparison[c.pk], 0, "done")
