@@ -7,12 +7,14 @@ the comparison's counters exact under concurrency.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Length
+from django.utils import timezone
 
 from .models import (
     Assignment,
@@ -24,7 +26,7 @@ from .models import (
     Modality,
     SpanMark,
 )
-from .queue import QueueError
+from .queue import QueueError, single_statement
 from .schema import LabelingSchema, parse_schema
 
 
@@ -193,62 +195,8 @@ def judgment_submit(
         schema=parse_schema(comparison.project.schema),
         modality=comparison.project.modality,
     )
-    try:
-        with transaction.atomic():
-            return _write(comparison, annotator_id, answer, idempotency_key), True
-    except _Replay as replay:
-        return replay.judgment, False
-    except IntegrityError:
-        # Two copies of one retry raced (the other won), or the key was used for
-        # another comparison: the key lookup tells which.
-        existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
-        if existing is not None:
-            return existing, False
-        raise NotNeeded("You have already judged this comparison.") from None
-
-
-class _Replay(Exception):
-    def __init__(self, judgment: Judgment):
-        self.judgment = judgment
-
-
-def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgment | None:
-    judgment = Judgment.objects.filter(annotator_id=annotator_id, idempotency_key=key).first()
-    if judgment is not None and judgment.comparison_id != comparison_id:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key {key!r} was already used for comparison {judgment.comparison_id}; use a new key."
-        )
-    return judgment
-
-
-def _write(comparison: Comparison, annotator_id: int, answer: JudgmentInput, key: str) -> Judgment:
-    # Lock this annotator's assignment first: the lease reaper and a racing
-    # retry both go through this row, so its state decides who counts the lease.
-    assignment = Assignment.objects.select_for_update().filter(comparison=comparison, annotator_id=annotator_id).first()
-    if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
-        # Usually a retry of a submission that succeeded; only then is the key known.
-        existing = _judgment_for_key(annotator_id, key, comparison.pk)
-        if existing is not None:
-            raise _Replay(existing)
-        raise NotNeeded("You have already judged this comparison.")
-    had_lease = int(assignment is not None and assignment.state == AssignmentState.LEASED)
-
-    # The counter update is the gate: it succeeds only while the comparison still
-    # wants a judgment once the other annotators' live leases are counted.
-    updated = Comparison.objects.filter(
-        pk=comparison.pk, status=ComparisonStatus.OPEN, judged__lt=F("wanted") - F("leased") + had_lease
-    ).update(
-        judged=F("judged") + 1,
-        leased=F("leased") - had_lease,
-        status=Case(When(judged__gte=F("wanted") - 1, then=Value(ComparisonStatus.DONE)), default=F("status")),
-    )
-    if not updated:
-        raise NotNeeded(
-            "This comparison no longer needs your judgment: your lease ran out and other annotators "
-            "have completed it. Nothing was saved; ask for the next task."
-        )
-
-    judgment = Judgment.objects.create(
+    now = timezone.now()
+    judgment = Judgment(
         project_id=comparison.project_id,
         comparison=comparison,
         annotator_id=annotator_id,
@@ -260,35 +208,177 @@ def _write(comparison: Comparison, annotator_id: int, answer: JudgmentInput, key
         rationale=answer.rationale,
         shown_order=answer.shown_order,
         time_spent_ms=answer.time_spent_ms,
-        idempotency_key=key,
-        lease_lost=not had_lease,
+        idempotency_key=idempotency_key,
+        created_at=now,
     )
-    spans = []
-    if answer.spans:
-        spans = SpanMark.objects.bulk_create(
-            SpanMark(
-                judgment=judgment,
-                candidate_id=s.candidate,
-                start=s.start,
-                end=s.end,
-                box=s.box,
-                category=s.category,
-                note=s.note,
-            )
-            for s in answer.spans
+    spans = [
+        SpanMark(candidate_id=s.candidate, start=s.start, end=s.end, box=s.box, category=s.category, note=s.note)
+        for s in answer.spans
+    ]
+    write = _write_postgres if connection.vendor == "postgresql" else _write_portable
+    try:
+        written = write(judgment, spans, now)
+    except (_AlreadyAnswered, IntegrityError):
+        # Usually a retry of a submission that went through (perhaps racing with
+        # it), or the key was used for another comparison: the key tells which.
+        existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
+        if existing is not None:
+            return existing, False
+        raise NotNeeded("You have already judged this comparison.") from None
+    if not written:
+        raise NotNeeded(
+            "This comparison no longer needs your judgment: your lease ran out and other annotators "
+            "have completed it. Nothing was saved; ask for the next task."
         )
-    if assignment is None:
-        Assignment.objects.create(
-            project_id=comparison.project_id,
-            comparison=comparison,
-            annotator_id=annotator_id,
-            state=AssignmentState.SUBMITTED,
-            leased_at=judgment.created_at,
-            expires_at=judgment.created_at,
-        )
-    else:
-        assignment.state = AssignmentState.SUBMITTED
-        assignment.save(update_fields=["state", "updated_at"])
     # The spans just written, so callers can show the judgment without reading it back.
     judgment._prefetched_objects_cache = {"spans": spans}
+    return judgment, True
+
+
+class _AlreadyAnswered(Exception):
+    """Raised inside this module when the annotator already answered the comparison."""
+
+
+def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgment | None:
+    judgment = Judgment.objects.filter(annotator_id=annotator_id, idempotency_key=key).first()
+    if judgment is not None and judgment.comparison_id != comparison_id:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was already used for comparison {judgment.comparison_id}; use a new key."
+        )
     return judgment
+
+
+# The whole submission as one statement (one round trip, one commit): lock this
+# annotator's assignment (the lease reaper and a racing retry both go through
+# that row, so its state decides who counts the lease), bump the comparison's
+# counters only while it still wants a judgment once the other annotators' live
+# leases are counted, then write the judgment, its spans and the assignment's
+# outcome. When the gate fails nothing after it writes a row.
+_PG_SUBMIT = """
+WITH mine AS (
+    SELECT id, state FROM annotation_assignment
+    WHERE comparison_id = %(comparison)s AND annotator_id = %(user)s
+    FOR UPDATE
+), lease AS (
+    SELECT count(*) FILTER (WHERE state = 'leased') AS held,
+           count(*) FILTER (WHERE state = 'submitted') AS answered
+    FROM mine
+), bump AS (
+    UPDATE annotation_comparison c
+    SET judged = c.judged + 1,
+        leased = c.leased - lease.held,
+        status = CASE WHEN c.judged + 1 >= c.wanted THEN 'done' ELSE c.status END
+    FROM lease
+    WHERE c.id = %(comparison)s AND c.status = 'open' AND lease.answered = 0
+      AND c.judged < c.wanted - c.leased + lease.held
+    RETURNING c.id
+), judgment AS (
+    INSERT INTO annotation_judgment
+        (project_id, comparison_id, annotator_id, winner_id, tie, ranking, strength, ratings,
+         rationale, shown_order, time_spent_ms, idempotency_key, lease_lost, created_at)
+    SELECT %(project)s, bump.id, %(user)s, %(winner)s, %(tie)s, %(ranking)s::jsonb, %(strength)s,
+           %(ratings)s::jsonb, %(rationale)s, %(shown_order)s::jsonb, %(time_spent_ms)s, %(key)s,
+           lease.held = 0, %(now)s
+    FROM bump, lease
+    RETURNING id
+), spans AS (
+    INSERT INTO annotation_spanmark (judgment_id, candidate_id, start, "end", box, category, note)
+    SELECT judgment.id, s.candidate, s.start, s."end", s.box, s.category, s.note
+    FROM judgment, jsonb_to_recordset(%(spans)s::jsonb)
+        AS s(candidate bigint, start double precision, "end" double precision, box jsonb, category text, note text)
+), outcome AS (
+    INSERT INTO annotation_assignment
+        (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
+    SELECT %(project)s, %(comparison)s, %(user)s, 'submitted', %(now)s, %(now)s, %(now)s FROM judgment
+    ON CONFLICT (comparison_id, annotator_id) DO UPDATE SET state = 'submitted', updated_at = EXCLUDED.updated_at
+)
+SELECT (SELECT id FROM judgment), lease.held, lease.answered FROM lease
+"""
+
+
+def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
+    params = {
+        "comparison": judgment.comparison_id,
+        "project": judgment.project_id,
+        "user": judgment.annotator_id,
+        "winner": judgment.winner_id,
+        "tie": judgment.tie,
+        "ranking": _json_or_null(judgment.ranking),
+        "strength": judgment.strength,
+        "ratings": json.dumps(judgment.ratings),
+        "rationale": judgment.rationale,
+        "shown_order": json.dumps(judgment.shown_order),
+        "time_spent_ms": judgment.time_spent_ms,
+        "key": judgment.idempotency_key,
+        "now": now,
+        "spans": json.dumps(
+            [
+                {
+                    "candidate": s.candidate_id,
+                    "start": s.start,
+                    "end": s.end,
+                    "box": s.box,
+                    "category": s.category,
+                    "note": s.note,
+                }
+                for s in spans
+            ]
+        ),
+    }
+    with single_statement(), connection.cursor() as cursor:
+        cursor.execute(_PG_SUBMIT, params)
+        judgment_id, held, answered = cursor.fetchone()
+    if answered:
+        raise _AlreadyAnswered
+    if judgment_id is None:
+        return False
+    judgment.pk = judgment_id
+    judgment.lease_lost = not held
+    for span in spans:
+        span.judgment_id = judgment_id
+    return True
+
+
+def _json_or_null(value) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _write_portable(judgment: Judgment, spans: list[SpanMark], now) -> bool:
+    """The same steps as ``_PG_SUBMIT`` through the ORM, in one transaction (SQLite
+    serialises writers, so the order of the steps is what keeps it correct)."""
+    comparison_id, annotator_id = judgment.comparison_id, judgment.annotator_id
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update()
+            .filter(comparison_id=comparison_id, annotator_id=annotator_id)
+            .first()
+        )
+        if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
+            raise _AlreadyAnswered
+        held = int(assignment is not None and assignment.state == AssignmentState.LEASED)
+        updated = Comparison.objects.filter(
+            pk=comparison_id, status=ComparisonStatus.OPEN, judged__lt=F("wanted") - F("leased") + held
+        ).update(
+            judged=F("judged") + 1,
+            leased=F("leased") - held,
+            status=Case(When(judged__gte=F("wanted") - 1, then=Value(ComparisonStatus.DONE)), default=F("status")),
+        )
+        if not updated:
+            return False
+        judgment.lease_lost = not held
+        judgment.save(force_insert=True)
+        for span in spans:
+            span.judgment = judgment
+        SpanMark.objects.bulk_create(spans)
+        Assignment.objects.update_or_create(
+            comparison_id=comparison_id,
+            annotator_id=annotator_id,
+            defaults={"state": AssignmentState.SUBMITTED},
+            create_defaults={
+                "project_id": judgment.project_id,
+                "state": AssignmentState.SUBMITTED,
+                "leased_at": now,
+                "expires_at": now,
+            },
+        )
+    return True

@@ -21,9 +21,10 @@ statements inside one immediate transaction.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import F
@@ -70,35 +71,32 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
     must not burn a second task). Gold checks are served at ``project.gold_share``.
     """
     now = now or timezone.now()
-    live = (
-        Assignment.objects.filter(
-            annotator_id=annotator_id, project_id=project.pk, state=AssignmentState.LEASED, expires_at__gt=now
-        )
-        .values_list("comparison_id", "expires_at")
-        .first()
-    )
-    if live:
-        return Claim(comparison_id=live[0], expires_at=live[1], resumed=True)
-
     expires_at = now + timedelta(seconds=project.lease_seconds)
     pools = [False]
     if project.gold_share > 0 and random.random() < project.gold_share:
         pools = [True, False]
     for is_gold in pools:
-        claimed = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
-        if claimed is None:
-            # Expired leases may be all that stands between this annotator and work.
-            if leases_expire(now=now):
-                claimed = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
-        if claimed is not None:
-            return Claim(comparison_id=claimed, expires_at=expires_at, resumed=False)
+        claim = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+        if claim is None and leases_expire(now=now):
+            # Expired leases may be all that stood between this annotator and work.
+            claim = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+        if claim is not None:
+            return claim
     return None
 
 
+# The annotator's live lease if any; else pick, count and lease the next open
+# comparison. One statement, so one commit in autocommit mode.
 _PG_CLAIM = """
-WITH pick AS (
+WITH live AS (
+    SELECT a.comparison_id, a.expires_at FROM annotation_assignment a
+    WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s
+      AND a.state = 'leased' AND a.expires_at > %(now)s
+    LIMIT 1
+), pick AS (
     SELECT c.id FROM annotation_comparison c
-    WHERE c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
+    WHERE NOT EXISTS (SELECT 1 FROM live)
+      AND c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
       AND c.judged + c.leased < c.wanted
       AND NOT EXISTS (
           SELECT 1 FROM annotation_assignment a
@@ -111,14 +109,24 @@ WITH pick AS (
     UPDATE annotation_comparison c SET leased = c.leased + 1
     FROM pick WHERE c.id = pick.id AND c.judged + c.leased < c.wanted
     RETURNING c.id
+), leased AS (
+    INSERT INTO annotation_assignment
+        (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
+    SELECT %(project)s, claimed.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM claimed
+    ON CONFLICT (comparison_id, annotator_id) DO UPDATE
+        SET state = 'leased', leased_at = EXCLUDED.leased_at,
+            expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+    RETURNING comparison_id, expires_at
 )
-INSERT INTO annotation_assignment
-    (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
-SELECT %(project)s, claimed.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM claimed
-ON CONFLICT (comparison_id, annotator_id) DO UPDATE
-    SET state = 'leased', leased_at = EXCLUDED.leased_at,
-        expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
-RETURNING comparison_id
+SELECT comparison_id, expires_at, true FROM live
+UNION ALL
+SELECT comparison_id, expires_at, false FROM leased
+"""
+
+_SQLITE_LIVE = """
+SELECT comparison_id, expires_at FROM annotation_assignment
+WHERE annotator_id = %(user)s AND project_id = %(project)s AND state = 'leased' AND expires_at > %(now)s
+LIMIT 1
 """
 
 _SQLITE_PICK_AND_LEASE = """
@@ -146,19 +154,38 @@ ON CONFLICT (comparison_id, annotator_id) DO UPDATE
 """
 
 
-def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expires_at: datetime) -> int | None:
+def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expires_at: datetime) -> Claim | None:
     params = {"project": project_id, "user": user_id, "gold": is_gold, "now": now, "expires": expires_at}
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
+        with single_statement(), connection.cursor() as cursor:
             cursor.execute(_PG_CLAIM, params)
             row = cursor.fetchone()
-            return row[0] if row else None
+        return Claim(comparison_id=row[0], expires_at=row[1], resumed=row[2]) if row else None
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SQLITE_LIVE, params)
+        row = cursor.fetchone()
+        if row is not None:
+            return Claim(comparison_id=row[0], expires_at=_aware(row[1]), resumed=True)
         cursor.execute(_SQLITE_PICK_AND_LEASE, params)
         row = cursor.fetchone()
         if row is None:
             return None
         cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0]})
-        return row[0]
+        return Claim(comparison_id=row[0], expires_at=expires_at, resumed=False)
+
+
+def single_statement():
+    """Context for one self-contained SQL statement: in autocommit mode the statement
+    is its own transaction (no BEGIN/COMMIT round trips); inside an outer
+    transaction it gets a savepoint, so a failure does not abort the outer one."""
+    return transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+
+
+def _aware(value) -> datetime:
+    """SQLite hands raw SQL timestamps back as text or naive datetimes (stored in UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 def leases_expire(*, now: datetime | None = None, batch: int = EXPIRE_BATCH) -> int:

@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
-from .models import Candidate, Comparison, Judgment
+import json
+from dataclasses import dataclass
+
+from django.core.files.storage import default_storage
+from django.db import connection
+
+from .models import Judgment
 
 
-def task_content(*, comparison_id: int) -> tuple[Comparison, list[Candidate]]:
-    """A comparison with its prompt and its candidates in stored order: two queries."""
-    comparison = Comparison.objects.select_related("prompt").get(pk=comparison_id)
-    by_id = {
-        c.pk: c
-        for c in Candidate.objects.filter(pk__in=comparison.candidate_ids).only("id", "text", "mime_type", "media")
-    }
-    return comparison, [by_id[pk] for pk in comparison.candidate_ids]
+@dataclass(frozen=True)
+class TaskCandidate:
+    id: int
+    text: str
+    mime_type: str
+    media_name: str  # storage name, "" for text candidates
+
+    @property
+    def media_url(self) -> str | None:
+        return default_storage.url(self.media_name) if self.media_name else None
+
+
+@dataclass(frozen=True)
+class TaskContent:
+    comparison_id: int
+    prompt_id: int
+    prompt_text: str
+    prompt_context: list
+    candidates: list[TaskCandidate]  # in the comparison's stored order
+
+
+# One query for the whole task: this runs once per label served.
+_TASK_CONTENT = """
+SELECT p.id, p.text, p.context, cand.id, cand.text, cand.mime_type, cand.media
+FROM annotation_comparison c
+JOIN annotation_prompt p ON p.id = c.prompt_id
+JOIN annotation_comparisoncandidate cc ON cc.comparison_id = c.id
+JOIN annotation_candidate cand ON cand.id = cc.candidate_id
+WHERE c.id = %s
+ORDER BY cc.position
+"""
+
+
+def task_content(*, comparison_id: int) -> TaskContent:
+    """A comparison's prompt and candidates, as an annotator is shown them."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TASK_CONTENT, [comparison_id])
+        rows = cursor.fetchall()
+    if not rows:
+        raise LookupError(f"Comparison {comparison_id} has no candidates.")
+    prompt_id, prompt_text, context = rows[0][:3]
+    if isinstance(context, str):  # SQLite returns JSON columns as text in raw queries
+        context = json.loads(context)
+    return TaskContent(
+        comparison_id=comparison_id,
+        prompt_id=prompt_id,
+        prompt_text=prompt_text,
+        prompt_context=context,
+        candidates=[TaskCandidate(id=r[3], text=r[4], mime_type=r[5], media_name=r[6] or "") for r in rows],
+    )
 
 
 def judgments_visible(*, project_id: int, user, see_all: bool):

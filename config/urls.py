@@ -2,12 +2,28 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 
 def health(request):
     return JsonResponse({"status": "ok"})
+
+
+# API clients get JSON errors even for paths that match no route (DESIGN §7).
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"message": "Nothing at this address; check the path and id.", "errors": {}}, status=404
+        )
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"message": "Internal error; it has been logged.", "errors": {}}, status=500)
+    return defaults.server_error(request)
 
 
 urlpatterns = [

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from ..judgments import JudgmentInput, SpanInput
-from ..models import Candidate, ImportJob, Judgment, Membership, Modality, Project, Role, SpanMark
+from ..models import ImportJob, Judgment, Membership, Project, Role, SpanMark
 from ..schema import SchemaError, parse_schema
 
 User = get_user_model()
@@ -179,6 +179,44 @@ class JudgmentSerializer(serializers.ModelSerializer):
         ]
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def judgment_data(judgment: Judgment) -> dict:
+    """What :class:`JudgmentSerializer` outputs, built directly: the submit response is
+    on the labelling hot path, where building serializer fields per request cost
+    more than the database work. ``test_judgment_data_matches_the_serializer``
+    keeps the two in step. ``judgment.annotator`` and its spans must be loaded."""
+    return {
+        "id": judgment.pk,
+        "project": judgment.project_id,
+        "comparison": judgment.comparison_id,
+        "annotator": judgment.annotator_id,
+        "annotator_username": judgment.annotator.username,
+        "winner": judgment.winner_id,
+        "tie": judgment.tie,
+        "ranking": judgment.ranking,
+        "strength": judgment.strength,
+        "ratings": judgment.ratings,
+        "spans": [
+            {
+                "candidate": s.candidate_id,
+                "start": s.start,
+                "end": s.end,
+                "box": s.box,
+                "category": s.category,
+                "note": s.note,
+            }
+            for s in judgment.spans.all()
+        ],
+        "rationale": judgment.rationale,
+        "shown_order": judgment.shown_order,
+        "time_spent_ms": judgment.time_spent_ms,
+        "lease_lost": judgment.lease_lost,
+        "created_at": _DATETIME.to_representation(judgment.created_at),
+    }
+
+
 class ImportCreateSerializer(serializers.Serializer):
     file = serializers.FileField()
     kind = serializers.ChoiceField(choices=["prompts", "candidates", "comparisons", "bundle"])
@@ -255,12 +293,3 @@ class StatsSerializer(serializers.Serializer):
     judgments = serializers.JSONField()
     prompts = serializers.IntegerField()
     candidates = serializers.IntegerField()
-
-
-def candidate_media_url(candidate: Candidate, request) -> str | None:
-    if not candidate.media:
-        return None
-    return request.build_absolute_uri(candidate.media.url)
-
-
-MODALITIES = Modality.values

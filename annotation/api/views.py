@@ -6,6 +6,7 @@ non-members get 404, members with too low a role 403.
 
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,7 +19,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from .. import importers, queue, stats
-from ..access import can_create_projects, project_for, project_role, projects_visible, role_check
+from ..access import can_create_projects, comparison_with_role, project_for, projects_visible
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
 from ..judgments import judgment_submit
@@ -189,21 +190,20 @@ class NextView(APIView):
         claim = queue.comparison_claim(project=project, annotator_id=request.user.pk)
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        comparison, candidates = task_content(comparison_id=claim.comparison_id)
-        prompt = comparison.prompt
+        task = task_content(comparison_id=claim.comparison_id)
         return Response(
             {
-                "comparison": comparison.pk,
+                "comparison": task.comparison_id,
                 "project": project.pk,
-                "prompt": {"id": prompt.pk, "text": prompt.text, "context": prompt.context},
+                "prompt": {"id": task.prompt_id, "text": task.prompt_text, "context": task.prompt_context},
                 "candidates": [
                     {
-                        "id": c.pk,
+                        "id": c.id,
                         "text": c.text,
                         "mime_type": c.mime_type,
-                        "media_url": s.candidate_media_url(c, request),
+                        "media_url": request.build_absolute_uri(c.media_url) if c.media_url else None,
                     }
-                    for c in candidates
+                    for c in task.candidates
                 ],
                 "lease_expires_at": claim.expires_at,
                 "resumed": claim.resumed,
@@ -212,10 +212,10 @@ class NextView(APIView):
 
 
 def _comparison_for(request, comparison_id: int) -> Comparison:
-    comparison = Comparison.objects.select_related("project").filter(pk=comparison_id).first()
-    if comparison is None:
+    """The comparison with its project, if the caller is a member of that project: one query."""
+    comparison = comparison_with_role(comparison_id=comparison_id, user=request.user)
+    if comparison is None or comparison.caller_role is None:
         raise NotFound("No comparison with this id in a project you are a member of.")
-    role_check(role=project_role(user=request.user, project_id=comparison.project_id), at_least=Role.ANNOTATOR)
     return comparison
 
 
@@ -263,9 +263,7 @@ class JudgmentCreateView(APIView):
             judgment.annotator = request.user
         else:
             judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").get(pk=judgment.pk)
-        return Response(
-            s.JudgmentSerializer(judgment).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(s.judgment_data(judgment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class SkipView(APIView):
@@ -312,7 +310,7 @@ class ProjectJudgmentListView(generics.ListAPIView):
         for name in ("annotator", "comparison"):
             value = self.request.query_params.get(name)
             if value is not None:
-                if not value.isdigit():
+                if not (value.isascii() and value.isdecimal()) or len(value) > 18:
                     raise ValidationError({name: ["Must be an integer id."]})
                 qs = qs.filter(**{f"{name}_id": int(value)})
         return qs
@@ -321,13 +319,16 @@ class ProjectJudgmentListView(generics.ListAPIView):
 class JudgmentDetailView(APIView):
     @extend_schema(responses={200: s.JudgmentSerializer, 404: ERROR})
     def get(self, request, pk: int):
+        not_found = NotFound("No judgment with this id that you may see.")
         judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").filter(pk=pk).first()
-        if judgment is not None:
-            _, role = project_for(user=request.user, project_id=judgment.project_id)
-            if role == Role.ANNOTATOR and judgment.annotator_id != request.user.pk:
-                judgment = None
         if judgment is None:
-            raise NotFound("No judgment with this id that you may see.")
+            raise not_found
+        try:
+            _, role = project_for(user=request.user, project_id=judgment.project_id)
+        except Http404:
+            raise not_found from None  # the same answer as for a missing id: ids are not enumerable
+        if role == Role.ANNOTATOR and judgment.annotator_id != request.user.pk:
+            raise not_found
         return Response(s.JudgmentSerializer(judgment).data)
 
 
@@ -439,8 +440,12 @@ def _row_error(error: dict) -> str:
 class ImportDetailView(APIView):
     @extend_schema(responses={200: s.ImportJobSerializer, 404: ERROR})
     def get(self, request, pk: int):
+        not_found = NotFound("No import with this id in a project you are a member of.")
         job = ImportJob.objects.filter(pk=pk).first()
         if job is None:
-            raise NotFound("No import with this id.")
-        project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
+            raise not_found
+        try:
+            project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
+        except Http404:
+            raise not_found from None  # the same answer as for a missing id: ids are not enumerable
         return Response(s.ImportJobSerializer(job).data)

@@ -168,3 +168,19 @@ def test_next_hides_gold_flags_and_model_origin_from_annotators(client, project,
     assert body["comparison"] == comparison.pk
     assert [c["id"] for c in body["candidates"]] == comparison.candidate_ids
     assert "is_gold" not in body and all("origin" not in c for c in body["candidates"])
+
+
+def test_judgment_data_matches_the_serializer(client, comparison):
+    from annotation.api.serializers import JudgmentSerializer, judgment_data
+
+    left, right = comparison.candidate_ids
+    body = {
+        "ranking": [right, left],
+        "strength": -1,
+        "spans": [{"candidate": left, "start": 0, "end": 5, "category": "incorrect", "note": "n"}],
+        "ratings": {str(left): {"helpful": 3}},
+        "time_spent_ms": 10,
+    }
+    created = post(client, comparison, body).json()
+    judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").get()
+    assert judgment_data(judgment) == JudgmentSerializer(judgment).data == created
