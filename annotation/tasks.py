@@ -10,7 +10,7 @@ from .models import ImportJob, ImportStatus
 logger = logging.getLogger(__name__)
 
 
-@shared_task(queue="default", ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
+@shared_task(ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
 def import_run_task(job_id: int) -> None:
     # A redelivered message for a job that already finished, or one deleted with
     # its project, must not run the import again.
@@ -21,7 +21,7 @@ def import_run_task(job_id: int) -> None:
     importers.import_job_run(job_id=job_id)
 
 
-@shared_task(queue="default", ignore_result=True, time_limit=300)
+@shared_task(ignore_result=True, time_limit=300)
 def leases_expire_task() -> None:
     # Drain in batches so one run clears any backlog without one huge transaction.
     while queue.leases_expire() >= queue.EXPIRE_BATCH:

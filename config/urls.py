@@ -14,9 +14,7 @@ def health(request):
 # API clients get JSON errors even for paths that match no route (DESIGN §7).
 def handler404(request, exception):
     if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"message": "Nothing at this address; check the path and id.", "errors": {}}, status=404
-        )
+        return JsonResponse({"message": "Nothing at this address; check the path and id.", "errors": {}}, status=404)
     return defaults.page_not_found(request, exception)
 
 
@@ -29,6 +27,7 @@ def handler500(request):
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("annotation.api.urls")),
+    path("api/v1/", include("training.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", health),

@@ -21,6 +21,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import ImportJob, Role
+from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, PromptFactory, UserFactory, make_comparison
 
@@ -152,6 +153,10 @@ def seeded(settings):
     CandidateFactory(prompt=prompt)
     CandidateFactory(prompt=prompt)
     job = ImportJob.objects.create(project=project, kind="prompts", file_format="jsonl", file="imports/p.jsonl")
+    version = ModelVersion.objects.create(
+        project=project, kind="reward", version=1, base_model="tiny", artifact_path="missing", judgment_snapshot_id="x"
+    )
+    training_round = Round.objects.create(project=project, status="succeeded", model_version=version)
     return {
         "token": Token.objects.create(user=admin).key,
         # Real ids for each path parameter, by the path's first segment after /api/v1/.
@@ -160,6 +165,8 @@ def seeded(settings):
             "comparisons": [c.pk for c in comparisons],
             "judgments": [judgment.pk],
             "imports": [job.pk],
+            "rounds": [training_round.pk],
+            "model-versions": [version.pk],
             "user_id": [admin.pk, bob.pk],
         },
     }

@@ -29,6 +29,7 @@ from rest_framework.test import APIClient
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import Assignment, ImportJob, Judgment, Membership, Project, Role
+from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, ProjectFactory, PromptFactory, UserFactory, make_comparison
 
@@ -79,6 +80,13 @@ ACCESS = [
     Access("POST",   "comparisons/<int:pk>/skip/",                 Role.ANNOTATOR,      204),
     Access("POST",   "comparisons/<int:pk>/release/",              Role.ANNOTATOR,      204),
     Access("GET",    "judgments/<int:pk>/",                        Role.ANNOTATOR,      200),
+    Access("GET",    "projects/<int:pk>/rounds/",                  Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/rounds/",                  Role.ADMIN,          201),
+    Access("GET",    "rounds/<int:pk>/",                           Role.RESEARCHER,     200),
+    Access("POST",   "rounds/<int:pk>/cancel/",                    Role.ADMIN,          200),
+    Access("GET",    "projects/<int:pk>/model-versions/",          Role.RESEARCHER,     200),
+    Access("GET",    "model-versions/<int:pk>/",                   Role.RESEARCHER,     200),
+    Access("POST",   "model-versions/<int:pk>/activate/",          Role.ADMIN,          200),
 ]
 # fmt: on
 
@@ -126,7 +134,7 @@ def _judge(comparison, user, key="k"):
 
 
 @pytest.fixture
-def world(project, annotator, researcher, admin, outsider):
+def world(project, annotator, researcher, admin, outsider, settings, tmp_path):
     creator = UserFactory(username="cleo")
     creator.user_permissions.add(Permission.objects.get(content_type__app_label="annotation", codename="add_project"))
     bob = UserFactory(username="bob")  # another annotator: the member the member endpoints act on
@@ -137,6 +145,13 @@ def world(project, annotator, researcher, admin, outsider):
     CandidateFactory(prompt=unbuilt)
     CandidateFactory(prompt=unbuilt)
     job = ImportJob.objects.create(project=project, kind="prompts", file_format="jsonl", file="imports/p.jsonl")
+    artifact = tmp_path / "artifacts" / "reward-1"
+    artifact.mkdir(parents=True)
+    settings.TRAINING_ARTIFACTS_DIR = tmp_path / "artifacts"
+    version = ModelVersion.objects.create(
+        project=project, kind="reward", version=1, base_model="tiny", artifact_path="reward-1", judgment_snapshot_id="x"
+    )
+    training_round = Round.objects.create(project=project)  # queued: cancellable
     users = {
         "anonymous": None,
         "outsider": outsider,
@@ -145,7 +160,16 @@ def world(project, annotator, researcher, admin, outsider):
         "researcher": researcher,
         "admin": admin,
     }
-    return SimpleNamespace(project=project, comparison=comparison, job=job, bob=bob, newcomer=newcomer, users=users)
+    return SimpleNamespace(
+        project=project,
+        comparison=comparison,
+        job=job,
+        bob=bob,
+        newcomer=newcomer,
+        users=users,
+        version=version,
+        training_round=training_round,
+    )
 
 
 def _is_member(world, user):
@@ -177,6 +201,14 @@ def _import_upload(world, user):
         "data": {"file": upload, "kind": "prompts"},
         "format": "multipart",
     }
+
+
+def _round_start(world, user):
+    # Something to train on, and a backbone setting (the round is only queued here; nothing trains).
+    _judge(world.comparison, world.bob, key="round")
+    Project.objects.filter(pk=world.project.pk).update(training_settings={"backbone": "tiny-backbone-path"})
+    Round.objects.filter(pk=world.training_round.pk).update(status="cancelled")
+    return f"/api/v1/projects/{world.project.pk}/rounds/", {}
 
 
 def _project_path(suffix=""):
@@ -231,6 +263,16 @@ CALLS = {
     ("POST", "comparisons/<int:pk>/skip/"): _comparison_path("skip/"),
     ("POST", "comparisons/<int:pk>/release/"): _release,
     ("GET", "judgments/<int:pk>/"): _judgment_detail,
+    ("GET", "projects/<int:pk>/rounds/"): _project_path("rounds/"),
+    ("POST", "projects/<int:pk>/rounds/"): _round_start,
+    ("GET", "rounds/<int:pk>/"): lambda world, user: (f"/api/v1/rounds/{world.training_round.pk}/", {}),
+    ("POST", "rounds/<int:pk>/cancel/"): lambda world, user: (f"/api/v1/rounds/{world.training_round.pk}/cancel/", {}),
+    ("GET", "projects/<int:pk>/model-versions/"): _project_path("model-versions/"),
+    ("GET", "model-versions/<int:pk>/"): lambda world, user: (f"/api/v1/model-versions/{world.version.pk}/", {}),
+    ("POST", "model-versions/<int:pk>/activate/"): lambda world, user: (
+        f"/api/v1/model-versions/{world.version.pk}/activate/",
+        {},
+    ),
 }
 
 
@@ -246,7 +288,8 @@ def _client(user):
 
 def _resolved_api_routes():
     """(METHOD, route) for every view Django resolves under /api/v1/, all methods it implements."""
-    (api,) = [p for p in get_resolver().url_patterns if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/"]
+    apis = [p for p in get_resolver().url_patterns if isinstance(p, URLResolver) and str(p.pattern) == "api/v1/"]
+    assert apis, "nothing is mounted under /api/v1/"
 
     def walk(patterns, prefix):
         for pattern in patterns:
@@ -259,7 +302,7 @@ def _resolved_api_routes():
                 if method not in ("options", "head", "trace") and hasattr(view, method):
                     yield method.upper(), prefix + str(pattern.pattern)
 
-    return set(walk(api.url_patterns, ""))
+    return {route for api in apis for route in walk(api.url_patterns, "")}
 
 
 def _without_converters(route: str) -> str:

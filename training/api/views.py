@@ -1,0 +1,152 @@
+"""Training API: rounds (start, status with progress, cancel) and the model registry (list, activate).
+
+Roles (annotation.access): researchers and admins see rounds and versions; only admins start or cancel rounds
+and change the active version. Annotators get 403 (they must not see model scores, DESIGN §8); non-members 404.
+"""
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.access import project_for
+from annotation.models import Role
+
+from .. import registry, rounds
+from ..config import ConfigInvalid
+from ..models import ModelKind, ModelVersion, Round, RoundTrigger
+from . import serializers as s
+
+ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    max_page_size = 500
+    page_size_query_param = "page_size"
+
+
+def _round_for(request, pk: int, at_least: Role) -> Round:
+    not_found = NotFound("No round with this id in a project you are a member of.")
+    found = Round.objects.select_related("triggered_by").filter(pk=pk).first()
+    if found is None:
+        raise not_found
+    try:
+        project_for(user=request.user, project_id=found.project_id, at_least=at_least)
+    except Http404:
+        raise not_found from None  # the same answer as for a missing id: ids are not enumerable
+    return found
+
+
+def _version_for(request, pk: int, at_least: Role) -> ModelVersion:
+    not_found = NotFound("No model version with this id in a project you are a member of.")
+    found = ModelVersion.objects.filter(pk=pk).first()
+    if found is None:
+        raise not_found
+    try:
+        project_for(user=request.user, project_id=found.project_id, at_least=at_least)
+    except Http404:
+        raise not_found from None
+    return found
+
+
+class RoundListView(generics.ListAPIView):
+    """A project's rounds, newest first. POST starts a reward round (admins)."""
+
+    serializer_class = s.RoundSerializer
+    pagination_class = NewestFirst
+
+    def get_queryset(self):
+        project, _ = project_for(user=self.request.user, project_id=self.kwargs["pk"], at_least=Role.RESEARCHER)
+        return Round.objects.filter(project=project).select_related("triggered_by")
+
+    @extend_schema(
+        request=s.RoundStartSerializer,
+        responses={201: s.RoundSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def post(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.ADMIN)
+        body = s.RoundStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            started = rounds.round_start(
+                project=project,
+                triggered_by=request.user,
+                trigger=RoundTrigger.MANUAL,
+                overrides=body.validated_data["config"],
+            )
+        except ConfigInvalid as exc:
+            raise ValidationError({f"config.{key}": messages for key, messages in exc.errors.items()}) from exc
+        except rounds.RoundError as exc:
+            raise Conflict(exc.message) from exc
+        return Response(s.RoundSerializer(started).data, status=status.HTTP_201_CREATED)
+
+
+class RoundDetailView(APIView):
+    """A round's status: step, progress (0..1), metrics, log tail and error."""
+
+    @extend_schema(responses={200: s.RoundSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        return Response(s.RoundSerializer(_round_for(request, pk, Role.RESEARCHER)).data)
+
+
+class RoundCancelView(APIView):
+    """Cancel a round: a queued one at once; a running one stops at its next progress report (202)."""
+
+    @extend_schema(
+        request=None, responses={200: s.RoundSerializer, 202: s.RoundSerializer, 403: ERROR, 404: ERROR, 409: ERROR}
+    )
+    def post(self, request, pk: int):
+        found = _round_for(request, pk, Role.ADMIN)
+        try:
+            current = rounds.round_cancel(round_id=found.pk)
+        except rounds.RoundError as exc:
+            raise Conflict(exc.message) from exc
+        code = status.HTTP_202_ACCEPTED if current.status == "running" else status.HTTP_200_OK
+        return Response(s.RoundSerializer(current).data, status=code)
+
+
+class ModelVersionListView(generics.ListAPIView):
+    """A project's model versions, newest first."""
+
+    serializer_class = s.ModelVersionSerializer
+    pagination_class = NewestFirst
+
+    @extend_schema(parameters=[OpenApiParameter("kind", str, enum=[k.value for k in ModelKind])])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project, _ = project_for(user=self.request.user, project_id=self.kwargs["pk"], at_least=Role.RESEARCHER)
+        kind = self.request.query_params.get("kind")
+        if kind is not None and kind not in ModelKind.values:
+            raise ValidationError({"kind": [f"Must be one of {', '.join(ModelKind.values)}."]})
+        return registry.versions_of(project_id=project.pk, kind=kind)
+
+
+class ModelVersionDetailView(APIView):
+    @extend_schema(responses={200: s.ModelVersionSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        return Response(s.ModelVersionSerializer(_version_for(request, pk, Role.RESEARCHER)).data)
+
+
+class ModelVersionActivateView(APIView):
+    """Make this version the active one of its project and kind (e.g. roll back to an older one)."""
+
+    @extend_schema(request=None, responses={200: s.ModelVersionSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    def post(self, request, pk: int):
+        version = _version_for(request, pk, Role.ADMIN)
+        try:
+            version = registry.version_activate(version=version)
+        except registry.VersionNotActivatable as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(s.ModelVersionSerializer(version).data)

@@ -1,0 +1,162 @@
+"""The settings of one reward-training round, as one dataclass (STYLE: one config per entry point).
+
+Where a value comes from, later winning:
+
+1. the defaults below;
+2. Django settings: ``TRAINING_REWARD_BACKBONE`` (the deployment's default backbone, id or local path);
+3. the project's ``training_settings`` JSON (flat keys, the field names below);
+4. the overrides of the call that starts the round (API body ``{"config": {...}}``, command-line flags).
+
+The merged result is validated (unknown keys and bad values are errors that name the key) and stored on the
+``Round`` as its config snapshot; the run reads only the snapshot, so a redelivered or resumed round trains with
+exactly the settings it was started with, whatever the project says by then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.conf import settings
+
+
+class ConfigInvalid(ValueError):
+    """Bad training settings; ``errors`` maps a field name → messages (the API's error shape)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    """What decides a reward-training round. Every field may be set per project or per round."""
+
+    backbone: str | None = None
+    """Hugging Face model id or local folder of the reward backbone. No default that downloads: a round refuses
+    to start until the project or ``settings.TRAINING_REWARD_BACKBONE`` names one."""
+    epochs: float = 2.0
+    """Passes over the train pairs, per ensemble member."""
+    max_steps: int = -1
+    """If > 0, stop after this many optimiser steps per member (overrides ``epochs``)."""
+    learning_rate: float = 5e-5
+    """Peak AdamW learning rate."""
+    batch_size: int = 16
+    """Pairs per micro-batch (each pair is two sequences)."""
+    gradient_accumulation_steps: int = 1
+    """Micro-batches per optimiser step."""
+    max_length: int = 256
+    """Tokens per (prompt + response); longer ones are cut from the left so the answer's end is kept."""
+    ensemble_size: int = 1
+    """Independently trained members; > 1 gives a disagreement (uncertainty) per pair."""
+    lora_r: int | None = None
+    """LoRA rank (PEFT) instead of a full fine-tune; merged into the weights before saving."""
+    bf16: bool = False
+    """bfloat16 mixed precision (GPUs that support it; slow on CPU)."""
+    tie_policy: str = "drop"
+    """``drop`` ties, or keep them as ``soft`` pairs with label 0.5."""
+    use_strength_margin: bool = True
+    """Preference strength becomes the Bradley–Terry margin."""
+    eval_fraction: float = 0.1
+    """Share of prompts held out for evaluation when no judged prompt is explicitly marked ``eval``."""
+    seed: int | None = None
+    """Seed of the split hash and of training; None uses the project id (stable per project)."""
+    min_train_pairs: int = 1
+    """Fail the round (instead of training on almost nothing) below this many train pairs."""
+    auto_activate: bool = True
+    """Make the new version the active one when the round succeeds."""
+    require_no_regression: bool = False
+    """With ``auto_activate``: keep the previous version active if the new one's held-out accuracy is lower."""
+    schedule: bool = False
+    """Let the scheduler (Celery beat) start rounds for this project."""
+    min_new_judgments: int = 200
+    """The scheduler starts a round once this many non-gold judgments arrived since the last round."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> RoundConfig:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+_CHOICES = {"tie_policy": ("drop", "soft")}
+_POSITIVE = {"epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_length", "ensemble_size"}
+_POSITIVE |= {"lora_r", "min_new_judgments", "min_train_pairs"}
+_LIMITS = {"ensemble_size": 16, "max_length": 32768, "batch_size": 4096, "epochs": 1000, "learning_rate": 1.0}
+
+
+def round_config_build(*, project_settings: dict | None = None, overrides: dict | None = None) -> RoundConfig:
+    """Merge defaults, Django settings, the project's ``training_settings`` and ``overrides``, and validate.
+
+    Raises :class:`ConfigInvalid` naming every bad key (unknown keys included: a typo must not be ignored).
+    """
+    merged: dict[str, Any] = {}
+    default_backbone = getattr(settings, "TRAINING_REWARD_BACKBONE", None)
+    if default_backbone:
+        merged["backbone"] = str(default_backbone)
+    errors: dict[str, list[str]] = {}
+    for source_name, source in (("training_settings", project_settings), ("config", overrides)):
+        if source is None:
+            continue
+        if not isinstance(source, dict):
+            errors[source_name] = ["Must be a JSON object."]
+            continue
+        merged.update(source)
+    known = {f.name: f for f in fields(RoundConfig)}
+    for key in merged:
+        if key not in known:
+            errors[key] = [f"Unknown training setting. Known: {', '.join(sorted(known))}."]
+    values = {}
+    for name, value in merged.items():
+        if name not in known:
+            continue
+        try:
+            values[name] = _check(name, value)
+        except ValueError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ConfigInvalid(errors)
+    return RoundConfig(**values)
+
+
+def _check(name: str, value: Any) -> Any:
+    default = next(f.default for f in fields(RoundConfig) if f.name == name)
+    nullable = name in ("backbone", "lora_r", "seed")
+    if value is None:
+        if nullable:
+            return None
+        raise ValueError("May not be null.")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError("Must be true or false.")
+        return value
+    if name == "backbone":
+        if not isinstance(value, str) or not value.strip() or len(value) > 500:
+            raise ValueError("Must be a model id or a local path (a non-empty string of at most 500 characters).")
+        return value.strip()
+    if name in _CHOICES:
+        if value not in _CHOICES[name]:
+            raise ValueError(f"Must be one of {', '.join(_CHOICES[name])}.")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Must be a number.")
+    if isinstance(default, int) or name in ("lora_r", "seed"):
+        if not float(value).is_integer():
+            raise ValueError("Must be an integer.")
+        value = int(value)
+        if abs(value) > 2**31:
+            raise ValueError("Is too large.")
+    elif not math.isfinite(value):
+        raise ValueError("Must be a finite number.")
+    if name in _POSITIVE and value <= 0:
+        raise ValueError("Must be greater than 0.")
+    if name == "max_steps" and value != -1 and value <= 0:
+        raise ValueError("Must be -1 (use epochs) or a positive number of steps.")
+    if name == "eval_fraction" and not 0.0 <= value < 1.0:
+        raise ValueError("Must be at least 0 and less than 1.")
+    if name in _LIMITS and value > _LIMITS[name]:
+        raise ValueError(f"Must be at most {_LIMITS[name]}.")
+    return value

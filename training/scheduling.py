@@ -1,0 +1,73 @@
+"""The scheduler: start a reward round for every project that has enough new judgments (Celery beat).
+
+A project takes part when its ``training_settings`` has ``"schedule": true``. "New" judgments are the non-gold
+judgments with an id above the cut-off of the project's last round that was not cancelled (or, before any round,
+of the active version; else all of them). A failed round therefore also "uses up" the judgments it saw: the
+scheduler tries again only after ``min_new_judgments`` more arrive, instead of re-running a failing round every
+tick. An admin can always start one by hand.
+
+Each tick first recovers rounds whose worker died (``rounds.rounds_reap_stale``), so one beat entry keeps the
+whole training side moving.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from annotation.models import Judgment, Modality, Project
+
+from . import registry
+from .config import ConfigInvalid, round_config_build
+from .models import LIVE_ROUND_STATUSES, Round, RoundStatus, RoundTrigger
+from .rounds import NothingToTrain, RoundAlreadyRunning, round_start, rounds_reap_stale
+
+logger = logging.getLogger(__name__)
+
+
+def judgments_since(*, project_id: int) -> int:
+    """The judgment id the next scheduled round counts from (0 before any round or version)."""
+    last_round = (
+        Round.objects.filter(project_id=project_id, judgment_max_id__isnull=False)
+        .exclude(status=RoundStatus.CANCELLED)
+        .order_by("-id")
+        .values_list("judgment_max_id", flat=True)
+        .first()
+    )
+    if last_round is not None:
+        return last_round
+    active = registry.active_version(project_id=project_id)
+    return (active.judgment_max_id or 0) if active else 0
+
+
+def new_judgment_count(*, project_id: int, since_id: int, limit: int) -> int:
+    """Non-gold judgments after ``since_id``, counted up to ``limit`` (the slice bounds the scan: the scheduler
+    only needs to know whether the threshold is reached)."""
+    qs = Judgment.objects.filter(project_id=project_id, pk__gt=since_id, comparison__is_gold=False)
+    return qs.values("pk")[:limit].count()
+
+
+def rounds_schedule() -> list[Round]:
+    """Reap dead rounds, then start a round in each scheduled project at its threshold. Returns the new rounds."""
+    rounds_reap_stale()
+    started = []
+    projects = Project.objects.filter(training_settings__schedule=True, modality=Modality.TEXT).order_by("pk")
+    for project in projects:
+        try:
+            config = round_config_build(project_settings=project.training_settings)
+        except ConfigInvalid as exc:
+            logger.warning("project %s: training settings are invalid, not scheduling: %s", project.pk, exc)
+            continue
+        if Round.objects.filter(project=project, status__in=LIVE_ROUND_STATUSES).exists():
+            continue
+        since = judgments_since(project_id=project.pk)
+        new = new_judgment_count(project_id=project.pk, since_id=since, limit=config.min_new_judgments)
+        if new < config.min_new_judgments:
+            continue
+        try:
+            started.append(round_start(project=project, trigger=RoundTrigger.SCHEDULE))
+        except (RoundAlreadyRunning, NothingToTrain, ConfigInvalid) as exc:
+            # RoundAlreadyRunning: an admin started one between our check and our insert (the index decided).
+            logger.info("project %s: no scheduled round: %s", project.pk, exc)
+            continue
+        logger.info("project %s: %s new judgments since #%s; started round %s", project.pk, new, since, started[-1].pk)
+    return started
