@@ -19,7 +19,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from .. import importers, queue, stats
-from ..access import can_create_projects, comparison_with_role, project_for, projects_visible
+from ..access import can_create_projects, comparison_for_submit, project_for, project_for_queue, projects_visible
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
 from ..judgments import judgment_submit
@@ -186,7 +186,7 @@ class NextView(APIView):
 
     @extend_schema(responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
     def get(self, request, pk: int):
-        project, _ = project_for(user=request.user, project_id=pk)
+        project = project_for_queue(user=request.user, project_id=pk)
         claim = queue.comparison_claim(project=project, annotator_id=request.user.pk)
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -213,8 +213,8 @@ class NextView(APIView):
 
 def _comparison_for(request, comparison_id: int) -> Comparison:
     """The comparison with its project, if the caller is a member of that project: one query."""
-    comparison = comparison_with_role(comparison_id=comparison_id, user=request.user)
-    if comparison is None or comparison.caller_role is None:
+    comparison = comparison_for_submit(comparison_id=comparison_id, user=request.user)
+    if comparison is None:
         raise NotFound("No comparison with this id in a project you are a member of.")
     return comparison
 

@@ -184,3 +184,18 @@ def test_judgment_data_matches_the_serializer(client, comparison):
     created = post(client, comparison, body).json()
     judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").get()
     assert judgment_data(judgment) == JudgmentSerializer(judgment).data == created
+
+
+def test_next_leases_for_the_projects_lease_length_and_serves_gold_at_its_share(api, annotator, project):
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    project.lease_seconds, project.gold_share = 1234, 1.0
+    project.save()
+    gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
+    make_comparison(project)
+    body = api.as_user(annotator).get(f"/api/v1/projects/{project.pk}/next/").json()
+    assert body["comparison"] == gold.pk
+    expires = datetime.fromisoformat(body["lease_expires_at"].replace("Z", "+00:00"))
+    assert abs(expires - (timezone.now() + timedelta(seconds=1234))) < timedelta(seconds=5)
