@@ -413,7 +413,10 @@ class ImportListView(APIView):
                 created_by=request.user,
             )
         except importers.ImportRejected as exc:
-            raise ValidationError({"file": [e["message"] for e in exc.errors]}) from exc
+            errors: dict[str, list[str]] = {}
+            for error in exc.errors:
+                errors.setdefault(error.get("field") or "file", []).append(error["message"])
+            raise ValidationError(errors) from exc
         if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
             job = importers.import_job_run(job_id=job.pk)
             code = status.HTTP_201_CREATED if job.status == ImportStatus.SUCCEEDED else status.HTTP_400_BAD_REQUEST

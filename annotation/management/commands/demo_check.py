@@ -16,6 +16,8 @@ from annotation import importers
 from annotation.models import ImportJob, ImportStatus, Project
 from annotation.tasks import import_run_task
 
+from .demo_load import PROJECT_NAME as DEMO_PROJECT_NAME
+
 
 class Command(BaseCommand):
     help = "Check that a running Tandem serves the API and that its worker runs tasks."
@@ -28,7 +30,9 @@ class Command(BaseCommand):
         token = self._call(url, "POST", "/api/v1/auth/token/", {"username": "annotator", "password": "tandem-demo"})[
             "token"
         ]
-        project = Project.objects.order_by("id").first()
+        project = Project.objects.filter(name=DEMO_PROJECT_NAME).order_by("id").first()
+        if project is None:
+            raise CommandError("The demo project is missing: run `manage.py demo_load` first.")
         task = self._call(url, "GET", f"/api/v1/projects/{project.pk}/next/", token=token)
         if task is None:
             raise CommandError("The demo annotator got no task from the demo project.")

@@ -1,0 +1,64 @@
+"""The demo loader: users per role and a project of real QA answers, safe to run twice."""
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from annotation.models import Candidate, Comparison, ComparisonCandidate, Membership, Project, Prompt
+from annotation.schema import parse_schema
+
+pytestmark = pytest.mark.django_db
+
+
+def demo_load() -> str:
+    out = StringIO()
+    call_command("demo_load", stdout=out)
+    return out.getvalue()
+
+
+def test_it_creates_one_user_per_role_with_the_printed_password():
+    output = demo_load()
+    users = {u.username: u for u in get_user_model().objects.all()}
+    project = Project.objects.get()
+    roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+    assert roles == {"annotator": "annotator", "researcher": "researcher", "admin": "admin"}
+    assert all(users[name].check_password("tandem-demo") for name in roles)
+    assert users["admin"].is_superuser and users["admin"].is_staff
+    assert not users["annotator"].is_staff
+    assert "'tandem-demo'" in output and "/admin/" in output
+
+
+def test_it_loads_the_fine_grained_rlhf_questions_as_pairs():
+    demo_load()
+    project = Project.objects.get()
+    schema = parse_schema(project.schema)
+    assert [c.key for c in schema.span_categories] == [
+        "irrelevant",
+        "wrong-grounding",
+        "unverifiable",
+        "redundant",
+        "incoherent",
+    ]
+    assert schema.strength.min == -3 and {c.key for c in schema.criteria} == {"factuality", "completeness"}
+    assert Prompt.objects.filter(project=project).count() == 60
+    assert Prompt.objects.filter(project=project, split="eval").count() == 10
+    assert Candidate.objects.filter(project=project).count() == 240
+    assert Comparison.objects.filter(project=project).count() == 360
+    assert ComparisonCandidate.objects.filter(comparison__project=project).count() == 720
+    first = Prompt.objects.get(project=project, external_id="fgrlhf-qa-001")
+    assert first.text == "Who sings hawaiian version of somewhere over the rainbow?"
+    assert first.context[0]["content"].startswith("Passages the answers should be grounded in:")
+
+
+def test_running_it_again_changes_nothing():
+    demo_load()
+    get_user_model().objects.filter(username="annotator").update(password="changed")
+    output = demo_load()
+    assert Project.objects.count() == 1
+    assert get_user_model().objects.count() == 3
+    assert Membership.objects.count() == 3
+    assert Comparison.objects.count() == 360
+    assert "comparisons: 0 created, 360 already there" in output
+    assert get_user_model().objects.get(username="annotator").check_password("tandem-demo")
