@@ -1,5 +1,9 @@
 """Annotation data: projects, prompts, candidates, comparisons, leases, judgments.
 
+Foreign keys whose column leads a unique constraint or index carry no index of
+their own (``db_index=False``): the composite one serves the same lookups, and
+every extra index slows bulk imports.
+
 Models hold fields, constraints and trivial properties. Every write with rules
 goes through a service module (``queue.py``, ``judgments.py``, ``importers.py``…);
 invariants the database can keep are declared here as constraints.
@@ -59,7 +63,7 @@ class Project(models.Model):
 
 
 class Membership(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=12, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -72,7 +76,7 @@ class Membership(models.Model):
 
 
 class Prompt(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     # Unique per project: re-importing the same file updates nothing twice.
     external_id = models.CharField(max_length=255)
     text = models.TextField()
@@ -99,7 +103,7 @@ class CandidateSource(models.TextChoices):
 class Candidate(models.Model):
     """One output for a prompt: text, or a media file (image, video, audio)."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="candidates")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="candidates", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     external_id = models.CharField(max_length=255)
     text = models.TextField(blank=True)
@@ -136,7 +140,7 @@ class Comparison(models.Model):
     handing out more live leases than the judgments still wanted.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     external_id = models.CharField(max_length=255)
     # Candidate ids in their stored order (left to right before shuffling). The
@@ -179,7 +183,7 @@ class Comparison(models.Model):
 
 
 class ComparisonCandidate(models.Model):
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, db_index=False)
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE)
     position = models.PositiveSmallIntegerField()
 
@@ -209,7 +213,7 @@ class Assignment(models.Model):
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     state = models.CharField(max_length=9, choices=AssignmentState.choices, default=AssignmentState.LEASED)
     leased_at = models.DateTimeField()
@@ -237,8 +241,8 @@ class Judgment(models.Model):
     candidate order the annotator saw, left to right (to measure position bias).
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments", db_index=False)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
     winner = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     tie = models.BooleanField(default=False)
