@@ -31,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .models import Assignment, AssignmentState, Comparison, Project
+from .selectors import TASK_CONTENT_SQL, TaskContent, task_content_from_rows
 
 # Live assignment states that keep a comparison from being served to the same
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
@@ -61,6 +62,7 @@ class Claim:
     comparison_id: int
     expires_at: datetime
     resumed: bool  # True when this is the annotator's existing live lease
+    content: TaskContent | None = None  # the task itself, when the claim could read it in the same statement
 
 
 def comparison_claim(*, project: Project, annotator_id: int, now: datetime | None = None) -> Claim | None:
@@ -87,7 +89,8 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
 
 # The annotator's live lease if any; else pick, count and lease the next open
 # comparison. One statement, so one commit in autocommit mode.
-_PG_CLAIM = """
+_PG_CLAIM = (
+    """
 WITH live AS (
     SELECT a.comparison_id, a.expires_at FROM annotation_assignment a
     WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s
@@ -117,11 +120,20 @@ WITH live AS (
         SET state = 'leased', leased_at = EXCLUDED.leased_at,
             expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
     RETURNING comparison_id, expires_at
+), claim AS (
+    SELECT comparison_id, expires_at, true AS resumed FROM live
+    UNION ALL
+    SELECT comparison_id, expires_at, false FROM leased
 )
-SELECT comparison_id, expires_at, true FROM live
-UNION ALL
-SELECT comparison_id, expires_at, false FROM leased
+-- The task's content too, so serving a task is one round trip. (The comparison
+-- row read here is the statement's snapshot; its content columns never change.)
+SELECT claim.comparison_id, claim.expires_at, claim.resumed, content.*
+FROM claim
+CROSS JOIN LATERAL ("""
+    + TASK_CONTENT_SQL.replace("%s", "claim.comparison_id")
+    + """) AS content
 """
+)
 
 _SQLITE_LIVE = """
 SELECT comparison_id, expires_at FROM annotation_assignment
@@ -159,8 +171,12 @@ def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expi
     if connection.vendor == "postgresql":
         with single_statement(), connection.cursor() as cursor:
             cursor.execute(_PG_CLAIM, params)
-            row = cursor.fetchone()
-        return Claim(comparison_id=row[0], expires_at=row[1], resumed=row[2]) if row else None
+            rows = cursor.fetchall()
+        if not rows:
+            return None
+        comparison_id, expires, resumed = rows[0][:3]
+        content = task_content_from_rows(comparison_id, [r[3:] for r in rows])
+        return Claim(comparison_id=comparison_id, expires_at=expires, resumed=resumed, content=content)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SQLITE_LIVE, params)
         row = cursor.fetchone()

@@ -32,9 +32,10 @@ class TaskContent:
     candidates: list[TaskCandidate]  # in the comparison's stored order
 
 
-# One query for the whole task: this runs once per label served.
-_TASK_CONTENT = """
-SELECT p.id, p.text, p.context, cand.id, cand.text, cand.mime_type, cand.media
+# One query for the whole task: this runs once per label served (inside the
+# claim statement on Postgres, annotation.queue).
+TASK_CONTENT_SQL = """
+SELECT p.id, p.text, p.context, cand.id AS candidate_id, cand.text AS candidate_text, cand.mime_type, cand.media
 FROM annotation_comparison c
 JOIN annotation_prompt p ON p.id = c.prompt_id
 JOIN annotation_comparisoncandidate cc ON cc.comparison_id = c.id
@@ -47,8 +48,13 @@ ORDER BY cc.position
 def task_content(*, comparison_id: int) -> TaskContent:
     """A comparison's prompt and candidates, as an annotator is shown them."""
     with connection.cursor() as cursor:
-        cursor.execute(_TASK_CONTENT, [comparison_id])
+        cursor.execute(TASK_CONTENT_SQL, [comparison_id])
         rows = cursor.fetchall()
+    return task_content_from_rows(comparison_id, rows)
+
+
+def task_content_from_rows(comparison_id: int, rows: list[tuple]) -> TaskContent:
+    """Build a task from ``TASK_CONTENT_SQL``'s rows, one per candidate."""
     if not rows:
         raise LookupError(f"Comparison {comparison_id} has no candidates.")
     prompt_id, prompt_text, context = rows[0][:3]

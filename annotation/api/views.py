@@ -190,7 +190,7 @@ class NextView(APIView):
         claim = queue.comparison_claim(project=project, annotator_id=request.user.pk)
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        task = task_content(comparison_id=claim.comparison_id)
+        task = claim.content or task_content(comparison_id=claim.comparison_id)
         return Response(
             {
                 "comparison": task.comparison_id,
