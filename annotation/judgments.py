@@ -311,19 +311,7 @@ def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
         "time_spent_ms": judgment.time_spent_ms,
         "key": judgment.idempotency_key,
         "now": now,
-        "spans": json.dumps(
-            [
-                {
-                    "candidate": s.candidate_id,
-                    "start": s.start,
-                    "end": s.end,
-                    "box": s.box,
-                    "category": s.category,
-                    "note": s.note,
-                }
-                for s in spans
-            ]
-        ),
+        "spans": json.dumps([span_as_dict(span) for span in spans]),
     }
     with single_statement(), connection.cursor() as cursor:
         cursor.execute(_PG_SUBMIT, params)
@@ -337,6 +325,18 @@ def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
     for span in spans:
         span.judgment_id = judgment_id
     return True
+
+
+def span_as_dict(span: SpanMark) -> dict:
+    """A span mark as plain JSON (the API's and the submit statement's shape)."""
+    return {
+        "candidate": span.candidate_id,
+        "start": span.start,
+        "end": span.end,
+        "box": span.box,
+        "category": span.category,
+        "note": span.note,
+    }
 
 
 def _json_or_null(value) -> str | None:

@@ -4,7 +4,7 @@ the service modules; serializers check types and shapes only."""
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from ..judgments import JudgmentInput, SpanInput
+from ..judgments import JudgmentInput, SpanInput, span_as_dict
 from ..models import ImportJob, Judgment, Membership, Project, Role, SpanMark
 from ..schema import SchemaError, parse_schema
 
@@ -198,17 +198,7 @@ def judgment_data(judgment: Judgment) -> dict:
         "ranking": judgment.ranking,
         "strength": judgment.strength,
         "ratings": judgment.ratings,
-        "spans": [
-            {
-                "candidate": s.candidate_id,
-                "start": s.start,
-                "end": s.end,
-                "box": s.box,
-                "category": s.category,
-                "note": s.note,
-            }
-            for s in judgment.spans.all()
-        ],
+        "spans": [span_as_dict(span) for span in judgment.spans.all()],
         "rationale": judgment.rationale,
         "shown_order": judgment.shown_order,
         "time_spent_ms": judgment.time_spent_ms,
