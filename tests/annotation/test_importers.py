@@ -10,9 +10,17 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from annotation import importers
 from annotation.comparisons import GOLD_WANTED
-from annotation.importers import ImportRejected, import_file, import_job_create, import_job_run
+from annotation.importers import (
+    ImportRejected,
+    files,
+    import_file,
+    import_job_create,
+    import_job_run,
+    jobs,
+    rejection,
+    writing,
+)
 from annotation.models import (
     Candidate,
     Comparison,
@@ -317,7 +325,7 @@ def test_pairs_are_refused_for_a_ranking_project(tmp_path):
 
 
 def test_errors_past_the_cap_are_counted(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "MAX_ERRORS", 3)
+    monkeypatch.setattr(rejection, "MAX_ERRORS", 3)
     rows = [{"id": f"p{i}", "text": ""} for i in range(10)]
     errors = rejected(project, "prompts", write(tmp_path, rows, "jsonl"))
     assert len(errors) == 4
@@ -482,15 +490,15 @@ def test_a_job_run_records_its_progress_and_counts(media, project):
 
 
 def test_a_job_reports_each_phase_as_it_goes(media, project, monkeypatch):
-    monkeypatch.setattr(importers, "BATCH_ROWS", 2)
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
     seen = []
-    report = importers._JobProgress.__call__
+    report = jobs._JobProgress.__call__
 
     def spy(self, phase, done, total):
         seen.append((phase, done, total))
         report(self, phase, done, total)
 
-    monkeypatch.setattr(importers._JobProgress, "__call__", spy)
+    monkeypatch.setattr(jobs._JobProgress, "__call__", spy)
     job = import_job_create(
         project=project, kind="bundle", uploaded_file=upload([bundle_row(i) for i in range(3)]), original_name="b.jsonl"
     )
@@ -535,7 +543,7 @@ def test_an_unexpected_error_fails_the_job_and_is_raised(media, project, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importers, "_plan_write", broken)
+    monkeypatch.setattr(writing, "_plan_write", broken)
     with pytest.raises(RuntimeError):
         import_job_run(job_id=job.pk)
     job.refresh_from_db()
@@ -553,7 +561,7 @@ def test_a_text_may_hold_any_character_the_database_stores(project, tmp_path):
 
 
 def test_stream_text_of_many_batches_is_imported_whole(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "BATCH_ROWS", 7)
+    monkeypatch.setattr(files, "BATCH_ROWS", 7)
     rows = [bundle_row(i) for i in range(30)]
     counts = import_file(project=project, kind="bundle", path=write(tmp_path, rows, "jsonl"))
     assert counts["comparisons"]["created"] == 90

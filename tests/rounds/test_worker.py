@@ -96,7 +96,7 @@ def test_a_worker_killed_mid_training_leaves_the_round_resumable_and_the_previou
         "OMP_NUM_THREADS": "1",
     }
     log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+    worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu", "--concurrency", "1",
          "--loglevel", "INFO", "-n", f"doomed-{uuid.uuid4().hex[:6]}@%h"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
