@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each level")
     p.add_argument("--max-labels", type=int, default=100_000, help="per-client cap on labels per level")
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
-    p.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    p.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (4 x 4 measured best here)")
     p.add_argument("--client-procs", type=int, default=2, help="load generator processes (threads inside)")
     p.add_argument("--no-explain", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="skip the per-request SQL listing")
