@@ -133,19 +133,10 @@ def _csv_decode(cells: dict[str, str], ctx: _Context) -> dict:
     for key, value in cells.items():
         if value == "":
             continue
-        kind = ctx.columns.get(key)
-        if kind == "json" or (kind == "json_or_mode" and value.strip() not in ("pairs", "groups")):
-            try:
-                row[key] = json.loads(value)
-            except ValueError as exc:
-                return _BadRow(f"Not valid JSON: {exc}.", field=key)
-        elif kind == "int":
-            try:
-                row[key] = int(value)
-            except ValueError:
-                return _BadRow(f"Must be a whole number, not {value!r}.", field=key)
-        else:
-            row[key] = value.strip() if kind == "json_or_mode" else value
+        decoded = _decode_text_cell(key, value, ctx.columns.get(key))
+        if isinstance(decoded, _BadRow):
+            return decoded
+        row[key] = decoded
     return row
 
 
@@ -172,20 +163,28 @@ def _parquet_decode(row: dict, ctx: _Context) -> dict:
     """Parquet values are typed; nested columns may also be JSON strings (as in CSV)."""
     row = _present(row)
     for key, value in row.items():
-        kind = ctx.columns.get(key)
-        if not isinstance(value, str):
-            continue
-        if kind == "json" or (kind == "json_or_mode" and value not in ("pairs", "groups")):
-            try:
-                row[key] = json.loads(value)
-            except ValueError as exc:
-                return _BadRow(f"Not valid JSON: {exc}.", field=key)
-        elif kind == "int":
-            try:
-                row[key] = int(value)
-            except ValueError:
-                return _BadRow(f"Must be a whole number, not {value!r}.", field=key)
+        if isinstance(value, str):
+            decoded = _decode_text_cell(key, value, ctx.columns.get(key))
+            if isinstance(decoded, _BadRow):
+                return decoded
+            row[key] = decoded
     return row
+
+
+def _decode_text_cell(key: str, value: str, kind: str | None):
+    """A cell given as text: JSON and integer columns are parsed, a bundle's
+    ``comparisons`` may be a mode name instead of JSON. A bad cell → :class:`_BadRow`."""
+    if kind == "json" or (kind == "json_or_mode" and value.strip() not in ("pairs", "groups")):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            return _BadRow(f"Not valid JSON: {exc}.", field=key)
+    if kind == "int":
+        try:
+            return int(value)
+        except ValueError:
+            return _BadRow(f"Must be a whole number, not {value!r}.", field=key)
+    return value.strip() if kind == "json_or_mode" else value
 
 
 def _header_check(names: list[str], ctx: _Context) -> None:
