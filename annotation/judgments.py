@@ -26,7 +26,7 @@ from .models import (
     Modality,
     SpanMark,
 )
-from .queue import QueueError, single_statement
+from .queue import NoLiveLease, QueueError, single_statement
 from .schema import LabelingSchema, parse_schema
 
 
@@ -102,7 +102,7 @@ def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: Lab
     criteria = schema.criterion_by_key
     for cand_key, per_criterion in answer.ratings.items():
         path = f"ratings.{cand_key}"
-        if not str(cand_key).isdigit() or int(cand_key) not in id_set:
+        if not (cand_key.isascii() and cand_key.isdecimal()) or int(cand_key) not in id_set:
             err(path, f"Not a candidate of this comparison (candidates: {ids}).")
             continue
         for key, value in per_criterion.items():
@@ -185,8 +185,11 @@ def judgment_submit(
 ) -> tuple[Judgment, bool]:
     """Record the annotator's answer; returns ``(judgment, created)``.
 
+    Only a comparison the queue served to the annotator can be answered (raises
+    :class:`~annotation.queue.NoLiveLease` otherwise: not claimed, skipped or
+    released), so nobody answers gold checks or jumps the queue by guessing ids.
     A retry with the same key returns the first judgment (``created=False``). A
-    submission whose lease was lost is kept if the comparison still needs it;
+    submission whose lease expired is kept if the comparison still needs it;
     otherwise :class:`NotNeeded` is raised and nothing is written.
     """
     judgment_check(
@@ -261,7 +264,8 @@ WITH mine AS (
     FOR UPDATE
 ), lease AS (
     SELECT count(*) FILTER (WHERE state = 'leased') AS held,
-           count(*) FILTER (WHERE state = 'submitted') AS answered
+           count(*) FILTER (WHERE state = 'submitted') AS answered,
+           count(*) FILTER (WHERE state IN ('leased', 'expired')) AS served
     FROM mine
 ), bump AS (
     UPDATE annotation_comparison c
@@ -269,7 +273,7 @@ WITH mine AS (
         leased = c.leased - lease.held,
         status = CASE WHEN c.judged + 1 >= c.wanted THEN 'done' ELSE c.status END
     FROM lease
-    WHERE c.id = %(comparison)s AND c.status = 'open' AND lease.answered = 0
+    WHERE c.id = %(comparison)s AND c.status = 'open' AND lease.answered = 0 AND lease.served = 1
       AND c.judged < c.wanted - c.leased + lease.held
     RETURNING c.id
 ), judgment AS (
@@ -287,12 +291,10 @@ WITH mine AS (
     FROM judgment, jsonb_to_recordset(%(spans)s::jsonb)
         AS s(candidate bigint, start double precision, "end" double precision, box jsonb, category text, note text)
 ), outcome AS (
-    INSERT INTO annotation_assignment
-        (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
-    SELECT %(project)s, %(comparison)s, %(user)s, 'submitted', %(now)s, %(now)s, %(now)s FROM judgment
-    ON CONFLICT (comparison_id, annotator_id) DO UPDATE SET state = 'submitted', updated_at = EXCLUDED.updated_at
+    UPDATE annotation_assignment SET state = 'submitted', updated_at = %(now)s
+    WHERE id = (SELECT id FROM mine) AND EXISTS (SELECT 1 FROM judgment)
 )
-SELECT (SELECT id FROM judgment), lease.held, lease.answered FROM lease
+SELECT (SELECT id FROM judgment), lease.held, lease.answered, lease.served FROM lease
 """
 
 
@@ -315,9 +317,11 @@ def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
     }
     with single_statement(), connection.cursor() as cursor:
         cursor.execute(_PG_SUBMIT, params)
-        judgment_id, held, answered = cursor.fetchone()
+        judgment_id, held, answered, served = cursor.fetchone()
     if answered:
         raise _AlreadyAnswered
+    if not served:
+        raise _not_served()
     if judgment_id is None:
         return False
     judgment.pk = judgment_id
@@ -355,6 +359,8 @@ def _write_portable(judgment: Judgment, spans: list[SpanMark], now) -> bool:
         )
         if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
             raise _AlreadyAnswered
+        if assignment is None or assignment.state not in (AssignmentState.LEASED, AssignmentState.EXPIRED):
+            raise _not_served()
         held = int(assignment is not None and assignment.state == AssignmentState.LEASED)
         updated = Comparison.objects.filter(
             pk=comparison_id, status=ComparisonStatus.OPEN, judged__lt=F("wanted") - F("leased") + held
@@ -370,15 +376,13 @@ def _write_portable(judgment: Judgment, spans: list[SpanMark], now) -> bool:
         for span in spans:
             span.judgment = judgment
         SpanMark.objects.bulk_create(spans)
-        Assignment.objects.update_or_create(
-            comparison_id=comparison_id,
-            annotator_id=annotator_id,
-            defaults={"state": AssignmentState.SUBMITTED},
-            create_defaults={
-                "project_id": judgment.project_id,
-                "state": AssignmentState.SUBMITTED,
-                "leased_at": now,
-                "expires_at": now,
-            },
-        )
+        assignment.state = AssignmentState.SUBMITTED
+        assignment.save(update_fields=["state", "updated_at"])
     return True
+
+
+def _not_served() -> NoLiveLease:
+    return NoLiveLease(
+        "You were not served this comparison, or you skipped or released it: ask for the next task "
+        "(GET /api/v1/projects/{id}/next/) and answer that one."
+    )

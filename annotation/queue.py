@@ -75,7 +75,9 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
     now = now or timezone.now()
     expires_at = now + timedelta(seconds=project.lease_seconds)
     pools = [False]
-    if project.gold_share > 0 and random.random() < project.gold_share:
+    if project.gold_share > 0 and random.random() < project.gold_share and _regular_work_left(project.pk, annotator_id):
+        # A gold check only between real tasks: an annotator with nothing real
+        # left is done, not handed checks alone.
         pools = [True, False]
     for is_gold in pools:
         claim = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
@@ -134,6 +136,24 @@ CROSS JOIN LATERAL ("""
     + """) AS content
 """
 )
+
+_REGULAR_WORK_LEFT = """
+SELECT 1 FROM annotation_comparison c
+WHERE c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = false
+  AND c.judged + c.leased < c.wanted
+  AND NOT EXISTS (
+      SELECT 1 FROM annotation_assignment a
+      WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
+        AND a.state IN ('leased', 'submitted', 'skipped'))
+LIMIT 1
+"""
+
+
+def _regular_work_left(project_id: int, user_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(_REGULAR_WORK_LEFT, {"project": project_id, "user": user_id})
+        return cursor.fetchone() is not None
+
 
 _SQLITE_LIVE = """
 SELECT comparison_id, expires_at FROM annotation_assignment
@@ -261,31 +281,33 @@ def lease_release(*, comparison: Comparison, annotator_id: int) -> None:
 def _lease_end(*, comparison: Comparison, annotator_id: int, outcome: AssignmentState) -> None:
     now = timezone.now()
     with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update().filter(comparison=comparison, annotator_id=annotator_id).first()
+        # Make sure the row exists before locking it: two concurrent skips of a
+        # comparison never served would otherwise both find nothing to lock and
+        # both insert. A new row starts as "released", which blocks nothing.
+        Assignment.objects.bulk_create(
+            [
+                Assignment(
+                    project_id=comparison.project_id,
+                    comparison_id=comparison.pk,
+                    annotator_id=annotator_id,
+                    state=AssignmentState.RELEASED,
+                    leased_at=now,
+                    expires_at=now,
+                )
+            ],
+            ignore_conflicts=True,
         )
-        if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
+        assignment = Assignment.objects.select_for_update().get(comparison=comparison, annotator_id=annotator_id)
+        if assignment.state == AssignmentState.SUBMITTED:
             raise AlreadyAnswered("You have already submitted a judgment for this comparison.")
-        if assignment is not None and assignment.state == AssignmentState.SKIPPED:
+        if assignment.state == AssignmentState.SKIPPED:
             if outcome == AssignmentState.SKIPPED:
                 return  # skipping twice is a no-op, as a retried request must be
             raise NoLiveLease("You skipped this comparison; there is no lease to release.")
-        live = assignment is not None and assignment.state == AssignmentState.LEASED
+        live = assignment.state == AssignmentState.LEASED
         if outcome == AssignmentState.RELEASED and not live:
             raise NoLiveLease("You hold no live lease on this comparison (it may have expired).")
         if live:
             Comparison.objects.filter(pk=comparison.pk).update(leased=F("leased") - 1)
-            assignment.state = outcome
-            assignment.save(update_fields=["state", "updated_at"])
-        elif assignment is not None:
-            assignment.state = outcome
-            assignment.save(update_fields=["state", "updated_at"])
-        else:
-            Assignment.objects.create(
-                project_id=comparison.project_id,
-                comparison=comparison,
-                annotator_id=annotator_id,
-                state=outcome,
-                leased_at=now,
-                expires_at=now,
-            )
+        assignment.state = outcome
+        assignment.save(update_fields=["state", "updated_at"])

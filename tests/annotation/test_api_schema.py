@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
+from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import ImportJob, Role
 from training.models import ModelVersion, Round
@@ -143,6 +144,9 @@ def seeded(settings):
     MembershipFactory(project=project, user=admin, role=Role.ADMIN)
     MembershipFactory(project=project, user=bob, role=Role.ANNOTATOR)
     comparisons = [make_comparison(project, wanted=3, priority=i) for i in range(3)]
+    comparisons[0].priority = 10
+    comparisons[0].save()
+    assert queue.comparison_claim(project=project, annotator_id=bob.pk).comparison_id == comparisons[0].pk
     judgment, _ = judgment_submit(
         comparison=comparisons[0],
         annotator_id=bob.pk,

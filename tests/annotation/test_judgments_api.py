@@ -76,6 +76,7 @@ def test_a_retry_with_the_same_key_returns_the_first_judgment(client, comparison
 def test_reusing_a_key_for_another_comparison_is_refused(client, project, comparison):
     other = make_comparison(project)
     assert post(client, comparison, {"winner": comparison.candidate_ids[0]}).status_code == 201
+    assert client.get(f"/api/v1/projects/{project.pk}/next/").json()["comparison"] == other.pk
     response = post(client, other, {"winner": other.candidate_ids[0]})
     assert response.status_code == 409
     assert "Idempotency-Key" in response.json()["message"]
@@ -141,6 +142,7 @@ def test_a_k_way_ranking_must_be_a_permutation(api, annotator, project):
     project.save()
     comparison = make_comparison(project, arity=3)
     client = api.as_user(annotator)
+    assert client.get(f"/api/v1/projects/{project.pk}/next/").json()["comparison"] == comparison.pk
     a, b, c = comparison.candidate_ids
     assert post(client, comparison, {"ranking": [a, b]}).status_code == 400
     response = post(client, comparison, {"ranking": [c, a, b]}, key="k2")
@@ -149,14 +151,43 @@ def test_a_k_way_ranking_must_be_a_permutation(api, annotator, project):
 
 
 def test_a_comparison_that_no_longer_needs_a_judgment_answers_409_and_writes_nothing(api, project, comparison):
-    first, second = UserFactory(), UserFactory()
-    for user in (first, second):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation import queue
+
+    late, prompt = UserFactory(), UserFactory()
+    for user in (late, prompt):
         project.memberships.create(user=user, role="annotator")
-    assert post(api.as_user(first), comparison, {"winner": comparison.candidate_ids[0]}, key="a").status_code == 201
-    response = post(api.as_user(second), comparison, {"winner": comparison.candidate_ids[1]}, key="b")
+    assert api.as_user(late).get(f"/api/v1/projects/{project.pk}/next/").status_code == 200
+    queue.leases_expire(now=timezone.now() + timedelta(seconds=project.lease_seconds + 1))
+    assert api.as_user(prompt).get(f"/api/v1/projects/{project.pk}/next/").json()["comparison"] == comparison.pk
+    assert post(api.as_user(prompt), comparison, {"winner": comparison.candidate_ids[0]}, key="a").status_code == 201
+    response = post(api.as_user(late), comparison, {"winner": comparison.candidate_ids[1]}, key="b")
     assert response.status_code == 409
     assert response.json()["code"] == "not_needed"
     assert Judgment.objects.count() == 1
+
+
+def test_a_comparison_never_served_or_skipped_cannot_be_answered(api, project, annotator):
+    never_served = make_comparison(project, priority=-1)
+    skipped = make_comparison(project, priority=5)
+    gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
+    client = api.as_user(annotator)
+    assert client.post(f"/api/v1/comparisons/{skipped.pk}/skip/").status_code == 204
+    for target in (never_served, skipped, gold):
+        response = post(client, target, {"winner": target.candidate_ids[0]}, key=f"k{target.pk}")
+        assert response.status_code == 409, response.json()
+        assert response.json()["code"] == "no_live_lease"
+    assert Judgment.objects.count() == 0
+    assert Comparison.objects.filter(judged__gt=0).count() == 0
+
+
+def test_a_ratings_key_that_is_not_an_ascii_number_is_refused_naming_it(client, comparison):
+    response = post(client, comparison, {"winner": comparison.candidate_ids[0], "ratings": {"²": {"helpful": 3}}})
+    assert response.status_code == 400
+    assert "ratings.²" in response.json()["errors"]
 
 
 def test_next_answers_204_when_nothing_is_left(api, annotator, project):

@@ -124,6 +124,9 @@ def _fast_passwords_and_a_fresh_cache(settings, tmp_path):
 
 
 def _judge(comparison, user, key="k"):
+    """The user is served the comparison (the top-priority one) and answers it."""
+    claim = queue.comparison_claim(project=comparison.project, annotator_id=user.pk)
+    assert claim is not None and claim.comparison_id == comparison.pk
     judgment, _ = judgment_submit(
         comparison=comparison,
         annotator_id=user.pk,
@@ -188,6 +191,15 @@ def _release(world, user):
     if _is_member(world, user):
         assert queue.comparison_claim(project=world.project, annotator_id=user.pk).comparison_id == world.comparison.pk
     return f"/api/v1/comparisons/{world.comparison.pk}/release/", {}
+
+
+def _submit(world, user):
+    if _is_member(world, user):  # members answer what the queue served them
+        assert queue.comparison_claim(project=world.project, annotator_id=user.pk).comparison_id == world.comparison.pk
+    return f"/api/v1/comparisons/{world.comparison.pk}/judgments/", {
+        "data": {"winner": world.comparison.candidate_ids[0]},
+        "HTTP_IDEMPOTENCY_KEY": "perm-1",
+    }
 
 
 def _judgment_detail(world, user):
@@ -256,10 +268,7 @@ CALLS = {
     ("GET", "projects/<int:pk>/imports/"): _project_path("imports/"),
     ("POST", "projects/<int:pk>/imports/"): _import_upload,
     ("GET", "imports/<int:pk>/"): lambda world, user: (f"/api/v1/imports/{world.job.pk}/", {}),
-    ("POST", "comparisons/<int:pk>/judgments/"): lambda world, user: (
-        f"/api/v1/comparisons/{world.comparison.pk}/judgments/",
-        {"data": {"winner": world.comparison.candidate_ids[0]}, "HTTP_IDEMPOTENCY_KEY": "perm-1"},
-    ),
+    ("POST", "comparisons/<int:pk>/judgments/"): _submit,
     ("POST", "comparisons/<int:pk>/skip/"): _comparison_path("skip/"),
     ("POST", "comparisons/<int:pk>/release/"): _release,
     ("GET", "judgments/<int:pk>/"): _judgment_detail,

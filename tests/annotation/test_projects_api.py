@@ -268,6 +268,9 @@ def test_changing_a_user_who_is_not_a_member_is_not_found(api, project, admin, o
 
 
 def judge(api, user, comparison, key):
+    """The user asks for a task, is served ``comparison``, and answers it."""
+    served = api.as_user(user).get(f"/api/v1/projects/{comparison.project_id}/next/")
+    assert served.json()["comparison"] == comparison.pk
     response = api.as_user(user).post(
         f"/api/v1/comparisons/{comparison.pk}/judgments/",
         {"winner": comparison.candidate_ids[0]},
@@ -285,8 +288,10 @@ def test_stats_count_what_was_judged(api, project, annotator, researcher):
     paused = make_comparison(project, wanted=2)
     Comparison.objects.filter(pk=paused.pk).update(status=ComparisonStatus.PAUSED)
     judge(api, annotator, first, "a1")
-    judge(api, annotator, second, "a2")
+    Project.objects.filter(pk=project.pk).update(gold_share=1.0)  # served between real tasks
     judge(api, annotator, gold, "a3")
+    Project.objects.filter(pk=project.pk).update(gold_share=0.0)
+    judge(api, annotator, second, "a2")
     judge(api, bob, first, "b1")  # first now has both judgments it wanted
     # A live lease: the researcher claims the only open non-gold comparison left for them.
     assert api.as_user(researcher).get(f"/api/v1/projects/{project.pk}/next/").json()["comparison"] == second.pk

@@ -148,14 +148,24 @@ def test_gold_checks_are_served_at_the_projects_share(project, annotator):
 
 def test_gold_checks_are_not_served_at_share_zero_and_never_twice(project, annotator):
     gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
-    regular = make_comparison(project)
+    first, second = make_comparison(project), make_comparison(project)
     project.gold_share = 0.0
-    assert claim(project, annotator).comparison_id == regular.pk
-    submit(regular, annotator)
-    assert claim(project, annotator) is None
+    assert claim(project, annotator).comparison_id == first.pk
+    submit(first, annotator)
     project.gold_share = 1.0
     assert claim(project, annotator).comparison_id == gold.pk
     submit(gold, annotator)
+    assert claim(project, annotator).comparison_id == second.pk
+
+
+def test_gold_checks_alone_are_not_served_once_the_real_work_is_done(project, annotator):
+    make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
+    regular = make_comparison(project)
+    project.gold_share = 1.0
+    claimed = claim(project, annotator)
+    submit(Comparison.objects.get(pk=claimed.comparison_id), annotator)
+    if claimed.comparison_id != regular.pk:  # the gold check came first; the real task is next
+        submit(Comparison.objects.get(pk=claim(project, annotator).comparison_id), annotator)
     assert claim(project, annotator) is None
 
 
