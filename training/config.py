@@ -155,6 +155,9 @@ def _check(name: str, value: Any) -> Any:
         raise ValueError("Must be greater than 0.")
     if name == "max_steps" and value != -1 and value <= 0:
         raise ValueError("Must be -1 (use epochs) or a positive number of steps.")
+    if name == "seed" and not 0 <= value < 2**32 - 1024:
+        # numpy wants a seed in [0, 2**32); ensemble members use seed + i.
+        raise ValueError("Must be between 0 and 4294966271.")
     if name == "eval_fraction" and not 0.0 <= value < 1.0:
         raise ValueError("Must be at least 0 and less than 1.")
     if name in _LIMITS and value > _LIMITS[name]:

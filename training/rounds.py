@@ -179,8 +179,9 @@ def round_start(
 def _send(round_id: int) -> None:
     from .tasks import round_run_task
 
-    # After commit: a worker must find the row, and a rolled-back start must send nothing.
-    transaction.on_commit(lambda: round_run_task.delay(round_id))
+    # After commit: a worker must find the row, and a rolled-back start must send nothing. A failed send (broker
+    # down) is logged, not raised: the round stays queued and rounds_reap_stale sends it again.
+    transaction.on_commit(lambda: round_run_task.delay(round_id), robust=True)
 
 
 # --- cancel --------------------------------------------------------------------------------------------------------
@@ -545,7 +546,8 @@ def _code_version() -> str:
 
 
 def rounds_reap_stale() -> list[int]:
-    """Requeue (or fail, when out of attempts) running rounds whose worker stopped sending heartbeats.
+    """Requeue (or fail, when out of attempts) running rounds whose worker stopped sending heartbeats, and send
+    again queued rounds whose message was lost.
 
     Returns the ids of the rounds it changed. Each change is conditional on the stale heartbeat it saw, so a
     worker that comes back to life at the same moment keeps its round (its next report renews the heartbeat,
@@ -553,6 +555,7 @@ def rounds_reap_stale() -> list[int]:
     """
     now = timezone.now()
     cutoff = now - stale_after()
+    seconds = int(stale_after().total_seconds())
     changed = []
     for r in Round.objects.filter(status=RoundStatus.RUNNING, heartbeat_at__lt=cutoff).only(
         "pk", "attempts", "cancel_requested"
@@ -560,7 +563,6 @@ def rounds_reap_stale() -> list[int]:
         still_stale = Round.objects.filter(
             pk=r.pk, status=RoundStatus.RUNNING, attempts=r.attempts, heartbeat_at__lt=cutoff
         )
-        seconds = int(stale_after().total_seconds())
         if r.cancel_requested:
             done = still_stale.update(status=RoundStatus.CANCELLED, step="cancelled", finished_at=now)
         elif r.attempts >= max_attempts():
@@ -573,10 +575,23 @@ def rounds_reap_stale() -> list[int]:
             )
         else:
             with transaction.atomic():
-                done = still_stale.update(status=RoundStatus.QUEUED, step="queued (resuming)")
+                done = still_stale.update(status=RoundStatus.QUEUED, step="queued (resuming)", heartbeat_at=now)
                 if done:
                     _send(r.pk)
         if done:
             logger.warning("round %s: worker silent for over %s s; %s", r.pk, seconds, "reaped")
             changed.append(r.pk)
+    # A queued round nobody claimed for that long lost its message (a failed send, a broker that restarted
+    # without persistence): send it again. Duplicates are harmless, the claim lets only one worker run it.
+    # heartbeat_at marks when it was last (re)queued.
+    for round_id in (
+        Round.objects.filter(status=RoundStatus.QUEUED, created_at__lt=cutoff)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+        .values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            if Round.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(heartbeat_at=now):
+                _send(round_id)
+                logger.warning("round %s: queued for over %s s without a worker; sent again", round_id, seconds)
+                changed.append(round_id)
     return changed

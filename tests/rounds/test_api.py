@@ -51,10 +51,12 @@ def test_a_second_round_while_one_is_live_is_409(api, admin, with_data):
 
 def test_bad_settings_name_the_field(api, admin, with_data):
     response = api.as_user(admin).post(
-        f"/api/v1/projects/{with_data.pk}/rounds/", {"config": {"epochs": -1, "colour": "red"}}, format="json"
+        f"/api/v1/projects/{with_data.pk}/rounds/",
+        {"config": {"epochs": -1, "colour": "red", "seed": -1}},
+        format="json",
     )
     assert response.status_code == 400
-    assert set(response.json()["errors"]) == {"config.epochs", "config.colour"}
+    assert set(response.json()["errors"]) == {"config.epochs", "config.colour", "config.seed"}
     assert not Round.objects.exists()
 
 

@@ -183,6 +183,33 @@ def test_the_reaper_requeues_a_silent_round_or_fails_it_when_out_of_attempts(tra
     assert started.status == RoundStatus.FAILED and "stopped reporting" in started.error
 
 
+def test_a_round_whose_message_was_lost_is_sent_again_and_runs(
+    trainable, monkeypatch, django_capture_on_commit_callbacks
+):
+    from training import tasks
+
+    add_judgments(trainable, 4)
+
+    def broker_down(round_id):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.round_run_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = rounds.round_start(project=trainable)  # the send fails after commit; the start does not
+    assert Round.objects.get(pk=started.pk).status == RoundStatus.QUEUED
+    assert rounds.rounds_reap_stale() == []  # queued only just now
+
+    sent = []
+    monkeypatch.setattr(tasks.round_run_task, "delay", sent.append)
+    Round.objects.filter(pk=started.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert rounds.rounds_reap_stale() == [started.pk]
+    assert sent == [started.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert rounds.rounds_reap_stale() == []  # not again until it has waited that long once more
+    assert rounds.round_run(round_id=started.pk).status == RoundStatus.SUCCEEDED
+
+
 def test_cancelling_a_queued_round_is_immediate_and_its_message_then_does_nothing(trainable):
     add_judgments(trainable, 4)
     started = rounds.round_start(project=trainable, enqueue=False)

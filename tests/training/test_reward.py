@@ -1,5 +1,6 @@
 """Reward-model training on tiny models built in the test: learning, ensembles, truncation, atomic save."""
 
+import dataclasses
 import json
 
 import pytest
@@ -177,3 +178,14 @@ def test_lora_training_saves_a_plain_model(tiny_backbone, marker_pairs, tmp_path
     plain = AutoModelForSequenceClassification.from_pretrained(path)
     assert not any("lora" in name for name, _ in plain.named_parameters())
     assert not (path / "adapter_config.json").exists()
+
+
+def test_a_max_length_beyond_the_backbones_positions_is_cut_to_what_it_can_embed(tiny_backbone):
+    """The tiny backbone embeds 128 positions: a configured 300 must not crash training on long texts."""
+    long_text = " ".join([FILLER_A[0]] * 400)
+    judgments = [dataclasses.replace(j, prompt_text=long_text) for j in marker_judgments(12, seed=3)]
+    pairs = build_preference_pairs(judgments, eval_fraction=0.0)
+    config = RewardTrainingConfig(backbone=tiny_backbone, max_length=300, max_steps=2, batch_size=4)
+    model = train_reward_model(pairs, config)
+    assert model.tokenizer.model_max_length == 128
+    assert max(len(ids) for ids in encode_texts(model.tokenizer, [long_text], ["x"], config=config)) == 128

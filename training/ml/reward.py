@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -112,10 +113,18 @@ class RewardTrainingConfig:
 # --- text → token ids -------------------------------------------------------------------------------------------
 
 
-def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
-    """A copy of ``tokenizer`` that truncates from the left and has a pad token (eos if none, as TRL does)."""
+def prepare_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, *, max_positions: int | None = None
+) -> PreTrainedTokenizerBase:
+    """A copy of ``tokenizer`` that truncates from the left and has a pad token (eos if none, as TRL does).
+
+    ``max_positions`` (the backbone's ``max_position_embeddings``) caps ``model_max_length``, so a configured
+    ``max_length`` beyond what the model can embed is cut to what it can, instead of failing mid-training.
+    """
     tokenizer = copy.deepcopy(tokenizer)
     tokenizer.truncation_side = "left"
+    if max_positions:
+        tokenizer.model_max_length = min(tokenizer.model_max_length, max_positions)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
@@ -139,7 +148,8 @@ def encode_texts(
         raise ValueError("use prepare_tokenizer(): the tokenizer must truncate from the left")
     eos = tokenizer.eos_token if _needs_eos(tokenizer) else ""
     texts = [f"{p}{config.separator}{r}{eos}" for p, r in zip(prompts, responses, strict=True)]
-    return tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+    max_length = min(config.max_length, tokenizer.model_max_length)
+    return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
 
 
 def _needs_eos(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -308,7 +318,8 @@ def train_reward_model(
         raise ValueError("no training pairs: the PairSet's train split is empty")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the hub from every trainer otherwise
     backbone = resolve_backbone(config.backbone)
-    tokenizer = prepare_tokenizer(tokenizer or AutoTokenizer.from_pretrained(backbone))
+    max_positions = getattr(AutoConfig.from_pretrained(backbone), "max_position_embeddings", None)
+    tokenizer = prepare_tokenizer(tokenizer or AutoTokenizer.from_pretrained(backbone), max_positions=max_positions)
     members = []
     for i in range(config.ensemble_size):
         seed = config.seed + i
@@ -486,7 +497,10 @@ def load_reward_model(path: str | os.PathLike, *, device: str | torch.device | N
     judgment_ids = tuple(judgment_file.read_text().splitlines()) if judgment_file.exists() else ()
     return RewardModel(
         members=members,
-        tokenizer=prepare_tokenizer(AutoTokenizer.from_pretrained(path)),
+        tokenizer=prepare_tokenizer(
+            AutoTokenizer.from_pretrained(path),
+            max_positions=getattr(members[0].config, "max_position_embeddings", None),
+        ),
         config=RewardTrainingConfig(**manifest["config"]),
         snapshot_id=manifest["snapshot_id"],
         judgment_ids=judgment_ids,
