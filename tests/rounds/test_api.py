@@ -147,3 +147,19 @@ def test_the_openapi_schema_documents_the_training_api_without_warnings():
     paths = json.loads(out.getvalue())["paths"]
     assert {"post", "get"} <= set(paths["/api/v1/projects/{id}/rounds/"])
     assert "/api/v1/model-versions/{id}/activate/" in paths
+
+
+def test_the_app_never_reaches_for_the_model_hub_unless_told_to(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # A fresh process without the test suite's own offline switches: the settings must set them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))}
+    env.update(SECRET_KEY="x", TANDEM_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
+    code = "import os, django; django.setup(); print(os.environ['HF_HUB_OFFLINE'], os.environ['HF_DATASETS_OFFLINE'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["1", "1"], out.stderr
