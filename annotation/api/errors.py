@@ -47,7 +47,12 @@ def _flatten(errors, prefix=""):
     flat = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            # ListField and ListSerializer report items by integer index: write them as "[i]", the
+            # same paths the domain checks use (annotation.judgments), so a client sees one format.
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             flat.update(_flatten(value, path))
     elif isinstance(errors, list) and errors and all(isinstance(e, (str, exceptions.ErrorDetail)) for e in errors):
         flat[prefix or "non_field_errors"] = [str(e) for e in errors]

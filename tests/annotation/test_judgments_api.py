@@ -230,3 +230,11 @@ def test_next_leases_for_the_projects_lease_length_and_serves_gold_at_its_share(
     assert body["comparison"] == gold.pk
     expires = datetime.fromisoformat(body["lease_expires_at"].replace("Z", "+00:00"))
     assert abs(expires - (timezone.now() + timedelta(seconds=1234))) < timedelta(seconds=5)
+
+
+def test_type_errors_and_rule_errors_name_list_items_the_same_way(client, comparison):
+    left = comparison.candidate_ids[0]
+    wrong_type = {"ranking": ["first"], "spans": [{"candidate": left, "category": "incorrect", "start": "a"}]}
+    assert set(post(client, comparison, wrong_type).json()["errors"]) == {"ranking[0]", "spans[0].start"}
+    wrong_rule = {"winner": left, "spans": [{"candidate": left, "category": "rude", "start": 0, "end": 1}]}
+    assert set(post(client, comparison, wrong_rule, key="k2").json()["errors"]) == {"spans[0].category"}
