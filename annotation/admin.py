@@ -32,19 +32,12 @@ class CandidateAdmin(admin.ModelAdmin):
     raw_id_fields = ["project", "prompt"]
 
 
-class ComparisonCandidateInline(admin.TabularInline):
-    model = models.ComparisonCandidate
-    raw_id_fields = ["candidate"]
-    extra = 0
-
-
 @admin.register(models.Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "external_id", "status", "priority", "wanted", "judged", "leased", "is_gold"]
     list_filter = ["status", "is_gold"]
     search_fields = ["external_id"]
     raw_id_fields = ["project", "prompt"]
-    inlines = [ComparisonCandidateInline]
     # The counters are kept by the queue's services; editing them by hand breaks its invariants.
     readonly_fields = ["judged", "leased", "candidate_ids"]
 

@@ -15,7 +15,7 @@ from itertools import combinations
 
 from django.db import transaction
 
-from .models import Candidate, Comparison, ComparisonCandidate, Project, Prompt
+from .models import Candidate, Comparison, Project, Prompt
 from .schema import parse_schema
 
 BUILD_MODES = ("pairs", "groups")
@@ -127,14 +127,6 @@ def _build_for_prompts(project: Project, prompts: list[tuple[int, str]], mode: s
                     wanted=project.overlap,
                 )
                 for external_id, prompt_pk, candidate_pks in new
-            ],
-            batch_size=BUILD_BATCH,
-        )
-        ComparisonCandidate.objects.bulk_create(
-            [
-                ComparisonCandidate(comparison_id=comparison.pk, candidate_id=candidate_pk, position=position)
-                for comparison in comparisons
-                for position, candidate_pk in enumerate(comparison.candidate_ids)
             ],
             batch_size=BUILD_BATCH,
         )

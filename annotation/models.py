@@ -143,11 +143,12 @@ class Comparison(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     external_id = models.CharField(max_length=255)
-    # Candidate ids in their stored order (left to right before shuffling). The
-    # through table below keeps the referential integrity; this copy lets the
-    # hot path read a task in one query.
+    # Candidate ids in their stored order (left to right before shuffling): the
+    # only link between a comparison and its candidates (no through table: its
+    # rows and foreign-key checks were a third of a bulk import's database work).
+    # Every id is a candidate of this comparison's prompt; the code that writes
+    # comparisons keeps that rule (docs/DECISIONS.md, "Comparisons").
     candidate_ids = models.JSONField()
-    candidates = models.ManyToManyField(Candidate, through="ComparisonCandidate", related_name="comparisons")
     status = models.CharField(max_length=6, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
     wanted = models.PositiveIntegerField()
@@ -180,21 +181,6 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
-
-
-class ComparisonCandidate(models.Model):
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, db_index=False)
-    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE)
-    position = models.PositiveSmallIntegerField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["comparison", "position"], name="comparison_candidate_position"),
-            models.UniqueConstraint(fields=["comparison", "candidate"], name="comparison_candidate_once"),
-        ]
-
-    def __str__(self) -> str:
-        return f"candidate {self.candidate_id} at {self.position} in comparison {self.comparison_id}"
 
 
 class AssignmentState(models.TextChoices):

@@ -31,7 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from .models import Assignment, AssignmentState, Comparison, Project
-from .selectors import TASK_CONTENT_SQL, TaskContent, task_content_from_rows
+from .selectors import TASK_CONTENT_SQL_POSTGRES, TaskContent, task_content_from_rows
 
 # Live assignment states that keep a comparison from being served to the same
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
@@ -132,7 +132,7 @@ WITH live AS (
 SELECT claim.comparison_id, claim.expires_at, claim.resumed, content.*
 FROM claim
 CROSS JOIN LATERAL ("""
-    + TASK_CONTENT_SQL.replace("%s", "claim.comparison_id")
+    + TASK_CONTENT_SQL_POSTGRES.replace("%s", "claim.comparison_id")
     + """) AS content
 """
 )

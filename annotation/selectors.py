@@ -33,28 +33,41 @@ class TaskContent:
 
 
 # One query for the whole task: this runs once per label served (inside the
-# claim statement on Postgres, annotation.queue).
-TASK_CONTENT_SQL = """
+# claim statement on Postgres, annotation.queue). The candidates come from the
+# comparison's ``candidate_ids`` list, in its order; the prompt condition keeps
+# a wrong id from ever showing another prompt's candidate.
+TASK_CONTENT_SQL_POSTGRES = """
 SELECT p.id, p.text, p.context, cand.id AS candidate_id, cand.text AS candidate_text, cand.mime_type, cand.media
 FROM annotation_comparison c
 JOIN annotation_prompt p ON p.id = c.prompt_id
-JOIN annotation_comparisoncandidate cc ON cc.comparison_id = c.id
-JOIN annotation_candidate cand ON cand.id = cc.candidate_id
+CROSS JOIN LATERAL jsonb_array_elements_text(c.candidate_ids) WITH ORDINALITY AS listed(candidate_id, position)
+JOIN annotation_candidate cand ON cand.id = listed.candidate_id::bigint AND cand.prompt_id = c.prompt_id
 WHERE c.id = %s
-ORDER BY cc.position
+ORDER BY listed.position
+"""
+
+TASK_CONTENT_SQL_SQLITE = """
+SELECT p.id, p.text, p.context, cand.id AS candidate_id, cand.text AS candidate_text, cand.mime_type, cand.media
+FROM annotation_comparison c
+JOIN annotation_prompt p ON p.id = c.prompt_id
+JOIN json_each(c.candidate_ids) AS listed
+JOIN annotation_candidate cand ON cand.id = listed.value AND cand.prompt_id = c.prompt_id
+WHERE c.id = %s
+ORDER BY listed.key
 """
 
 
 def task_content(*, comparison_id: int) -> TaskContent:
     """A comparison's prompt and candidates, as an annotator is shown them."""
     with connection.cursor() as cursor:
-        cursor.execute(TASK_CONTENT_SQL, [comparison_id])
+        sql = TASK_CONTENT_SQL_POSTGRES if connection.vendor == "postgresql" else TASK_CONTENT_SQL_SQLITE
+        cursor.execute(sql, [comparison_id])
         rows = cursor.fetchall()
     return task_content_from_rows(comparison_id, rows)
 
 
 def task_content_from_rows(comparison_id: int, rows: list[tuple]) -> TaskContent:
-    """Build a task from ``TASK_CONTENT_SQL``'s rows, one per candidate."""
+    """Build a task from the rows of ``TASK_CONTENT_SQL_*``, one per candidate."""
     if not rows:
         raise LookupError(f"Comparison {comparison_id} has no candidates.")
     prompt_id, prompt_text, context = rows[0][:3]

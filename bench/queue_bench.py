@@ -65,7 +65,6 @@ ANNOTATION_TABLES = (
     "annotation_prompt",
     "annotation_candidate",
     "annotation_comparison",
-    "annotation_comparisoncandidate",
     "annotation_assignment",
     "annotation_judgment",
 )

@@ -3,7 +3,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from annotation.models import Candidate, Comparison, ComparisonCandidate, Membership, Project, Prompt, Role
+from annotation.models import Candidate, Comparison, Membership, Project, Prompt, Role
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -78,8 +78,5 @@ def make_comparison(project, *, arity=2, wanted=None, priority=0, is_gold=False,
         wanted=wanted if wanted is not None else project.overlap,
         is_gold=is_gold,
         gold_answer=gold_answer,
-    )
-    ComparisonCandidate.objects.bulk_create(
-        ComparisonCandidate(comparison=comparison, candidate=c, position=i) for i, c in enumerate(candidates)
     )
     return comparison

@@ -13,7 +13,7 @@ from django.db.models import JSONField
 from django.utils import timezone
 
 from ..comparisons import GOLD_WANTED
-from ..models import Candidate, CandidateSource, Comparison, ComparisonCandidate, Prompt
+from ..models import Candidate, CandidateSource, Comparison, Prompt
 from .plan import _gold_answer, _Plan
 from .rows import _Context
 
@@ -46,14 +46,15 @@ _COUNTED = {
 def _analyze() -> None:
     if connection.vendor != "postgresql":
         return
-    tables = [m._meta.db_table for m in (Prompt, Candidate, Comparison, ComparisonCandidate)]
+    tables = [m._meta.db_table for m in (Prompt, Candidate, Comparison)]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(tables))
 
 
 def _plan_write(ctx: _Context, plan: _Plan) -> None:
     """Insert a batch's new rows: prompts, then candidates (they need their prompt's
-    key), then comparisons and their candidate links."""
+    key), then comparisons (their candidates' keys, checked by ``plan`` to be the
+    prompt's own, go in ``candidate_ids``)."""
     common = {"project_id": ctx.project_id, "created_at": timezone.now()}
     prompt_pks = plan.prompt_pks
     new_pks = _insert(Prompt, ("external_id", "text", "context", "metadata", "split"), plan.new_prompts, common)
@@ -74,27 +75,15 @@ def _plan_write(ctx: _Context, plan: _Plan) -> None:
         wanted = GOLD_WANTED if is_gold else (wanted or ctx.overlap)
         pks = [candidate_pks[ext] for ext in candidate_external_ids]
         comparisons.append((prompt_pks[prompt_external_id], external_id, pks, priority, wanted, is_gold, gold_answer))
-    new_pks = _insert(
+    _insert(
         Comparison,
         ("prompt_id", "external_id", "candidate_ids", "priority", "wanted", "is_gold", "gold_answer"),
         comparisons,
         common,
     )
-    _insert(
-        ComparisonCandidate,
-        ("comparison_id", "candidate_id", "position"),
-        [
-            (pk, candidate_pk, position)
-            for pk, row in zip(new_pks, comparisons, strict=True)
-            for position, candidate_pk in enumerate(row[2])
-        ],
-        returning_ids=False,
-    )
 
 
-def _insert(
-    model, names: tuple[str, ...], rows: list[tuple], constants: dict | None = None, *, returning_ids: bool = True
-) -> list[int]:
+def _insert(model, names: tuple[str, ...], rows: list[tuple], constants: dict | None = None) -> list[int]:
     """Insert rows given as tuples of field values (by attribute name), plus
     ``constants`` for every row; returns their primary keys, in order. Fields
     neither named nor constant take their model default.
@@ -112,11 +101,10 @@ def _insert(
     columns = [f.column for f in fields] + [f.column for f in constant_fields]
     insert = _insert_copy if connection.vendor == "postgresql" else _insert_many
     with connection.cursor() as cursor:
-        pks = _keys_take(cursor, model, len(rows)) if returning_ids else []
-        if returning_ids:
-            columns.insert(0, meta.pk.column)
-            fields.insert(0, meta.pk)
-            rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
+        pks = _keys_take(cursor, model, len(rows))
+        columns.insert(0, meta.pk.column)
+        fields.insert(0, meta.pk)
+        rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
         insert(cursor, meta.db_table, columns, fields, rows, constant_fields, list(constants.values()))
     return pks
 
@@ -140,12 +128,16 @@ def _keys_take(cursor, model, count: int) -> list[int]:
     """
     table, column = model._meta.db_table, model._meta.pk.column
     if connection.vendor == "postgresql":
+        # The sequence's name is looked up once: as an argument of nextval() the
+        # lookup would run per key (10x the time, measured).
+        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
+        (sequence,) = cursor.fetchone()
         cursor.execute(
             """
             SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
-            FROM (SELECT nextval(pg_get_serial_sequence(%s, %s)) AS v FROM generate_series(1, %s)) drawn
+            FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) drawn
             """,
-            [table, column, count],
+            [sequence, count],
         )
         first, last, scattered = cursor.fetchone()
         return list(range(first, last + 1)) if scattered is None else scattered

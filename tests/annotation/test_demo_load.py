@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from annotation.models import Candidate, Comparison, ComparisonCandidate, Membership, Project, Prompt
+from annotation.models import Candidate, Comparison, Membership, Project, Prompt
 from annotation.schema import parse_schema
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +46,9 @@ def test_it_loads_the_fine_grained_rlhf_questions_as_pairs():
     assert Prompt.objects.filter(project=project, split="eval").count() == 10
     assert Candidate.objects.filter(project=project).count() == 240
     assert Comparison.objects.filter(project=project).count() == 360
-    assert ComparisonCandidate.objects.filter(comparison__project=project).count() == 720
+    owner = dict(Candidate.objects.filter(project=project).values_list("pk", "prompt_id"))
+    lists = Comparison.objects.filter(project=project).values_list("prompt_id", "candidate_ids")
+    assert all(len(ids) == 2 and {owner[c] for c in ids} == {prompt} for prompt, ids in lists)
     first = Prompt.objects.get(project=project, external_id="fgrlhf-qa-001")
     assert first.text == "Who sings hawaiian version of somewhere over the rainbow?"
     assert first.context[0]["content"].startswith("Passages the answers should be grounded in:")

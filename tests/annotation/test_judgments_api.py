@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotation.models import Comparison, Judgment, SpanMark
+from annotation.models import Candidate, Comparison, Judgment, SpanMark
 
 from ..factories import UserFactory, make_comparison
 
@@ -44,13 +44,13 @@ def test_a_full_judgment_is_stored_exactly_as_sent(client, comparison, annotator
     assert judgment.ratings == {str(left): {"helpful": 5}, str(right): {"helpful": 2}}
     assert judgment.shown_order == [right, left]
     span = SpanMark.objects.get()
-    assert comparison.candidates.get(pk=right).text[int(span.start) : int(span.end)] == "Texas"
+    assert Candidate.objects.get(pk=right).text[int(span.start) : int(span.end)] == "Texas"
     assert response.json()["spans"][0]["category"] == "incorrect"
 
 
 def test_spans_after_an_emoji_use_code_point_offsets(client, comparison):
     left = comparison.candidate_ids[0]
-    text = comparison.candidates.get(pk=left).text
+    text = Candidate.objects.get(pk=left).text
     start = text.index("🇫🇷")
     body = {"winner": left, "spans": [{"candidate": left, "start": start, "end": len(text), "category": "irrelevant"}]}
     assert post(client, comparison, body).status_code == 201

@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 import torch
 
-from annotation.models import Comparison, ComparisonCandidate, Judgment, Membership, Role
+from annotation.models import Comparison, Judgment, Membership, Role
 from tests.factories import CandidateFactory, PromptFactory, UserFactory
 from tests.training.synthetic import CUE, FILLER_A, FILLER_B, MARKER, build_tiny_backbone, marker_judgments
 from training.models import ModelKind, ModelVersion
@@ -77,10 +77,6 @@ def add_judgments(project, n: int, *, seed: int = 1, start: int = 0, annotator=N
             status="done",
             is_gold=gold,
             gold_answer={"winner": winner.pk} if gold else None,
-        )
-        ComparisonCandidate.objects.bulk_create(
-            ComparisonCandidate(comparison=comparison, candidate=c, position=i)
-            for i, c in enumerate(candidates.values())
         )
         judgments.append(
             Judgment(
