@@ -4,6 +4,14 @@ Foreign keys whose column leads a unique constraint or index carry no index of
 their own (``db_index=False``): the composite one serves the same lookups, and
 every extra index slows bulk imports.
 
+A ``project`` key that another key implies (a candidate's or comparison's
+project is its prompt's; an assignment's or judgment's, its comparison's) has no
+database constraint (``db_constraint=False``): the column is a denormalised copy
+for filtering, written from the parent by the code that creates the row, and
+Django still cascades deletes through it. Checking it cost one foreign-key
+lookup per row (600,000 per 200,000-comparison import) and one per claim and
+submission.
+
 Models hold fields, constraints and trivial properties. Every write with rules
 goes through a service module (``queue.py``, ``judgments.py``, ``importers.py``…);
 invariants the database can keep are declared here as constraints.
@@ -103,7 +111,9 @@ class CandidateSource(models.TextChoices):
 class Candidate(models.Model):
     """One output for a prompt: text, or a media file (image, video, audio)."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="candidates", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="candidates", db_index=False, db_constraint=False
+    )
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     external_id = models.CharField(max_length=255)
     text = models.TextField(blank=True)
@@ -140,7 +150,9 @@ class Comparison(models.Model):
     handing out more live leases than the judgments still wanted.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False, db_constraint=False
+    )
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     external_id = models.CharField(max_length=255)
     # Candidate ids in their stored order (left to right before shuffling): the
@@ -198,7 +210,7 @@ class Assignment(models.Model):
     test is a single probe of this table's unique index.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments", db_constraint=False)
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
     state = models.CharField(max_length=9, choices=AssignmentState.choices, default=AssignmentState.LEASED)
@@ -227,7 +239,9 @@ class Judgment(models.Model):
     candidate order the annotator saw, left to right (to measure position bias).
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="judgments", db_index=False, db_constraint=False
+    )
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="judgments")
     winner = models.ForeignKey(Candidate, null=True, blank=True, on_delete=models.CASCADE, related_name="+")

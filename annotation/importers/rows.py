@@ -247,7 +247,7 @@ def _candidate_row(
     text_required = ctx.modality == Modality.TEXT
     text = _text(raw, "text", err, required=text_required, path=path)
     mime_type = raw.get("mime_type", "text/plain")
-    if not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100:
+    if not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100 or not _storable(mime_type):
         err(f"{path}mime_type", "Must be a MIME type such as text/plain or text/markdown.")
     elif text_required and not mime_type.startswith("text/"):
         err(f"{path}mime_type", "This is a text project: use text/plain or text/markdown.")

@@ -183,6 +183,13 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _copy_escape_all(texts) -> list[str]:
+    """``_copy_escape`` of each text, done on the texts joined by NUL (which no
+    stored text holds: rows.py refuses it): four passes over one string instead of
+    four calls per value."""
+    return _copy_escape("\x00".join(texts)).split("\x00")
+
+
 def _copy_json(value) -> str:
     if value == {}:
         return "{}"
@@ -205,6 +212,8 @@ def _copy_format(model_field) -> Callable[[tuple], list[str]]:
     def column(values: tuple) -> list[str]:
         if None in values:
             return ["\\N" if v is None else convert(v) for v in values]
+        if convert is _copy_escape:
+            return _copy_escape_all(values)
         return list(map(convert, values))
 
     return column
