@@ -221,10 +221,15 @@ class Assignment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_one_per_annotator"),
+            # At most one live lease per annotator and project (annotation.queue):
+            # two concurrent claims cannot both lease. Also the claim's index for
+            # "the lease I hold".
+            models.UniqueConstraint(
+                fields=["annotator", "project"], condition=Q(state="leased"), name="assignment_one_live_per_project"
+            ),
         ]
         indexes = [
             models.Index(fields=["expires_at"], condition=Q(state="leased"), name="assignment_live_by_expiry"),
-            models.Index(fields=["annotator", "project"], condition=Q(state="leased"), name="assignment_live_by_user"),
         ]
 
     def __str__(self) -> str:

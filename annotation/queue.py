@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -89,8 +89,27 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
     return None
 
 
-# The annotator's live lease if any; else pick, count and lease the next open
+# The annotator's live lease if any; else pick, lease and count the next open
 # comparison. One statement, so one commit in autocommit mode.
+#
+# Locks, and why this statement never waits on a lock that a submission, skip or
+# the lease reaper holds (they lock an assignment, then its comparison; a claim
+# that waited on an assignment while holding its comparison could deadlock with
+# them): the pick takes the annotator's own expired or released assignment of a
+# comparison with SKIP LOCKED *before* the comparison row itself (also SKIP
+# LOCKED), so a row busy elsewhere is skipped, never waited for. Locking it also
+# re-reads its newest version: a late submission or skip that committed after this
+# statement's snapshot is seen, so the upsert never turns a submitted or skipped
+# assignment back into a lease (and its WHERE is the backstop). The comparison is
+# locked FOR NO KEY UPDATE, the lock its UPDATE takes anyway: it does not conflict
+# with the KEY SHARE locks that foreign-key checks of new assignments and
+# judgments take on it at commit (FOR UPDATE did, and deadlocked with them).
+# "No assignment yet" is a scalar subquery, one index probe per row walked: as a
+# NOT EXISTS beside the OR, the planner hashed all of the annotator's assignments
+# on every claim. The comparison's
+# `leased` count goes up only when the lease was written. A second live lease of
+# the same annotator breaks the unique index `assignment_one_live_per_project`
+# (two concurrent claims): the caller retries and gets the first one back.
 _PG_CLAIM = (
     """
 WITH live AS (
@@ -103,29 +122,33 @@ WITH live AS (
     WHERE NOT EXISTS (SELECT 1 FROM live)
       AND c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
       AND c.judged + c.leased < c.wanted
-      AND NOT EXISTS (
-          SELECT 1 FROM annotation_assignment a
-          WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
-            AND a.state IN ('leased', 'submitted', 'skipped'))
+      AND ((SELECT a.state FROM annotation_assignment a
+            WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s) IS NULL
+           OR EXISTS (
+              SELECT 1 FROM annotation_assignment a
+              WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
+                AND a.state IN ('expired', 'released')
+              FOR UPDATE SKIP LOCKED))
     ORDER BY c.priority DESC, c.id
     LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE annotation_comparison c SET leased = c.leased + 1
-    FROM pick WHERE c.id = pick.id AND c.judged + c.leased < c.wanted
-    RETURNING c.id
+    FOR NO KEY UPDATE OF c SKIP LOCKED
 ), leased AS (
     INSERT INTO annotation_assignment
         (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
-    SELECT %(project)s, claimed.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM claimed
+    SELECT %(project)s, pick.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM pick
     ON CONFLICT (comparison_id, annotator_id) DO UPDATE
         SET state = 'leased', leased_at = EXCLUDED.leased_at,
             expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+        WHERE annotation_assignment.state IN ('expired', 'released')
     RETURNING comparison_id, expires_at
+), claimed AS (
+    UPDATE annotation_comparison c SET leased = c.leased + 1
+    FROM leased WHERE c.id = leased.comparison_id
+    RETURNING c.id
 ), claim AS (
     SELECT comparison_id, expires_at, true AS resumed FROM live
     UNION ALL
-    SELECT comparison_id, expires_at, false FROM leased
+    SELECT leased.comparison_id, leased.expires_at, false FROM leased JOIN claimed ON claimed.id = leased.comparison_id
 )
 -- The task's content too, so serving a task is one round trip. (The comparison
 -- row read here is the statement's snapshot; its content columns never change.)
@@ -134,6 +157,11 @@ FROM claim
 CROSS JOIN LATERAL ("""
     + TASK_CONTENT_SQL_POSTGRES.replace("%s", "claim.comparison_id")
     + """) AS content
+-- A comparison picked but not leased (its assignment changed after the snapshot,
+-- in a way the lock did not see): one row of nulls, and the caller tries again.
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+WHERE EXISTS (SELECT 1 FROM pick) AND NOT EXISTS (SELECT 1 FROM claimed)
 """
 )
 
@@ -183,20 +211,51 @@ VALUES (%(project)s, %(comparison)s, %(user)s, 'leased', %(now)s, %(expires)s, %
 ON CONFLICT (comparison_id, annotator_id) DO UPDATE
     SET state = 'leased', leased_at = excluded.leased_at,
         expires_at = excluded.expires_at, updated_at = excluded.updated_at
+    WHERE annotation_assignment.state IN ('expired', 'released')
 """
 
 
+CLAIM_ATTEMPTS = 3
+
+
 def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expires_at: datetime) -> Claim | None:
+    """One pool's claim, tried again when it lost a race: a second live lease of the
+    annotator (a concurrent claim, or a run-out lease the reaper has not yet
+    expired: expired here first), or a pick whose assignment changed under it."""
     params = {"project": project_id, "user": user_id, "gold": is_gold, "now": now, "expires": expires_at}
-    if connection.vendor == "postgresql":
-        with single_statement(), connection.cursor() as cursor:
-            cursor.execute(_PG_CLAIM, params)
-            rows = cursor.fetchall()
-        if not rows:
-            return None
-        comparison_id, expires, resumed = rows[0][:3]
-        content = task_content_from_rows(comparison_id, [r[3:] for r in rows])
-        return Claim(comparison_id=comparison_id, expires_at=expires, resumed=resumed, content=content)
+    claim_once = _claim_postgres if connection.vendor == "postgresql" else _claim_portable
+    for _ in range(CLAIM_ATTEMPTS - 1):
+        try:
+            return claim_once(params)
+        except IntegrityError:
+            leases_expire(now=now)
+        except _ClaimRaced:
+            pass
+    try:
+        return claim_once(params)
+    except _ClaimRaced:
+        return None
+
+
+class _ClaimRaced(Exception):
+    """The comparison picked could not be leased: try again."""
+
+
+def _claim_postgres(params: dict) -> Claim | None:
+    with single_statement(), connection.cursor() as cursor:
+        cursor.execute(_PG_CLAIM, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    comparison_id, expires, resumed = rows[0][:3]
+    if comparison_id is None:
+        raise _ClaimRaced
+    content = task_content_from_rows(comparison_id, [r[3:] for r in rows])
+    return Claim(comparison_id=comparison_id, expires_at=expires, resumed=resumed, content=content)
+
+
+def _claim_portable(params: dict) -> Claim | None:
+    """SQLite serialises writers (``BEGIN IMMEDIATE``), so these steps need no locks."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_SQLITE_LIVE, params)
         row = cursor.fetchone()
@@ -207,7 +266,9 @@ def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expi
         if row is None:
             return None
         cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0]})
-        return Claim(comparison_id=row[0], expires_at=expires_at, resumed=False)
+        if cursor.rowcount != 1:
+            raise _ClaimRaced  # leaves the atomic block: the count above is rolled back
+        return Claim(comparison_id=row[0], expires_at=params["expires"], resumed=False)
 
 
 def single_statement():
