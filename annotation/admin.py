@@ -31,6 +31,11 @@ class CandidateAdmin(admin.ModelAdmin):
     search_fields = ["external_id"]
     raw_id_fields = ["project", "prompt"]
 
+    def has_delete_permission(self, request, obj=None):
+        # Comparisons list candidates by id (Comparison.candidate_ids, no foreign
+        # key): a candidate goes only with its prompt, which takes its comparisons.
+        return False
+
 
 @admin.register(models.Comparison)
 class ComparisonAdmin(admin.ModelAdmin):

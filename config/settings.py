@@ -181,7 +181,11 @@ TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60)
 
 # --- Celery -----------------------------------------------------------------------
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+if CELERY_BROKER_URL == "filesystem://":
+    # The transport ignores the host, but kombu warns "No hostname was supplied"
+    # on every connection without one.
+    CELERY_BROKER_URL = "filesystem://localhost/"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _celery_dir = VAR_DIR / "celery"
     for _sub in ("queue", "processed", "control"):

@@ -183,13 +183,17 @@ def _batch_parse(ctx: _Context, batch: list[tuple[int, dict]], errors: _Errors, 
 
 
 def _seen_check(seen: _Seen, parsed, err) -> None:
-    one = _Rows()
-    one.add(parsed)
-    for p in one.prompts:
+    if isinstance(parsed, tuple):  # a bundle row
+        prompts, candidates, comparisons = (parsed[0],), parsed[1], parsed[2]
+    else:
+        prompts = (parsed,) if isinstance(parsed, _PromptRow) else ()
+        candidates = (parsed,) if isinstance(parsed, _CandidateRow) else ()
+        comparisons = (parsed,) if isinstance(parsed, _ComparisonRow) else ()
+    for p in prompts:
         seen.check("prompt", p.external_id, p.line, err, "id")
-    for c in one.candidates:
+    for c in candidates:
         seen.check("candidate", c.external_id, c.line, err, f"{c.path}id")
-    for m in one.comparisons:
+    for m in comparisons:
         seen.check("comparison", m.external_id, m.line, err, f"{m.path}id")
 
 

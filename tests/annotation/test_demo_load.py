@@ -64,3 +64,9 @@ def test_running_it_again_changes_nothing():
     assert Comparison.objects.count() == 360
     assert "comparisons: 0 created, 360 already there" in output
     assert get_user_model().objects.get(username="annotator").check_password("tandem-demo")
+
+
+def test_it_points_to_the_port_the_demo_serves_on(monkeypatch):
+    monkeypatch.setenv("PORT", "8765")
+    output = demo_load()
+    assert "http://127.0.0.1:8765/" in output and ":8000" not in output

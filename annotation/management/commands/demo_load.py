@@ -5,6 +5,7 @@ created once (found again by name), and its data goes through the importer, whic
 skips what is already there.
 """
 
+import os
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -55,8 +56,9 @@ class Command(BaseCommand):
         for username, role in DEMO_USERS:
             extra = ", Django superuser (can use /admin/)" if username == "admin" else ""
             self.stdout.write(f"  user {username!r:<13} password {DEMO_PASSWORD!r}  (project role: {role}{extra})")
+        port = os.environ.get("PORT", "8000")  # bin/demo serves on $PORT
         self.stdout.write(
-            "Open http://127.0.0.1:8000/ (API docs at /api/docs/, admin at /admin/) once the server runs "
+            f"Open http://127.0.0.1:{port}/ (API docs at /api/docs/, admin at /admin/) once the server runs "
             "(`make demo`, or `python manage.py runserver`)."
         )
 
