@@ -18,6 +18,14 @@ the benchmarks). It runs in three phases:
 A rejected file never opens a write transaction, and no more than one batch of
 parsed rows is in memory at a time.
 
+On Postgres, when the caller is not inside a transaction (the worker, the
+command, the benchmark), phases 2 and 3 run as one pass instead: the write
+transaction opens first, each batch's ``COPY`` runs on a worker thread (with its
+foreign-key checks made immediate) while this thread parses the next batch, and
+at the first bad row writing stops, checking goes on and everything is rolled
+back. Postgres and Python then work at the same time: on 2 cores each was about
+half of the import's CPU (bench/README.md).
+
 Line numbers in errors are 1-based: the line of the file for JSON Lines (blank
 lines count as lines but are skipped), the data row for CSV and Parquet (the
 header is not counted: the first data row is line 1).
@@ -27,6 +35,9 @@ the stored one counts as ``unchanged``. A row whose id exists with different
 content is an error. Optional columns a row leaves out are not compared.
 Rows without an ``id`` get one derived from a hash of their content, so the
 same file imported twice finds its own rows.
+
+Lookups are skipped in a table that held none of the project's rows when the
+import started (a first import): only the import's own rows could be found there.
 
 The modules, in the order a file goes through them:
 

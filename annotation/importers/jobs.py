@@ -5,11 +5,14 @@ progress reports, and the core that runs reading, validating and writing."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,12 +23,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from ..models import ImportJob, ImportStatus, Project
+from ..models import Candidate, Comparison, ImportJob, ImportStatus, Project, Prompt
 from .files import _batches, _rows_count, _rows_read
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
-from .writing import _analyze, _write
+from .writing import _analyze, _counts_add, _counts_empty, _plan_write, _write
 
 IMPORT_KINDS = ("prompts", "candidates", "comparisons", "bundle")
 IMPORT_FORMATS = ("jsonl", "csv", "parquet")
@@ -258,44 +261,134 @@ def _import(*, project: Project, kind: str, path: Path, file_format: str, option
 def _import_core(*, project: Project, kind: str, path: Path, file_format: str, options: dict, progress) -> dict:
     progress = progress or (lambda phase, done, total: None)
     ctx = _context(project, kind, options)
+    tables = (Prompt, Candidate, Comparison)
+    empty = frozenset(m._meta.model_name for m in tables if not m.objects.filter(project=project).exists())
+    ctx = dataclasses.replace(ctx, empty_at_start=empty)
 
     progress("reading", 0, None)
     rows_total = _rows_count(path, file_format)
-    # The validating pass leaves each batch's plan (new rows, stored keys) in this
-    # file, so the writing pass need not read and check the file a second time.
-    with tempfile.TemporaryFile(prefix="tandem-import-") as plans:
-        _validate(ctx, path, file_format, rows_total, progress, plans)
-        progress("writing", 0, rows_total)
-        plans.seek(0)
-        try:
-            with transaction.atomic():
-                counts = _write(ctx, plans, rows_total, progress)
-        except IntegrityError as exc:
-            # Validation saw these rows free and their references alive: something
-            # (another import, a deletion) changed the project in between.
-            raise _rejected(
-                "The project changed while this import ran (another import of the same ids, or a deletion); "
-                f"nothing was imported. Run it again: imports are idempotent. Database said: {exc}"
-            ) from exc
+    try:
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            counts = _import_overlapped(ctx, path, file_format, rows_total, progress)
+        else:
+            counts = _import_two_passes(ctx, path, file_format, rows_total, progress)
+    except IntegrityError as exc:
+        # Validation saw these rows free and their references alive: something
+        # (another import, a deletion) changed the project in between.
+        raise _rejected(
+            "The project changed while this import ran (another import of the same ids, or a deletion); "
+            f"nothing was imported. Run it again: imports are idempotent. Database said: {exc}"
+        ) from exc
     if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
         _analyze()
     return counts
 
 
-def _validate(ctx: _Context, path: Path, file_format: str, rows_total: int, progress, plans) -> None:
-    """Check every row; raise :class:`ImportRejected` with all errors, or leave the
-    batches' plans in ``plans``."""
+def _import_two_passes(ctx: _Context, path: Path, file_format: str, rows_total: int, progress) -> dict:
+    """Validate the whole file, then write it in one transaction: a rejected file
+    never opens a write transaction (SQLite: the database's one writer), and an
+    import inside a caller's transaction stays on its connection."""
+    # The validating pass leaves each batch's plan (new rows, stored keys) in this
+    # file, so the writing pass need not read and check the file a second time.
+    with tempfile.TemporaryFile(prefix="tandem-import-") as plans:
+
+        def keep(batch_size: int, plan) -> None:
+            # Our own temporary file, read back by this same call: not untrusted data.
+            pickle.dump((batch_size, plan), plans, protocol=pickle.HIGHEST_PROTOCOL)
+
+        _validate(ctx, path, file_format, rows_total, progress, keep)
+        progress("writing", 0, rows_total)
+        plans.seek(0)
+        with transaction.atomic():
+            return _write(ctx, plans, rows_total, progress)
+
+
+def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: int, progress) -> dict:
+    """Postgres: validate and write in one pass inside the one transaction, each
+    batch's ``COPY`` (and its foreign-key checks, made immediate) running on a
+    worker thread while this one parses the next batch, so Postgres and Python
+    work at the same time. At the first bad row writing stops; checking goes on,
+    to report every error, and the transaction is rolled back: all or nothing, as
+    in two passes."""
+    counts = _counts_empty(ctx)
+    progress("writing", 0, rows_total)
+    with transaction.atomic(), _BackgroundWriter(ctx) as writer:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+        def write(batch_size: int, plan) -> None:
+            _counts_add(counts, plan)
+            writer.submit(plan)
+
+        _validate(ctx, path, file_format, rows_total, progress, write, before_lookups=writer.wait, phase="writing")
+    return counts
+
+
+class _BackgroundWriter:
+    """Writes one batch's plan at a time on a worker thread, through this thread's
+    database connection (so inside its transaction). The caller must leave the
+    connection alone until :meth:`wait` returns."""
+
+    def __init__(self, ctx: _Context):
+        self.ctx = ctx
+        self.connection = connections[DEFAULT_DB_ALIAS]
+        self.pending: Future | None = None
+
+    def __enter__(self) -> _BackgroundWriter:
+        self.connection.inc_thread_sharing()
+        self.executor = ThreadPoolExecutor(max_workers=1, initializer=self._connection_share)
+        return self
+
+    def _connection_share(self) -> None:
+        connections[DEFAULT_DB_ALIAS] = self.connection
+
+    def submit(self, plan) -> None:
+        self.wait()
+        self.pending = self.executor.submit(_plan_write, self.ctx, plan)
+
+    def wait(self) -> None:
+        """Block until the batch being written is in; raise what writing it raised."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            elif self.pending is not None:
+                futures_wait([self.pending])  # done before the rollback; the first error wins
+        finally:
+            self.executor.shutdown(wait=True)
+            self.connection.dec_thread_sharing()
+
+
+def _validate(
+    ctx: _Context,
+    path: Path,
+    file_format: str,
+    rows_total: int,
+    progress,
+    consume: Callable[[int, object], None],
+    *,
+    before_lookups: Callable[[], None] | None = None,
+    phase: str = "validating",
+) -> None:
+    """Check every row; hand each batch's plan to ``consume`` while no row has
+    failed; raise :class:`ImportRejected` with all errors at the end.
+    ``before_lookups`` runs before each batch's database checks."""
     errors = _Errors()
     seen = _Seen()
     done = 0
     for batch in _batches(_rows_read(path, file_format, ctx), errors):
         rows = _batch_parse(ctx, batch, errors, seen)
+        if before_lookups is not None:
+            before_lookups()
         plan = _batch_plan(ctx, rows, errors)
         if not errors.count:
-            # Our own temporary file, read back by this same call: not untrusted data.
-            pickle.dump((len(batch), plan), plans, protocol=pickle.HIGHEST_PROTOCOL)
+            consume(len(batch), plan)
         done += len(batch)
-        progress("validating", done, rows_total)
+        progress(phase, done, rows_total)
     if done == 0 and not errors.count:
         raise _rejected("The file has no rows.")
     if errors.count:

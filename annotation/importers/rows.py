@@ -52,6 +52,9 @@ class _Context:
     columns: dict[str, str]  # name → "id" | "str" | "int" | "json" | "json_or_mode"
     column_set: frozenset
     required: tuple[str, ...]
+    # Tables ("prompt", "candidate", "comparison") that held no row of the project
+    # when the import started: nothing to look up there (see plan._stored).
+    empty_at_start: frozenset = frozenset()
 
 
 def _context(project: Project, kind: str, options: dict) -> _Context:

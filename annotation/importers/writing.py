@@ -19,7 +19,7 @@ from .rows import _Context
 
 
 def _write(ctx: _Context, plans, rows_total: int, progress) -> dict:
-    counts = {name: {"created": 0, "unchanged": 0} for name in _COUNTED[ctx.kind]}
+    counts = _counts_empty(ctx)
     done = 0
     while True:
         try:
@@ -27,12 +27,20 @@ def _write(ctx: _Context, plans, rows_total: int, progress) -> dict:
         except EOFError:
             break
         _plan_write(ctx, plan)
-        for name in counts:
-            counts[name]["created"] += len(getattr(plan, f"new_{name}"))
-            counts[name]["unchanged"] += plan.unchanged[name]
+        _counts_add(counts, plan)
         done += batch_size
         progress("writing", done, rows_total)
     return counts
+
+
+def _counts_empty(ctx: _Context) -> dict:
+    return {name: {"created": 0, "unchanged": 0} for name in _COUNTED[ctx.kind]}
+
+
+def _counts_add(counts: dict, plan: _Plan) -> None:
+    for name in counts:
+        counts[name]["created"] += len(getattr(plan, f"new_{name}"))
+        counts[name]["unchanged"] += plan.unchanged[name]
 
 
 _COUNTED = {

@@ -600,3 +600,56 @@ def test_text_the_database_cannot_store_is_a_row_error(project, tmp_path):
     path.write_text('{"text": "nul \\u0000 here"}\n{"text": "lone \\ud800 surrogate"}\n{"text": "fine"}\n')
     errors = rejected(project, "prompts", path)
     assert [(e["line"], e["field"]) for e in errors] == [(1, "text"), (2, "text")]
+
+
+# --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_writes_every_batch_once(tmp_path, monkeypatch):
+    project = ProjectFactory()
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
+    path = write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl")
+    counts = import_file(project=project, kind="bundle", path=path)
+    assert counts["comparisons"] == {"created": 15, "unchanged": 0}
+    pk = dict(Candidate.objects.filter(project=project).values_list("external_id", "pk"))
+    got = Comparison.objects.filter(project=project).order_by("pk").values_list("prompt__external_id", "candidate_ids")
+    assert list(got) == [(f"q{i}", [pk[f"q{i}-{a}"], pk[f"q{i}-{b}"]]) for i in range(5) for a, b in ("ab", "ac", "bc")]
+    # Again, now that the project has rows to look up: nothing new.
+    again = import_file(project=project, kind="bundle", path=path)
+    assert again["comparisons"] == {"created": 0, "unchanged": 15}
+    assert Comparison.objects.filter(project=project).count() == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_is_all_or_nothing(tmp_path, monkeypatch):
+    """The bad rows come after batches that Postgres has already written: every
+    error is still reported, and nothing stays."""
+    project = ProjectFactory()
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
+    rows = [bundle_row(i) for i in range(5)] + [{"id": "q9"}, bundle_row(6), bundle_row(0)]
+    errors = rejected(project, "bundle", write(tmp_path, rows, "jsonl"))
+    assert (6, "text") in [(e["line"], e["field"]) for e in errors]
+    assert (8, "id") in [(e["line"], e["field"]) for e in errors]  # q0 again
+    assert {e["line"] for e in errors} == {6, 8}
+    assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_fails_outside_a_transaction_leaves_nothing(tmp_path, monkeypatch):
+    project = ProjectFactory()
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
+    calls = []
+    real = writing._plan_write
+
+    def fail_on_the_second(ctx, plan):
+        calls.append(plan)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        real(ctx, plan)
+
+    monkeypatch.setattr(writing, "_plan_write", fail_on_the_second)
+    monkeypatch.setattr(jobs, "_plan_write", fail_on_the_second)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl"))
+    assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
