@@ -222,9 +222,18 @@ def project_seed(args, owner) -> tuple[object, dict]:
                 last[0] = now
                 print(f"  import {phase}: {done}/{total} rows, {now - t0:.0f} s", flush=True)
 
+        # CPU as well as wall time: on a shared machine the wall time says as much
+        # about the neighbours as about the import.
+        backend = sql("SELECT pg_backend_pid()", fetch="one")[0]
+        pg0, py0, load0 = proc_cpu_ms([backend]), time.process_time(), os.getloadavg()[0]
         t0 = time.perf_counter()
         result = importers.import_file(project=project, kind="bundle", path=str(path), progress=progress)
         import_s = time.perf_counter() - t0
+        import_cpu = {
+            "python_cpu_s": round(time.process_time() - py0, 1),
+            "postgres_backend_cpu_s": round((proc_cpu_ms([backend]) - pg0) / 1000, 1),
+            "load_average_1min_before_after": [round(load0, 1), round(os.getloadavg()[0], 1)],
+        }
     got = Comparison.objects.filter(project=project).count()
     analyzed_by_importer = sql(
         "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables"
@@ -240,14 +249,17 @@ def project_seed(args, owner) -> tuple[object, dict]:
         "file_mb": round(size_mb, 1),
         "import_s": round(import_s, 1),
         "comparisons_per_s": round(got / import_s),
-        "rows_per_s": round((n_prompts * (1 + 2 * args.candidates) + got) / import_s),
+        "rows_per_s": round((n_prompts * (1 + args.candidates) + got) / import_s),
+        **import_cpu,
         "importer_result": {k: v for k, v in (result or {}).items() if isinstance(v, (int, float, str, bool))},
         "analyze_seen_after_import": bool(analyzed_by_importer),
         "vacuum_analyze_s": round(vac_s, 1),
     }
     print(
         f"imported {got} comparisons in {import_s:.1f} s = {figures['comparisons_per_s']} comparisons/s "
-        f"(prompts+candidates+comparisons+links ≈ {figures['rows_per_s']} rows/s); VACUUM ANALYZE {vac_s:.1f} s"
+        f"(prompts+candidates+comparisons ≈ {figures['rows_per_s']} rows/s); VACUUM ANALYZE {vac_s:.1f} s\n"
+        f"  CPU: Python {import_cpu['python_cpu_s']} s, Postgres backend {import_cpu['postgres_backend_cpu_s']} s; "
+        f"load average {import_cpu['load_average_1min_before_after']} (before, after)"
     )
     if got != n_comparisons:
         raise SystemExit(f"import produced {got} comparisons, expected {n_comparisons}")
