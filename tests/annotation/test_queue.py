@@ -92,6 +92,21 @@ def test_an_expired_lease_returns_the_comparison_to_the_pool(project, annotator)
     assert Comparison.objects.get(pk=comparison.pk).leased == 1
 
 
+def test_coming_back_after_a_lease_ran_out_unreaped_serves_a_task_and_one_lease(project, annotator):
+    """The reaper has not run yet, so the run-out lease still reads "leased": the
+    claim expires it first (an annotator holds one live lease per project)."""
+    first = make_comparison(project, priority=1)
+    second = make_comparison(project)
+    assert claim(project, annotator).comparison_id == first.pk
+    later = timezone.now() + timedelta(seconds=project.lease_seconds + 1)
+    again = claim(project, annotator, now=later)
+    assert again is not None and not again.resumed
+    assert again.comparison_id in (first.pk, second.pk)
+    live = Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
+    assert list(live.values_list("comparison_id", flat=True)) == [again.comparison_id]
+    assert sum(Comparison.objects.values_list("leased", flat=True)) == 1
+
+
 def test_a_late_submission_is_kept_when_the_comparison_still_needs_it(project, annotator):
     comparison = make_comparison(project, wanted=1)
     claim(project, annotator)
