@@ -14,6 +14,11 @@ Correctness rests on three facts (DESIGN §4):
    unique index on ``Assignment``: every lease, submission and skip leaves a row.
 3. **The walk is one partial index** (``comparison_open_queue``: open comparisons
    of a project in priority order), so a claim never sorts the open set.
+4. **One live lease per annotator and project** (the unique partial index
+   ``assignment_one_live_per_project``), and **a claim never waits on a lock**
+   that a submission, skip or the reaper holds (it takes the rows it needs with
+   ``SKIP LOCKED``), so one annotator's concurrent requests neither double-lease
+   nor deadlock (``_PG_CLAIM``; tests/annotation/test_queue_races.py).
 
 The claim is one statement on Postgres (one commit); on SQLite it is two
 statements inside one immediate transaction.
@@ -100,16 +105,17 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
 # LOCKED), so a row busy elsewhere is skipped, never waited for. Locking it also
 # re-reads its newest version: a late submission or skip that committed after this
 # statement's snapshot is seen, so the upsert never turns a submitted or skipped
-# assignment back into a lease (and its WHERE is the backstop). The comparison is
-# locked FOR NO KEY UPDATE, the lock its UPDATE takes anyway: it does not conflict
-# with the KEY SHARE locks that foreign-key checks of new assignments and
-# judgments take on it at commit (FOR UPDATE did, and deadlocked with them).
-# "No assignment yet" is a scalar subquery, one index probe per row walked: as a
-# NOT EXISTS beside the OR, the planner hashed all of the annotator's assignments
-# on every claim. The comparison's
+# assignment back into a lease (and its WHERE is the backstop). The comparison's
 # `leased` count goes up only when the lease was written. A second live lease of
 # the same annotator breaks the unique index `assignment_one_live_per_project`
 # (two concurrent claims): the caller retries and gets the first one back.
+#
+# The comparison is locked FOR NO KEY UPDATE, the lock its UPDATE takes anyway:
+# it does not conflict with the KEY SHARE locks that foreign-key checks of new
+# assignments and judgments take on it at commit (FOR UPDATE did, and deadlocked
+# with them). "No assignment yet" is a scalar subquery, one index probe per row
+# walked: written as NOT EXISTS beside the OR, the planner hashed all of the
+# annotator's assignments on every claim.
 _PG_CLAIM = (
     """
 WITH live AS (
