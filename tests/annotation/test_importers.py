@@ -653,3 +653,25 @@ def test_a_write_that_fails_outside_a_transaction_leaves_nothing(tmp_path, monke
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl"))
     assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_outside_a_transaction_reports_progress_up_to_every_row(media, monkeypatch):
+    project = ProjectFactory()
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
+    seen = []
+    report = jobs._JobProgress.__call__
+
+    def spy(self, phase, done, total):
+        seen.append((phase, done, total))
+        report(self, phase, done, total)
+
+    monkeypatch.setattr(jobs._JobProgress, "__call__", spy)
+    rows = [bundle_row(i) for i in range(5)]
+    job = import_job_create(project=project, kind="bundle", uploaded_file=upload(rows), original_name="b.jsonl")
+    job = import_job_run(job_id=job.pk)
+    assert job.status == ImportStatus.SUCCEEDED, job.errors
+    assert (job.phase, job.rows_done, job.rows_total) == ("done", 5, 5)
+    assert seen[0] == ("reading", 0, None)
+    writing = [done for phase, done, _ in seen if phase == "writing"]
+    assert writing[0] == 0 and writing[-1] == 5 and writing == sorted(writing)
