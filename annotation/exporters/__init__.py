@@ -13,6 +13,7 @@ from .card import card_numbers
 from .core import BATCH_ROWS, MEDIA_MODES, Export, ExportRequest, export_request_parse, export_stream, export_to_folder
 from .filters import ExportFilter, ExportInvalid
 from .formats import DATA_FILE, FORMATS
+from .jobs import export_download_name, export_job_create, export_job_run
 from .shapes import PAIR_FORMS, SHAPES, TIE_POLICIES, ShapeOptions
 
 __all__ = [
@@ -29,6 +30,9 @@ __all__ = [
     "ExportRequest",
     "ShapeOptions",
     "card_numbers",
+    "export_download_name",
+    "export_job_create",
+    "export_job_run",
     "export_request_parse",
     "export_stream",
     "export_to_folder",
