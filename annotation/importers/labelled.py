@@ -274,8 +274,8 @@ def _implicit_prompt(chosen: str, rejected: str) -> tuple[str, str, str]:
         n += 1
     while n and not chosen[n - 1].isspace() and n < min(len(chosen), len(rejected)):
         n -= 1
-    prompt = chosen[:n].rstrip()
-    return prompt, chosen[len(prompt) :].strip(), rejected[len(prompt) :].strip()
+    shared = chosen[:n].rstrip()
+    return shared.lstrip(), chosen[len(shared) :].strip(), rejected[len(shared) :].strip()
 
 
 def _parse_pair(line: int, row: dict) -> _Labelled:
