@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -129,8 +130,8 @@ class JsonlWriter(Writer):
         self.file = target.open(DATA_FILE["jsonl"])
 
     def write(self, rows):
-        dumps = json.dumps
-        self.file.write("".join([dumps(row, ensure_ascii=False) + "\n" for row in rows]).encode())
+        dumps = orjson.dumps
+        self.file.write(b"\n".join([dumps(row) for row in rows]) + b"\n" if rows else b"")
 
     def close(self):
         self.file.close()
@@ -151,13 +152,13 @@ class CsvWriter(Writer):
         self.flags = [i for i, f in enumerate(schema) if pa.types.is_boolean(f.type)]
 
     def write(self, rows):
-        dumps, names = json.dumps, self.names
+        names = self.names
         out = []
         for row in rows:
             cells = [row[n] for n in names]
             for i in self.nested:
                 if cells[i] is not None:
-                    cells[i] = dumps(cells[i], ensure_ascii=False)
+                    cells[i] = orjson.dumps(cells[i]).decode()
             for i in self.flags:
                 if cells[i] is not None:
                     cells[i] = "true" if cells[i] else "false"

@@ -25,10 +25,10 @@ format; CSV also writes lists and objects as JSON text (what the importer reads)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import orjson
 import pyarrow as pa
 
 from preference.prompts import prompt_messages, render_prompt
@@ -246,10 +246,9 @@ class RowBuilder:
                 "tie": j.tie,
                 "ranking": [names[c] for c in j.ranking] if j.ranking is not None else None,
                 "strength": j.strength,
-                "ratings": json.dumps(
-                    {names.get(int(k), k) if str(k).isdigit() else k: v for k, v in (j.ratings or {}).items()},
-                    ensure_ascii=False,
-                ),
+                "ratings": orjson.dumps(
+                    {names.get(int(k), k) if str(k).isdigit() else k: v for k, v in (j.ratings or {}).items()}
+                ).decode(),
                 "spans": j.spans,
                 "rationale": j.rationale,
                 "shown_order": [names[c] for c in j.shown_order or [] if c in names],
@@ -258,18 +257,20 @@ class RowBuilder:
             }
 
     def _candidate(self, c: CandidateRow) -> dict:
-        origin = c.origin or {}
-        version = origin.get("model_version")
-        return {
-            "id": c.external_id,
-            "text": c.text,
-            "media": self.media(c),
-            "mime_type": c.mime_type,
-            "source": c.source,
-            "round": _round(origin),
-            "model_version": None if version is None else str(version),
-            "origin": json.dumps(origin, ensure_ascii=False),
-        }
+        # Built once per candidate and chunk, then shared by the rows that show it (rows are written, not kept).
+        if c.exported is None:
+            version = c.origin.get("model_version")
+            c.exported = {
+                "id": c.external_id,
+                "text": c.text,
+                "media": self.media(c),
+                "mime_type": c.mime_type,
+                "source": c.source,
+                "round": _round(c.origin),
+                "model_version": None if version is None else str(version),
+                "origin": c.origin_json if isinstance(c.origin_json, str) else orjson.dumps(c.origin).decode(),
+            }
+        return c.exported
 
     # (d) consensus ------------------------------------------------------------------------------------------
     def _consensus(self, group: ComparisonGroup) -> Iterator[dict]:

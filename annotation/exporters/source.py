@@ -12,13 +12,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+import orjson
 from django.db import connection
 
 from preference.expansion import PairVotes, ordered_pairs
 
-from ..models import Candidate, Project, SpanMark
+from ..models import Project
 from .filters import ExportFilter
 
 CHUNK_ROWS = 5000
@@ -33,7 +34,9 @@ class CandidateRow:
     media: str
     mime_type: str
     source: str
-    origin: dict
+    origin_json: str
+    origin: dict = field(default_factory=dict)
+    exported: dict | None = None  # its entry in a judgments row, built once per chunk (see shapes)
 
 
 @dataclass(slots=True)
@@ -119,17 +122,10 @@ def comparison_groups(
 
     ``filters.min_agreement`` is applied here, per comparison.
     """
-    rows = (
-        filters.judgments(project)
-        .order_by("comparison_id", "annotator_id")
-        .values_list(*_FIELDS)
-        .iterator(chunk_size=chunk_rows)
-    )
+    query = filters.judgments(project).order_by("comparison_id", "annotator_id").values_list(*_FIELDS).query
     pending: list[JudgmentRow] = []
-    while True:
-        chunk = [JudgmentRow(*row) for row in itertools.islice(rows, chunk_rows)]
-        if not chunk:
-            break
+    for raw_chunk in _raw_chunks(query, chunk_rows):
+        chunk = [_judgment_row(row) for row in raw_chunk]
         _attach(chunk)
         pending.extend(chunk)
         # The last comparison of the chunk may go on in the next one: keep it back.
@@ -140,6 +136,69 @@ def comparison_groups(
         ready, pending = pending[:cut], pending[cut:]
         yield from _groups(ready, filters)
     yield from _groups(pending, filters)
+
+
+# The ORM builds each query (filters, joins) but the rows are read raw: Django's per-value converters (a
+# json.loads per JSON column, in Python) cost more than the rest of the export; orjson decodes them here.
+_loads = orjson.loads
+
+
+def _json(value):
+    if value is None or not isinstance(value, str | bytes):
+        return value
+    return _loads(value)
+
+
+def _moment(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SQLite gives text, in UTC
+
+
+def _judgment_row(row: tuple) -> JudgmentRow:
+    (pk, comparison_id, comparison_ext, candidate_ids, is_gold, origin, prompt_id, prompt_ext, prompt_text, context,
+     split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale, shown_order, time_spent,
+     created_at) = row  # fmt: skip
+    return JudgmentRow(
+        pk,
+        comparison_id,
+        comparison_ext,
+        _loads(candidate_ids),
+        bool(is_gold),
+        _json(origin) or {},
+        prompt_id,
+        prompt_ext,
+        prompt_text,
+        _json(context) or [],
+        split,
+        _json(metadata) or {},
+        annotator,
+        winner_id,
+        bool(tie),
+        _json(ranking),
+        strength,
+        _json(ratings) or {},
+        rationale,
+        _json(shown_order) or [],
+        time_spent,
+        _moment(created_at),
+    )
+
+
+def _raw_chunks(query, chunk_rows: int) -> Iterator[list[tuple]]:
+    """The query's rows, ``chunk_rows`` at a time, from a server-side cursor on Postgres."""
+    sql, params = query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield rows
+
+
+def _raw(queryset) -> list[tuple]:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _groups(judgments: list[JudgmentRow], filters: ExportFilter) -> Iterator[ComparisonGroup]:
@@ -153,44 +212,49 @@ def _groups(judgments: list[JudgmentRow], filters: ExportFilter) -> Iterator[Com
         yield group
 
 
+_CANDIDATES_SQL = (
+    "SELECT id, external_id, text, media, mime_type, source, origin FROM annotation_candidate WHERE id {ids}"
+)
+_SPANS_SQL = (
+    'SELECT judgment_id, candidate_id, start, "end", box, category, note FROM annotation_spanmark '
+    "WHERE judgment_id {ids} ORDER BY id"
+)
+
+
 def _attach(chunk: list[JudgmentRow]) -> None:
     """Fill each judgment's candidates and spans: one query per table per chunk."""
-    candidate_ids = {c for j in chunk for c in j.candidate_ids}
-    candidates = {
-        row[0]: CandidateRow(*row)
-        for row in _in_lists(
-            Candidate.objects.values_list("pk", "external_id", "text", "media", "mime_type", "source", "origin"),
-            "pk",
-            candidate_ids,
-        )
-    }
+    candidates = {}
+    for row in _by_ids(_CANDIDATES_SQL, {c for j in chunk for c in j.candidate_ids}):
+        candidate = CandidateRow(*row)
+        candidate.origin = _json(candidate.origin_json) or {}
+        candidates[candidate.id] = candidate
     by_judgment = {j.id: j for j in chunk}
     for judgment in chunk:
         judgment.candidates = {c: candidates[c] for c in judgment.candidate_ids}
-    spans = _in_lists(
-        SpanMark.objects.order_by("pk").values_list(
-            "judgment_id", "candidate_id", "start", "end", "box", "category", "note"
-        ),
-        "judgment_id",
-        by_judgment,
-    )
-    for judgment_id, candidate_id, start, end, box, category, note in spans:
+    for judgment_id, candidate_id, start, end, box, category, note in _by_ids(_SPANS_SQL, by_judgment):
         judgment = by_judgment[judgment_id]
         judgment.spans.append(
             {
                 "candidate": judgment.candidates[candidate_id].external_id,
                 "start": start,
                 "end": end,
-                "box": box,
+                "box": _json(box),
                 "category": category,
                 "note": note,
             }
         )
 
 
-def _in_lists(values_qs, column: str, ids) -> Iterator[tuple]:
+def _by_ids(sql: str, ids) -> Iterator[tuple]:
+    """Rows of ``sql`` for these ids: one ``= ANY(array)`` on Postgres (a single parameter: thousands of
+    ``IN`` placeholders cost more to build and parse than the query takes), ``IN`` batches elsewhere."""
     ordered = sorted(ids)
-    # SQLite builds before 3.32 allow 999 bound parameters; Postgres takes the whole chunk at once.
-    step = (len(ordered) or 1) if connection.vendor == "postgresql" else 900
-    for start in range(0, len(ordered), step):
-        yield from values_qs.filter(**{f"{column}__in": ordered[start : start + step]})
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(sql.format(ids="= ANY(%s)"), [ordered])
+            yield from cursor.fetchall()
+            return
+        for start in range(0, len(ordered), 900):  # under SQLite's old 999-parameter limit
+            batch = ordered[start : start + 900]
+            cursor.execute(sql.format(ids=f"IN ({', '.join(['%s'] * len(batch))})"), batch)
+            yield from cursor.fetchall()
