@@ -150,9 +150,10 @@ def _json(value):
 
 
 def _moment(value) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)  # SQLite gives text, in UTC
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    # SQLite keeps UTC without an offset (and its driver may hand back text or a naive datetime).
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _judgment_row(row: tuple) -> JudgmentRow:
