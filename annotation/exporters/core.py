@@ -6,6 +6,8 @@ yielding after each batch so a streamed response can send what was written and a
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,6 +84,26 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
     )
 
 
+@contextlib.contextmanager
+def _collector_relaxed():
+    """Run the export with Python's cyclic garbage collector triggered far less often.
+
+    An export allocates millions of short-lived, acyclic objects (rows, dicts, lists) that reference counting
+    frees at once; the cyclic collector, triggered every 700 allocations by default, only re-walks them and
+    every long-lived object. Measured: 75 % of the time spent turning database rows into judgments went to it.
+    Objects alive before the export are frozen out of its walks, and gen-0 collections happen every 100,000
+    allocations instead (cycles, if any, are still collected).
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 class _Media:
     """A media candidate's reference: a URL (the storage's, made absolute with ``base_url``) or, when packed,
     ``media/<name>`` — the file itself is copied beside the data once the data is written."""
@@ -125,6 +147,10 @@ class Export:
         self.card = ""
 
     def run(self) -> Iterator[int]:
+        with _collector_relaxed():
+            yield from self._run()
+
+    def _run(self) -> Iterator[int]:
         request = self.request
         writer_class = WRITERS[request.file_format]
         extra = {"description": f"Tandem export of {self.project.name} ({request.shape})"}
