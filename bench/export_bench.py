@@ -154,7 +154,15 @@ def _child(args) -> None:
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
     print(
-        json.dumps({"rows": export.stats.rows, "judgments": export.stats.judgments, "seconds": seconds, "bytes": size})
+        json.dumps(
+            {
+                "rows": export.stats.rows,
+                "judgments": export.stats.judgments,
+                "seconds": seconds,
+                "export_cpu_s": cpu_seconds,
+                "bytes": size,
+            }
+        )
     )
 
 
