@@ -246,3 +246,21 @@ def test_an_unfinished_export_has_nothing_to_download(world, api, researcher_of)
     job = ExportJob.objects.create(project=world.project, shape="pairs", file_format="csv")
     response = api.as_user(researcher_of).get(f"/api/v1/exports/{job.pk}/download/")
     assert response.status_code == 409 and "queued" in response.json()["message"]
+
+
+def test_the_management_command_writes_the_export_and_prints_its_counts(world, tmp_path, capsys):
+    from django.core.management import call_command
+
+    call_command(
+        "export_data",
+        str(tmp_path / "out"),
+        project=world.project.pk,
+        shape="pairs",
+        file_format="csv",
+        annotators="anna",
+        form="standard",
+    )
+    printed = json.loads(capsys.readouterr().out)
+    rows = read_rows(tmp_path / "out", "csv")
+    assert printed["rows"] == len(rows) > 0 and {r["annotator"] for r in rows} == {"anna"}
+    assert card_numbers(card(tmp_path / "out"))["rows"] == len(rows)
