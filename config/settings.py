@@ -196,6 +196,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Imports read three formats, exports write four: two `file_format` choice sets, named apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportFileFormatEnum": ["jsonl", "csv", "parquet"],
+        "ExportFileFormatEnum": ["jsonl", "csv", "parquet", "hf"],
+    },
 }
 # How long a token → user lookup is cached per process. A revoked token keeps
 # working for at most this long on processes that cached it.

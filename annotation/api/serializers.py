@@ -347,3 +347,22 @@ class ExportJobSerializer(serializers.Serializer):
         path = reverse("export-download", kwargs={"pk": job.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
+
+
+class LabelImportSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=["pairs", "judgments"])
+    file_format = serializers.ChoiceField(
+        choices=["jsonl", "csv", "parquet"], required=False, help_text="Taken from the file name when left out."
+    )
+    annotator = serializers.CharField(
+        required=False, help_text="pairs without an annotator column: credit this user (default: you)."
+    )
+
+
+class LabelImportResultSerializer(serializers.Serializer):
+    prompts = serializers.IntegerField()
+    candidates = serializers.IntegerField()
+    comparisons = serializers.IntegerField()
+    judgments = serializers.IntegerField()
+    unchanged = serializers.IntegerField()

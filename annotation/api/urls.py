@@ -41,4 +41,5 @@ urlpatterns = [
     path("projects/<id:pk>/exports/stream/", views.ExportStreamView.as_view(), name="project-export-stream"),
     path("exports/<id:pk>/", views.ExportDetailView.as_view(), name="export-detail"),
     path("exports/<id:pk>/download/", views.ExportDownloadView.as_view(), name="export-download"),
+    path("projects/<id:pk>/label-imports/", views.LabelImportView.as_view(), name="project-label-imports"),
 ]

@@ -586,3 +586,66 @@ class ExportStreamView(APIView):
         name = exporters.export_download_name(project, export_request.shape, export_request.file_format)
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+class LabelImportView(APIView):
+    """Import existing labels — preference pairs or raw judgments (the ``judgments`` export shape) — all or
+    nothing, in the request (files up to ``IMPORT_INLINE_MAX_BYTES``; larger ones, and Hugging Face datasets on
+    disk, with ``manage.py import_labels``). A bad file answers 400 with every bad line; nothing is written."""
+
+    @extend_schema(
+        request={"multipart/form-data": s.LabelImportSerializer},
+        responses={201: s.LabelImportResultSerializer, 400: ERROR},
+    )
+    def post(self, request, pk: int):
+        import tempfile
+        from pathlib import Path
+
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+
+        from ..importers.labelled import labelled_import
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.LabelImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if upload.size > settings.IMPORT_INLINE_MAX_BYTES:
+            raise ValidationError(
+                {"file": [f"Larger than {settings.IMPORT_INLINE_MAX_BYTES} bytes: use `manage.py import_labels`."]}
+            )
+        file_format = body.validated_data.get("file_format") or {
+            ".jsonl": "jsonl",
+            ".csv": "csv",
+            ".parquet": "parquet",
+        }.get(Path(upload.name).suffix.lower())
+        if file_format is None:
+            raise ValidationError({"file_format": ["Cannot tell the format from the file name; give file_format."]})
+        credited = request.user
+        if body.validated_data.get("annotator"):
+            credited = get_user_model().objects.filter(username=body.validated_data["annotator"]).first()
+            if credited is None:
+                raise ValidationError({"annotator": ["No user with this name."]})
+        with tempfile.NamedTemporaryFile(suffix=f".{file_format}") as tmp:
+            for chunk in upload.chunks():
+                tmp.write(chunk)
+            tmp.flush()
+            try:
+                counts = labelled_import(
+                    project=project,
+                    kind=body.validated_data["kind"],
+                    path=tmp.name,
+                    file_format=file_format,
+                    user=credited,
+                )
+            except importers.ImportRejected as exc:
+                return Response(
+                    {
+                        "message": exc.message
+                        if len(exc.errors) == 1
+                        else "The file has invalid rows; nothing was imported.",
+                        "errors": {"file": [_row_error(e) for e in exc.errors]},
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+        return Response(counts, status=status.HTTP_201_CREATED)

@@ -163,3 +163,31 @@ def test_contradictions_inside_the_file_are_errors(tmp_path):
         labelled_import(project=ProjectFactory(), kind="pairs", path=path, file_format="jsonl", user=UserFactory())
     assert [e["line"] for e in caught.value.errors] == [2, 3, 4]
     assert Prompt.objects.count() == 0
+
+
+def test_the_api_imports_pairs_and_refuses_a_bad_file_naming_its_lines(api, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotation.models import Membership, Role
+
+    project = ProjectFactory()
+    researcher = UserFactory(username="rita")
+    Membership.objects.create(project=project, user=researcher, role=Role.RESEARCHER)
+    client = api.as_user(researcher)
+    bad = b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n{"prompt": "Q2", "chosen": "x"}\n'
+    response = client.post(
+        f"/api/v1/projects/{project.pk}/label-imports/",
+        {"file": SimpleUploadedFile("pairs.jsonl", bad), "kind": "pairs"},
+        format="multipart",
+    )
+    assert response.status_code == 400 and response.json()["errors"]["file"] == ["line 2 (rejected): Required."]
+    assert Judgment.objects.filter(project=project).count() == 0
+    good = b'{"prompt": "Q", "chosen": "a", "rejected": "b", "strength": 2}\n'
+    response = client.post(
+        f"/api/v1/projects/{project.pk}/label-imports/",
+        {"file": SimpleUploadedFile("pairs.jsonl", good), "kind": "pairs"},
+        format="multipart",
+    )
+    assert response.status_code == 201 and response.json()["judgments"] == 1
+    judgment = Judgment.objects.get(project=project)
+    assert judgment.annotator == researcher and judgment.strength == 2 and judgment.winner.text == "a"

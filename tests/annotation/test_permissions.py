@@ -93,6 +93,7 @@ ACCESS = [
     Access("GET",    "projects/<int:pk>/exports/stream/",          Role.RESEARCHER,     200),
     Access("GET",    "exports/<int:pk>/",                          Role.RESEARCHER,     200),
     Access("GET",    "exports/<int:pk>/download/",                 Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/label-imports/",           Role.RESEARCHER,     201),
 ]
 # fmt: on
 
@@ -238,6 +239,14 @@ def _export_job(world):
     return job
 
 
+def _label_import(world, user):
+    upload = SimpleUploadedFile("pairs.jsonl", b'{"prompt": "2 + 2?", "chosen": "4", "rejected": "5"}\n')
+    return f"/api/v1/projects/{world.project.pk}/label-imports/", {
+        "data": {"file": upload, "kind": "pairs"},
+        "format": "multipart",
+    }
+
+
 def _project_path(suffix=""):
     return lambda world, user: (f"/api/v1/projects/{world.project.pk}/{suffix}", {})
 
@@ -303,6 +312,7 @@ CALLS = {
     ),
     ("GET", "projects/<int:pk>/exports/stream/"): _project_path("exports/stream/?shape=pairs&file_format=csv"),
     ("GET", "exports/<int:pk>/"): lambda world, user: (f"/api/v1/exports/{_export_job(world).pk}/", {}),
+    ("POST", "projects/<int:pk>/label-imports/"): _label_import,
     ("GET", "exports/<int:pk>/download/"): lambda world, user: (
         f"/api/v1/exports/{_export_job(world).pk}/download/",
         {},
