@@ -111,7 +111,9 @@ class ExportFilter:
                 if value == "none":
                     wanted |= Q(comparison__origin__round__isnull=True)
                 else:
-                    wanted |= Q(comparison__origin__round=int(value) if value.isdigit() else value)
+                    # Round ids are stored as numbers; a number too long for a database integer is just text.
+                    number = value.isdigit() and len(value) <= 18
+                    wanted |= Q(comparison__origin__round=int(value) if number else value)
             qs = qs.filter(wanted)
         if self.split:
             qs = qs.filter(comparison__prompt__split=self.split)
@@ -127,10 +129,13 @@ def _moment(value) -> datetime | None:
         moment = value
     else:
         text = str(value).strip()
-        moment = parse_datetime(text)
-        if moment is None:
-            day = parse_date(text) if len(text) == 10 else None
-            moment = datetime(day.year, day.month, day.day) if day else None
+        try:
+            moment = parse_datetime(text)
+            if moment is None:
+                day = parse_date(text) if len(text) == 10 else None
+                moment = datetime(day.year, day.month, day.day) if day else None
+        except ValueError:  # well formed but impossible, e.g. month 13
+            return None
     if moment is not None and is_naive(moment):
         moment = make_aware(moment, timezone=UTC)
     return moment

@@ -264,3 +264,15 @@ def test_the_management_command_writes_the_export_and_prints_its_counts(world, t
     rows = read_rows(tmp_path / "out", "csv")
     assert printed["rows"] == len(rows) > 0 and {r["annotator"] for r in rows} == {"anna"}
     assert card_numbers(card(tmp_path / "out"))["rows"] == len(rows)
+
+
+@pytest.mark.parametrize("date", ["2026-13-01", "2026-02-30T10:00:00", "yesterday"])
+def test_an_impossible_date_is_a_named_error_not_a_crash(date):
+    with pytest.raises(ExportInvalid) as caught:
+        export_request_parse(shape="pairs", file_format="csv", filters={"date_from": date})
+    assert set(caught.value.errors) == {"date_from"}
+
+
+def test_an_overlong_round_id_matches_nothing(world, tmp_path):
+    rows, _, _ = export(world, tmp_path, filters={"rounds": ["9" * 40]})
+    assert rows == []
