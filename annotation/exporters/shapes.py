@@ -120,6 +120,7 @@ def schema_for(shape: str, options: ShapeOptions) -> pa.Schema:
                 ("context", _MESSAGES),
                 ("split", pa.string()),
                 ("is_gold", pa.bool_()),
+                ("gold_answer", pa.string()),
                 ("round", pa.string()),
                 ("annotator", pa.string()),
                 ("candidates", pa.list_(_CANDIDATE)),
@@ -158,7 +159,7 @@ def schema_for(shape: str, options: ShapeOptions) -> pa.Schema:
     raise ValueError(f"unknown shape {shape!r}")
 
 
-JSON_TEXT_COLUMNS = frozenset(("ratings",))
+JSON_TEXT_COLUMNS = frozenset(("ratings", "gold_answer"))
 """Columns that are JSON text in every format (their keys depend on the project)."""
 
 
@@ -239,6 +240,7 @@ class RowBuilder:
                 "context": j.prompt_context or [],
                 "split": j.split,
                 "is_gold": j.is_gold,
+                "gold_answer": _gold_answer(j.gold_answer, names),
                 "round": _round(j.comparison_origin),
                 "annotator": j.annotator,
                 "candidates": [self._candidate(j.candidates[c]) for c in j.candidate_ids],
@@ -313,6 +315,18 @@ def judgment_ranks(j: JudgmentRow) -> tuple[list[int], list[int]]:
         return list(j.candidate_ids), [1] * len(j.candidate_ids)
     others = [c for c in j.candidate_ids if c != j.winner_id]
     return [j.winner_id, *others], [1] + [2] * len(others)
+
+
+def _gold_answer(answer: dict | None, names: dict[int, str]) -> str | None:
+    """A gold check's expected answer as JSON text, candidates named by external id."""
+    if not answer:
+        return None
+    named = dict(answer)
+    if named.get("winner") is not None:
+        named["winner"] = names.get(named["winner"], named["winner"])
+    if isinstance(named.get("ranking"), list):
+        named["ranking"] = [names.get(c, c) for c in named["ranking"]]
+    return orjson.dumps(named).decode()
 
 
 def _prompt(j: JudgmentRow) -> str:

@@ -46,6 +46,7 @@ class JudgmentRow:
     comparison_external_id: str
     candidate_ids: list[int]
     is_gold: bool
+    gold_answer: dict | None
     comparison_origin: dict
     prompt_id: int
     prompt_external_id: str
@@ -95,6 +96,7 @@ _FIELDS = (
     "comparison__external_id",
     "comparison__candidate_ids",
     "comparison__is_gold",
+    "comparison__gold_answer",
     "comparison__origin",
     "comparison__prompt_id",
     "comparison__prompt__external_id",
@@ -157,15 +159,16 @@ def _moment(value) -> datetime:
 
 
 def _judgment_row(row: tuple) -> JudgmentRow:
-    (pk, comparison_id, comparison_ext, candidate_ids, is_gold, origin, prompt_id, prompt_ext, prompt_text, context,
-     split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale, shown_order, time_spent,
-     created_at) = row  # fmt: skip
+    (pk, comparison_id, comparison_ext, candidate_ids, is_gold, gold_answer, origin, prompt_id, prompt_ext,
+     prompt_text, context, split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale,
+     shown_order, time_spent, created_at) = row  # fmt: skip
     return JudgmentRow(
         pk,
         comparison_id,
         comparison_ext,
         _loads(candidate_ids),
         bool(is_gold),
+        _json(gold_answer),
         _json(origin) or {},
         prompt_id,
         prompt_ext,

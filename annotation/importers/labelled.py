@@ -79,6 +79,7 @@ _JUDGMENT_COLUMNS = {
     "context": "json",
     "split": "text",
     "is_gold": "bool",
+    "gold_answer": "json_or_text",
     "round": "text",
     "annotator": "text",
     "candidates": "json",
@@ -239,6 +240,7 @@ class _Labelled:
     is_gold: bool
     origin: dict
     annotator: str | None
+    gold_answer: dict | None = None
     winner: str | None = None
     tie: bool = False
     ranking: list[str] | None = None
@@ -383,6 +385,7 @@ def _parse_judgment(line: int, row: dict) -> _Labelled:
         comparison_id=str(row["comparison_id"]),
         candidates=parsed,
         is_gold=bool(row.get("is_gold")),
+        gold_answer=_gold_in(row.get("gold_answer"), names),
         origin={} if round_id is None else {"round": int(round_id) if str(round_id).isdigit() else round_id},
         annotator=str(row["annotator"]),
         winner=row.get("winner"),
@@ -396,6 +399,18 @@ def _parse_judgment(line: int, row: dict) -> _Labelled:
         time_spent_ms=row.get("time_spent_ms"),
         created_at=created_at,
     )
+
+
+def _gold_in(value, names: list[str]) -> dict | None:
+    if value in (None, ""):
+        return None
+    answer = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(answer, dict):
+        raise _Bad("gold_answer", "Must be an object: {winner}, {ranking} or {tie}.")
+    named = [answer.get("winner")] if answer.get("winner") is not None else list(answer.get("ranking") or [])
+    if any(c not in names for c in named):
+        raise _Bad("gold_answer", "Names a candidate the row does not have.")
+    return answer
 
 
 _PARSERS = {"pairs": _parse_pair, "judgments": _parse_judgment}
@@ -539,7 +554,7 @@ def _write_batch(project, batch: list[_Labelled], users: dict, default_user, cou
             wanted=0,
             status=ComparisonStatus.DONE,
             is_gold=r.is_gold,
-            gold_answer={"imported": True} if r.is_gold else None,
+            gold_answer=_gold_pks(r.gold_answer, candidate_pks) if r.is_gold else None,
             origin=r.origin,
         )
         for r in batch
@@ -615,6 +630,18 @@ def _write_batch(project, batch: list[_Labelled], users: dict, default_user, cou
             wanted=_greatest(F("wanted"), judged + F("leased")),
         )
         Comparison.objects.filter(pk=comparison_pk, judged=F("wanted")).update(status=ComparisonStatus.DONE)
+
+
+def _gold_pks(answer: dict | None, candidate_pks: dict[str, int]) -> dict:
+    """The gold answer with candidates as primary keys (as stored); a gold row without one keeps a marker."""
+    if not answer:
+        return {"imported_without_answer": True}
+    stored = dict(answer)
+    if stored.get("winner") is not None:
+        stored["winner"] = candidate_pks[stored["winner"]]
+    if isinstance(stored.get("ranking"), list):
+        stored["ranking"] = [candidate_pks[c] for c in stored["ranking"]]
+    return stored
 
 
 def _greatest(a, b):

@@ -72,6 +72,8 @@ def judged_project(name="Exported"):
     judge(ranked, anna, ranking=[2, 0, 1], day=9)
     judge(ranked, cara, ranking=[2, 1, 0], day=10)
     # A gold check answered once.
-    gold = make_comparison(project, is_gold=True, gold_answer={"winner": None})
+    gold = make_comparison(project, is_gold=True, gold_answer={"tie": True})
+    gold.gold_answer = {"winner": gold.candidate_ids[1]}
+    gold.save()
     judge(gold, bob, winner=0, day=11)
     return SimpleNamespace(project=project, users=users, pairwise=pairwise, ranked=ranked, gold=gold)

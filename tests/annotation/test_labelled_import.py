@@ -42,6 +42,10 @@ def test_exported_judgments_import_back_as_the_same_judgments(tmp_path, file_for
     first = read_rows(tmp_path / "out", file_format)
     second = read_rows(again, file_format)
     assert _comparable(second) == _comparable(first)
+    gold = next(r for r in second if r["gold_answer"])
+    gold_answer = json.loads(gold["gold_answer"])
+    candidates = json.loads(gold["candidates"]) if file_format == "csv" else gold["candidates"]
+    assert gold_answer == {"winner": candidates[1]["id"]}
     # Imported labels are not served again.
     assert not Comparison.objects.filter(project=copy, status="open").exists()
 
