@@ -492,7 +492,7 @@ class ExportListView(APIView):
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         body = s.ExportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        export_request = _export_request(request.data)
+        export_request = _export_request(body.validated_data)
         job = exporters.export_job_create(project=project, request=export_request, created_by=request.user)
         base_url = request.build_absolute_uri("/")
         transaction.on_commit(lambda: export_run_task.delay(job.pk, base_url))

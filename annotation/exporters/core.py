@@ -57,6 +57,9 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
     media = media or "urls"
     if media not in MEDIA_MODES:
         errors["media"] = [f"Must be one of {', '.join(MEDIA_MODES)}."]
+    if not isinstance(options or {}, dict):
+        errors["options"] = ["Must be an object."]
+        options = {}
     options = dict(options or {})
     unknown = sorted(set(options) - {"form", "ties", "margin_scale"})
     if unknown:

@@ -55,6 +55,8 @@ class ExportFilter:
     @classmethod
     def parse(cls, raw: dict | None) -> ExportFilter:
         """Check user input (JSON or query parameters) and return the filter; raise :class:`ExportInvalid`."""
+        if not isinstance(raw or {}, dict):
+            raise ExportInvalid({"filters": ["Must be an object."]})
         raw = dict(raw or {})
         errors: dict[str, list[str]] = {}
         unknown = sorted(set(raw) - set(cls.__dataclass_fields__))

@@ -276,3 +276,9 @@ def test_an_impossible_date_is_a_named_error_not_a_crash(date):
 def test_an_overlong_round_id_matches_nothing(world, tmp_path):
     rows, _, _ = export(world, tmp_path, filters={"rounds": ["9" * 40]})
     assert rows == []
+
+
+def test_options_or_filters_that_are_not_objects_are_named():
+    with pytest.raises(ExportInvalid) as caught:
+        export_request_parse(shape="pairs", file_format="csv", options="x", filters=["y"])
+    assert {"options", "filters"} <= set(caught.value.errors)
