@@ -344,3 +344,7 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.kind}, {self.status})"
+
+
+# The export's table lives in its own module; importing it here registers it with the app.
+from .export_models import ExportJob, ExportStatus  # noqa: E402, F401

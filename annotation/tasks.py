@@ -26,3 +26,15 @@ def leases_expire_task() -> None:
     # Drain in batches so one run clears any backlog without one huge transaction.
     while queue.leases_expire() >= queue.EXPIRE_BATCH:
         pass
+
+
+@shared_task(ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
+def export_run_task(job_id: int, base_url: str = "") -> None:
+    from . import exporters
+    from .models import ExportJob, ExportStatus
+
+    status = ExportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+    if status != ExportStatus.QUEUED:
+        logger.info("export job %s is %s; nothing to do", job_id, status or "gone")
+        return
+    exporters.export_job_run(job_id=job_id, base_url=base_url)

@@ -136,8 +136,30 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+# Media (candidates' files, uploads, export archives): the local folder by default; MEDIA_STORAGE_BACKEND=s3 puts
+# them in any S3-compatible store through django-storages, served with expiring signed URLs (querystring auth).
+MEDIA_STORAGE_BACKEND = env.str("MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+if MEDIA_STORAGE_BACKEND == "s3":
+    MEDIA_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default=None),  # MinIO, Ceph, R2…; None = AWS
+            "region_name": env.str("S3_REGION", default=None),
+            "access_key": env.str("S3_ACCESS_KEY_ID", default=None),  # None: boto3's own lookup (IAM role…)
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default=None),
+            "location": env.str("S3_PREFIX", default="media"),
+            "querystring_auth": True,
+            "querystring_expire": env.int("S3_URL_EXPIRE_SECONDS", default=3600),
+            "signature_version": "s3v4",
+            "file_overwrite": False,
+            "default_acl": None,  # private objects: reachable only through signed URLs
+        },
+    }
+else:
+    MEDIA_STORAGE = {"BACKEND": MEDIA_STORAGE_BACKEND}
 STORAGES = {
-    "default": {"BACKEND": env.str("MEDIA_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")},
+    "default": MEDIA_STORAGE,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -174,6 +196,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Imports read three formats, exports write four: two `file_format` choice sets, named apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ImportFileFormatEnum": ["jsonl", "csv", "parquet"],
+        "ExportFileFormatEnum": ["jsonl", "csv", "parquet", "hf"],
+    },
 }
 # How long a token → user lookup is cached per process. A revoked token keeps
 # working for at most this long on processes that cached it.

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from django.db.models import Max
 
 from annotation.models import Candidate, Judgment, Prompt, Split
+from preference.prompts import render_prompt
 from training.ml.pairs import JudgmentRecord
 
 CANDIDATE_BATCH = 900
@@ -27,17 +28,6 @@ CANDIDATE_BATCH = 900
 
 def judgment_max_id(*, project_id: int) -> int | None:
     return Judgment.objects.filter(project_id=project_id).aggregate(m=Max("id"))["m"]
-
-
-def render_prompt(text: str, context: list | None) -> str:
-    """The text a reward model sees before a response: chat context (``role: content`` lines), then the prompt."""
-    lines = []
-    for turn in context or []:
-        if isinstance(turn, dict) and turn.get("content"):
-            lines.append(f"{turn.get('role', 'user')}: {turn['content']}")
-    if not lines:
-        return text
-    return "\n".join([*lines, f"user: {text}"])
 
 
 def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[JudgmentRecord]:

@@ -283,3 +283,86 @@ class StatsSerializer(serializers.Serializer):
     judgments = serializers.JSONField()
     prompts = serializers.IntegerField()
     candidates = serializers.IntegerField()
+
+
+# --- Export ------------------------------------------------------------------------------------------------
+
+
+class ExportFiltersSerializer(serializers.Serializer):
+    """Which judgments to export (annotation.exporters.ExportFilter explains each)."""
+
+    date_from = serializers.CharField(required=False, allow_null=True, help_text="ISO 8601, inclusive.")
+    date_to = serializers.CharField(required=False, allow_null=True, help_text="ISO 8601, exclusive.")
+    annotators = serializers.ListField(child=serializers.CharField(), required=False, help_text="Usernames.")
+    rounds = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Round ids; 'none' = comparisons no round made."
+    )
+    split = serializers.ChoiceField(choices=["train", "eval"], required=False, allow_null=True)
+    min_agreement = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    gold = serializers.ChoiceField(choices=["exclude", "include", "only"], required=False)
+
+
+class ExportOptionsSerializer(serializers.Serializer):
+    form = serializers.ChoiceField(choices=["standard", "conversational"], required=False)
+    ties = serializers.ChoiceField(choices=["drop", "soft"], required=False)
+    margin_scale = serializers.FloatField(required=False)
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    shape = serializers.ChoiceField(choices=["pairs", "rankings", "judgments", "consensus"])
+    file_format = serializers.ChoiceField(choices=["jsonl", "csv", "parquet", "hf"])
+    filters = ExportFiltersSerializer(required=False)
+    options = ExportOptionsSerializer(required=False)
+    media = serializers.ChoiceField(choices=["urls", "pack"], required=False, default="urls")
+
+
+class ExportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    shape = serializers.CharField()
+    file_format = serializers.CharField()
+    request = serializers.JSONField()
+    status = serializers.CharField()
+    rows_total = serializers.IntegerField(allow_null=True, help_text="Judgments selected.")
+    rows_done = serializers.IntegerField(help_text="Judgments written so far.")
+    progress = serializers.SerializerMethodField()
+    size_bytes = serializers.IntegerField(allow_null=True)
+    numbers = serializers.JSONField(help_text="The dataset card's numbers (when done).")
+    message = serializers.CharField()
+    download_url = serializers.SerializerMethodField(help_text="The zip archive, once the export succeeded.")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_progress(self, job) -> float:
+        if job.status == "succeeded":
+            return 1.0
+        return min(job.rows_done / job.rows_total, 1.0) if job.rows_total else 0.0
+
+    def get_download_url(self, job) -> str | None:
+        if job.status != "succeeded" or not job.file:
+            return None
+        from django.urls import reverse
+
+        path = reverse("export-download", kwargs={"pk": job.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
+class LabelImportSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    kind = serializers.ChoiceField(choices=["pairs", "judgments"])
+    file_format = serializers.ChoiceField(
+        choices=["jsonl", "csv", "parquet"], required=False, help_text="Taken from the file name when left out."
+    )
+    annotator = serializers.CharField(
+        required=False, help_text="pairs without an annotator column: credit this user (default: you)."
+    )
+
+
+class LabelImportResultSerializer(serializers.Serializer):
+    prompts = serializers.IntegerField()
+    candidates = serializers.IntegerField()
+    comparisons = serializers.IntegerField()
+    judgments = serializers.IntegerField()
+    unchanged = serializers.IntegerField()

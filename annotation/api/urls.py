@@ -37,4 +37,9 @@ urlpatterns = [
     path("comparisons/<id:pk>/skip/", views.SkipView.as_view(), name="comparison-skip"),
     path("comparisons/<id:pk>/release/", views.ReleaseView.as_view(), name="comparison-release"),
     path("judgments/<id:pk>/", views.JudgmentDetailView.as_view(), name="judgment-detail"),
+    path("projects/<id:pk>/exports/", views.ExportListView.as_view(), name="project-exports"),
+    path("projects/<id:pk>/exports/stream/", views.ExportStreamView.as_view(), name="project-export-stream"),
+    path("exports/<id:pk>/", views.ExportDetailView.as_view(), name="export-detail"),
+    path("exports/<id:pk>/download/", views.ExportDownloadView.as_view(), name="export-download"),
+    path("projects/<id:pk>/label-imports/", views.LabelImportView.as_view(), name="project-label-imports"),
 ]

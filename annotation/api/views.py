@@ -452,3 +452,200 @@ class ImportDetailView(APIView):
         except Http404:
             raise not_found from None  # the same answer as for a missing id: ids are not enumerable
         return Response(s.ImportJobSerializer(job).data)
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+
+def _export_request(data: dict):
+    from .. import exporters
+
+    try:
+        return exporters.export_request_parse(
+            shape=data.get("shape"),
+            file_format=data.get("file_format"),
+            filters=data.get("filters"),
+            options=data.get("options"),
+            media=data.get("media"),
+        )
+    except exporters.ExportInvalid as exc:
+        raise ValidationError(exc.errors) from exc
+
+
+class ExportListView(APIView):
+    """Exports as background jobs (202): progress in ``GET exports/{id}``, then a download link.
+    For a direct download streamed as it is written, use ``GET projects/{id}/exports/stream/``."""
+
+    @extend_schema(responses=s.ExportJobSerializer(many=True))
+    def get(self, request, pk: int):
+        from ..models import ExportJob
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        jobs = ExportJob.objects.filter(project=project).order_by("-id")[:100]
+        return Response(s.ExportJobSerializer(jobs, many=True, context={"request": request}).data)
+
+    @extend_schema(request=s.ExportCreateSerializer, responses={202: s.ExportJobSerializer, 400: ERROR})
+    def post(self, request, pk: int):
+        from .. import exporters
+        from ..tasks import export_run_task
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.ExportCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        export_request = _export_request(body.validated_data)
+        job = exporters.export_job_create(project=project, request=export_request, created_by=request.user)
+        base_url = request.build_absolute_uri("/")
+        transaction.on_commit(lambda: export_run_task.delay(job.pk, base_url))
+        return Response(s.ExportJobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _export_job_for(request, pk: int):
+    from ..models import ExportJob
+
+    not_found = NotFound("No export with this id in a project you are a member of.")
+    job = ExportJob.objects.filter(pk=pk).first()
+    if job is None:
+        raise not_found
+    try:
+        project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
+    except Http404:
+        raise not_found from None  # ids are not enumerable
+    return job
+
+
+class ExportDetailView(APIView):
+    @extend_schema(responses={200: s.ExportJobSerializer, 404: ERROR})
+    def get(self, request, pk: int):
+        return Response(s.ExportJobSerializer(_export_job_for(request, pk), context={"request": request}).data)
+
+
+class ExportDownloadView(APIView):
+    """The finished export's zip archive: served from the local media folder, or a redirect to the storage's
+    expiring signed URL (S3-compatible storage in production)."""
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, 302: None, 404: ERROR, 409: ERROR})
+    def get(self, request, pk: int):
+        from django.core.files.storage import FileSystemStorage
+        from django.http import FileResponse, HttpResponseRedirect
+
+        from .. import exporters
+
+        job = _export_job_for(request, pk)
+        if job.status != "succeeded" or not job.file:
+            return Response(
+                {"message": f"The export is {job.status}; there is nothing to download yet.", "errors": {}},
+                status=status.HTTP_409_CONFLICT,
+            )
+        if isinstance(job.file.storage, FileSystemStorage):
+            return FileResponse(job.file.open("rb"), as_attachment=True, filename=exporters.export_download_name(job))
+        return HttpResponseRedirect(job.file.url)
+
+
+class ExportStreamView(APIView):
+    """Download an export directly, streamed as it is written: a zip archive of the data file(s), the dataset
+    card (``README.md``) and, with ``media=pack``, the media. Filters as query parameters (lists
+    comma-separated); for big projects prefer a job (``POST projects/{id}/exports/``)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("shape", str, required=True, enum=["pairs", "rankings", "judgments", "consensus"]),
+            OpenApiParameter("file_format", str, required=True, enum=["jsonl", "csv", "parquet", "hf"]),
+            OpenApiParameter("form", str, enum=["standard", "conversational"]),
+            OpenApiParameter("ties", str, enum=["drop", "soft"]),
+            OpenApiParameter("margin_scale", float),
+            OpenApiParameter("media", str, enum=["urls", "pack"]),
+            OpenApiParameter("date_from", str),
+            OpenApiParameter("date_to", str),
+            OpenApiParameter("annotators", str, description="Comma-separated usernames."),
+            OpenApiParameter("rounds", str, description="Comma-separated round ids."),
+            OpenApiParameter("split", str, enum=["train", "eval"]),
+            OpenApiParameter("min_agreement", float),
+            OpenApiParameter("gold", str, enum=["exclude", "include", "only"]),
+        ],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, 400: ERROR},
+    )
+    def get(self, request, pk: int):
+        from django.http import StreamingHttpResponse
+
+        from .. import exporters
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        q = request.query_params
+        filter_keys = ("date_from", "date_to", "annotators", "rounds", "split", "min_agreement", "gold")
+        export_request = _export_request(
+            {
+                "shape": q.get("shape"),
+                "file_format": q.get("file_format"),
+                "filters": {k: q[k] for k in filter_keys if k in q},
+                "options": {k: q[k] for k in ("form", "ties", "margin_scale") if k in q},
+                "media": q.get("media"),
+            }
+        )
+        stream = exporters.export_stream(project, export_request, base_url=request.build_absolute_uri("/"))
+        response = StreamingHttpResponse(stream, content_type="application/zip")
+        name = exporters.export_download_name(project, export_request.shape, export_request.file_format)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class LabelImportView(APIView):
+    """Import existing labels — preference pairs or raw judgments (the ``judgments`` export shape) — all or
+    nothing, in the request (files up to ``IMPORT_INLINE_MAX_BYTES``; larger ones, and Hugging Face datasets on
+    disk, with ``manage.py import_labels``). A bad file answers 400 with every bad line; nothing is written."""
+
+    @extend_schema(
+        request={"multipart/form-data": s.LabelImportSerializer},
+        responses={201: s.LabelImportResultSerializer, 400: ERROR},
+    )
+    def post(self, request, pk: int):
+        import tempfile
+        from pathlib import Path
+
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+
+        from ..importers.labelled import labelled_import
+
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.LabelImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if upload.size > settings.IMPORT_INLINE_MAX_BYTES:
+            raise ValidationError(
+                {"file": [f"Larger than {settings.IMPORT_INLINE_MAX_BYTES} bytes: use `manage.py import_labels`."]}
+            )
+        file_format = body.validated_data.get("file_format") or {
+            ".jsonl": "jsonl",
+            ".csv": "csv",
+            ".parquet": "parquet",
+        }.get(Path(upload.name).suffix.lower())
+        if file_format is None:
+            raise ValidationError({"file_format": ["Cannot tell the format from the file name; give file_format."]})
+        credited = request.user
+        if body.validated_data.get("annotator"):
+            credited = get_user_model().objects.filter(username=body.validated_data["annotator"]).first()
+            if credited is None:
+                raise ValidationError({"annotator": ["No user with this name."]})
+        with tempfile.NamedTemporaryFile(suffix=f".{file_format}") as tmp:
+            for chunk in upload.chunks():
+                tmp.write(chunk)
+            tmp.flush()
+            try:
+                counts = labelled_import(
+                    project=project,
+                    kind=body.validated_data["kind"],
+                    path=tmp.name,
+                    file_format=file_format,
+                    user=credited,
+                )
+            except importers.ImportRejected as exc:
+                return Response(
+                    {
+                        "message": exc.message
+                        if len(exc.errors) == 1
+                        else "The file has invalid rows; nothing was imported.",
+                        "errors": {"file": [_row_error(e) for e in exc.errors]},
+                    },
+                    status=status.HTTP_400_BAD_REQUEST,
+                )
+        return Response(counts, status=status.HTTP_201_CREATED)

@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
@@ -21,7 +22,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import ImportJob, Role
+from annotation.models import ExportJob, ImportJob, Role
 from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, PromptFactory, UserFactory, make_comparison
@@ -130,7 +131,7 @@ def _in_process_requests():
 
 
 @pytest.fixture
-def seeded(settings):
+def seeded(settings, tmp_path):
     """A project with an admin (who calls with a token), an annotator with a judgment,
     a few comparisons, a prompt with unbuilt candidates and an import job."""
     settings.ALLOWED_HOSTS = ["localhost", "testserver"]  # werkzeug's test client says Host: localhost
@@ -161,6 +162,9 @@ def seeded(settings):
         project=project, kind="reward", version=1, base_model="tiny", artifact_path="missing", judgment_snapshot_id="x"
     )
     training_round = Round.objects.create(project=project, status="succeeded", model_version=version)
+    settings.MEDIA_ROOT = tmp_path  # the export's archive
+    export = ExportJob.objects.create(project=project, shape="pairs", file_format="jsonl", status="succeeded")
+    export.file.save("export.zip", ContentFile(b"PK\x05\x06" + bytes(18)))
     return {
         "token": Token.objects.create(user=admin).key,
         # Real ids for each path parameter, by the path's first segment after /api/v1/.
@@ -171,6 +175,7 @@ def seeded(settings):
             "imports": [job.pk],
             "rounds": [training_round.pk],
             "model-versions": [version.pk],
+            "exports": [export.pk],
             "user_id": [admin.pk, bob.pk],
         },
     }

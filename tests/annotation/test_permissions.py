@@ -22,13 +22,14 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import Assignment, ImportJob, Judgment, Membership, Project, Role
+from annotation.models import Assignment, ExportJob, ImportJob, Judgment, Membership, Project, Role
 from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, ProjectFactory, PromptFactory, UserFactory, make_comparison
@@ -87,6 +88,12 @@ ACCESS = [
     Access("GET",    "projects/<int:pk>/model-versions/",          Role.RESEARCHER,     200),
     Access("GET",    "model-versions/<int:pk>/",                   Role.RESEARCHER,     200),
     Access("POST",   "model-versions/<int:pk>/activate/",          Role.ADMIN,          200),
+    Access("GET",    "projects/<int:pk>/exports/",                 Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/exports/",                 Role.RESEARCHER,     202),
+    Access("GET",    "projects/<int:pk>/exports/stream/",          Role.RESEARCHER,     200),
+    Access("GET",    "exports/<int:pk>/",                          Role.RESEARCHER,     200),
+    Access("GET",    "exports/<int:pk>/download/",                 Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/label-imports/",           Role.RESEARCHER,     201),
 ]
 # fmt: on
 
@@ -223,6 +230,23 @@ def _round_start(world, user):
     return f"/api/v1/projects/{world.project.pk}/rounds/", {}
 
 
+def _export_job(world):
+    """A finished export of the world's project (its archive in the test's media folder)."""
+    job = ExportJob.objects.filter(project=world.project).first()
+    if job is None:
+        job = ExportJob.objects.create(project=world.project, shape="pairs", file_format="jsonl", status="succeeded")
+        job.file.save("perm.zip", ContentFile(b"PK\x05\x06" + bytes(18)))
+    return job
+
+
+def _label_import(world, user):
+    upload = SimpleUploadedFile("pairs.jsonl", b'{"prompt": "2 + 2?", "chosen": "4", "rejected": "5"}\n')
+    return f"/api/v1/projects/{world.project.pk}/label-imports/", {
+        "data": {"file": upload, "kind": "pairs"},
+        "format": "multipart",
+    }
+
+
 def _project_path(suffix=""):
     return lambda world, user: (f"/api/v1/projects/{world.project.pk}/{suffix}", {})
 
@@ -282,6 +306,17 @@ CALLS = {
         f"/api/v1/model-versions/{world.version.pk}/activate/",
         {},
     ),
+    ("GET", "projects/<int:pk>/exports/"): _project_path("exports/"),
+    ("POST", "projects/<int:pk>/exports/"): _with_body(
+        _project_path("exports/"), {"shape": "pairs", "file_format": "jsonl"}
+    ),
+    ("GET", "projects/<int:pk>/exports/stream/"): _project_path("exports/stream/?shape=pairs&file_format=csv"),
+    ("GET", "exports/<int:pk>/"): lambda world, user: (f"/api/v1/exports/{_export_job(world).pk}/", {}),
+    ("POST", "projects/<int:pk>/label-imports/"): _label_import,
+    ("GET", "exports/<int:pk>/download/"): lambda world, user: (
+        f"/api/v1/exports/{_export_job(world).pk}/download/",
+        {},
+    ),
 }
 
 
@@ -338,7 +373,8 @@ def test_each_endpoint_answers_each_persona_as_the_access_table_says(world, acce
     path, kwargs = CALLS[(access.method, access.route)](world, user)
     kwargs.setdefault("format", "json")
     response = getattr(_client(user), access.method.lower())(path, **kwargs)
-    body = response.content.decode()[:500]
+    content = b"".join(response.streaming_content) if response.streaming else response.content  # downloads stream
+    body = content.decode(errors="replace")[:500]
     assert response.status_code == expected_status(access, persona), body
     if response.status_code >= 400:
         message = response.json().get("message")

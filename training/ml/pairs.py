@@ -9,12 +9,13 @@ judgments and options always give the same pairs, the same split and the same sn
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+from preference.expansion import ExpansionError, ordered_pairs
 
 TiePolicy = Literal["drop", "soft"]
 Split = Literal["train", "eval"]
@@ -262,27 +263,16 @@ def build_preference_pairs(
 def _ordered_pairs(
     judgment: JudgmentRecord, *, use_strength_margin: bool, margin_scale: float
 ) -> list[tuple[Hashable, Hashable, float, float]]:
-    """(better, worse, label, margin) for one judgment, in a deterministic order."""
-    ids = list(judgment.candidates)
-    answers = sum([judgment.winner is not None, judgment.ranking is not None, judgment.tie])
-    if len(ids) < 2:
-        raise ValueError(f"judgment {judgment.judgment_id}: a comparison needs at least 2 candidates")
-    if answers != 1:
-        raise ValueError(f"judgment {judgment.judgment_id}: give exactly one of winner, ranking or tie=True")
-
-    if judgment.tie:
-        return [(a, b, 0.5, 0.0) for a, b in itertools.combinations(ids, 2)]
-
-    if judgment.ranking is not None:
-        ranking = list(judgment.ranking)
-        if sorted(map(str, ranking)) != sorted(map(str, ids)) or len(set(ranking)) != len(ranking):
-            raise ValueError(f"judgment {judgment.judgment_id}: ranking must order every candidate exactly once")
-        # combinations() keeps the ranking's order, so the first of each pair is the better one.
-        return [(a, b, 1.0, 0.0) for a, b in itertools.combinations(ranking, 2)]
-
-    if judgment.winner not in judgment.candidates:
-        raise ValueError(f"judgment {judgment.judgment_id}: winner {judgment.winner!r} is not a candidate")
-    margin = 0.0
-    if use_strength_margin and judgment.strength is not None:
-        margin = abs(float(judgment.strength)) * margin_scale
-    return [(judgment.winner, other, 1.0, margin) for other in ids if other != judgment.winner]
+    """(better, worse, label, margin) for one judgment: the shared rules of ``preference.expansion``."""
+    try:
+        return ordered_pairs(
+            list(judgment.candidates),
+            winner=judgment.winner,
+            tie=judgment.tie,
+            ranking=judgment.ranking,
+            strength=judgment.strength,
+            use_strength_margin=use_strength_margin,
+            margin_scale=margin_scale,
+        )
+    except ExpansionError as exc:
+        raise ValueError(f"judgment {judgment.judgment_id}: {exc}") from exc

@@ -1,0 +1,235 @@
+"""The dataset card (``README.md``) every export carries, and the running counts it is built from.
+
+Counts are kept as the rows go out (bounded memory: distinct prompts are bits in a bitmap indexed by the prompt's
+id, annotators and sources are few), so the card describes exactly the data beside it. Its numbers are also
+written as one JSON block (``## Numbers``) that scripts, and the tests, can read back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pyarrow as pa
+
+from .shapes import ShapeOptions
+from .source import ComparisonGroup
+
+SOURCE_KEYS_LIMIT = 50  # distinct source/licence entries listed; the rest are counted as "other"
+
+
+class _Bitmap:
+    """A set of non-negative ints as bits: 1M prompt ids cost 125 KB instead of ~60 MB as a Python set."""
+
+    def __init__(self):
+        self.bits = bytearray()
+        self.count = 0
+
+    def add(self, n: int) -> None:
+        byte, bit = divmod(n, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(byte - len(self.bits) + 1024))
+        if not self.bits[byte] >> bit & 1:
+            self.bits[byte] |= 1 << bit
+            self.count += 1
+
+
+class CardStats:
+    def __init__(self):
+        self.rows = 0
+        self.judgments = 0
+        self.comparisons = 0
+        self._prompts = _Bitmap()
+        self.annotators: Counter[str] = Counter()
+        self.answers: Counter[str] = Counter()
+        self.winner_position: Counter[str] = Counter()
+        self.strength: Counter[str] = Counter()
+        self.splits: Counter[str] = Counter()
+        self.gold_judgments = 0
+        self.agreement_sum = 0.0
+        self.agreement_count = 0
+        self.agreement_histogram: Counter[str] = Counter()
+        self.sources: Counter[tuple] = Counter()
+        self.candidate_sources: Counter[str] = Counter()
+        self.pair_labels: Counter[str] = Counter()
+
+    def add_group(self, group: ComparisonGroup) -> None:
+        self.comparisons += 1
+        first = group.judgments[0]
+        self._prompts.add(first.prompt_id)
+        metadata = first.prompt_metadata if isinstance(first.prompt_metadata, dict) else {}
+        key = (str(metadata.get("source") or "—"), str(metadata.get("license") or "—"))
+        if key in self.sources or len(self.sources) < SOURCE_KEYS_LIMIT:
+            self.sources[key] += 1
+        else:
+            self.sources[("other", "—")] += 1
+        for candidate in first.candidates.values():
+            version = (candidate.origin or {}).get("model_version")
+            self.candidate_sources[candidate.source + (f" (model version {version})" if version else "")] += 1
+        agreement = group.agreement
+        if agreement is not None:
+            self.agreement_sum += agreement
+            self.agreement_count += 1
+            self.agreement_histogram[f"{min(int(agreement * 10), 9) / 10:.1f}"] += 1
+        for j in group.judgments:
+            self.judgments += 1
+            self.annotators[j.annotator] += 1
+            self.splits[j.split] += 1
+            self.gold_judgments += j.is_gold
+            if j.winner_id is not None:
+                self.answers["winner"] += 1
+                self.winner_position[str(j.candidate_ids.index(j.winner_id) + 1)] += 1
+            elif j.tie:
+                self.answers["tie"] += 1
+            else:
+                self.answers["ranking"] += 1
+            self.strength["none" if j.strength is None else str(abs(j.strength))] += 1
+
+    def add_rows(self, rows: list[dict]) -> None:
+        self.rows += len(rows)
+        for row in rows:
+            if "label" in row:
+                self.pair_labels["tie (0.5)" if row["label"] == 0.5 else "preferred (1.0)"] += 1
+
+    def numbers(self) -> dict:
+        return {
+            "rows": self.rows,
+            "judgments": self.judgments,
+            "comparisons": self.comparisons,
+            "prompts": self._prompts.count,
+            "annotators": len(self.annotators),
+            "judgments_per_annotator": dict(sorted(self.annotators.items())),
+            "gold_judgments": self.gold_judgments,
+            "splits": dict(sorted(self.splits.items())),
+            "answers": dict(sorted(self.answers.items())),
+            "winner_position": dict(sorted(self.winner_position.items())),
+            "strength": dict(sorted(self.strength.items())),
+            "pair_labels": dict(sorted(self.pair_labels.items())),
+            "agreement": {
+                "comparisons_with_agreement": self.agreement_count,
+                "mean": round(self.agreement_sum / self.agreement_count, 6) if self.agreement_count else None,
+                "histogram": dict(sorted(self.agreement_histogram.items())),
+            },
+            "sources": [{"source": s, "license": lic, "comparisons": n} for (s, lic), n in self.sources.most_common()],
+            "candidate_sources": dict(sorted(self.candidate_sources.items())),
+        }
+
+
+def card_markdown(
+    *,
+    project,
+    shape: str,
+    file_format: str,
+    filters: dict,
+    options: ShapeOptions,
+    media: str,
+    schema: pa.Schema,
+    stats: CardStats,
+    created_at: str,
+) -> str:
+    numbers = stats.numbers()
+    licenses = sorted({s["license"] for s in numbers["sources"] if s["license"] != "—"})
+    front = ["---", f"pretty_name: {json.dumps(f'{project.name} ({shape})')}"]
+    if len(licenses) == 1:
+        front.append(f"license: {json.dumps(licenses[0])}")
+    front += ["tags:", "  - human-feedback", "  - preference", f"  - {shape}", "---", ""]
+    schema_rows = "\n".join(f"| `{f.name}` | `{f.type}` |" for f in schema)
+    agreement = numbers["agreement"]
+    sources = (
+        "\n".join(f"| {s['source']} | {s['license']} | {s['comparisons']} |" for s in numbers["sources"])
+        or "| — | — | 0 |"
+    )
+    return "\n".join(
+        [
+            *front,
+            f"# {project.name}: {shape}",
+            "",
+            f"Exported from Tandem project {project.pk} on {created_at} as `{file_format}`: "
+            f"{numbers['rows']} rows from {numbers['judgments']} judgments on {numbers['comparisons']} comparisons "
+            f"({numbers['prompts']} prompts, {numbers['annotators']} annotators).",
+            "",
+            "## Shape",
+            "",
+            _SHAPE_TEXT[shape].format(options=options),
+            "",
+            "## Schema",
+            "",
+            "| column | type |",
+            "| --- | --- |",
+            schema_rows,
+            "",
+            "Columns `ratings` and candidates' `origin` are JSON text. In CSV every list or object is JSON text and "
+            "an empty cell is a missing value. Media are "
+            + ("packed under `media/`, referenced by relative path." if media == "pack" else "referenced by URL."),
+            "",
+            "## Label distribution",
+            "",
+            f"- answers: {_counts(numbers['answers'])}",
+            f"- winner's position in stored order (1 = first): {_counts(numbers['winner_position'])}",
+            f"- strength (magnitude): {_counts(numbers['strength'])}",
+            f"- splits (judgments): {_counts(numbers['splits'])}",
+            *([f"- pair labels: {_counts(numbers['pair_labels'])}"] if numbers["pair_labels"] else []),
+            "",
+            "## Agreement",
+            "",
+            f"{agreement['comparisons_with_agreement']} comparisons were judged more than once; mean agreement "
+            f"{agreement['mean'] if agreement['mean'] is not None else '—'} (the share of pair votes siding with "
+            f"each candidate pair's majority; ties count half each way). By tenth: {_counts(agreement['histogram'])}.",
+            "",
+            "## Sources and licences",
+            "",
+            "| source | licence | comparisons |",
+            "| --- | --- | --- |",
+            sources,
+            "",
+            f"Candidates: {_counts(numbers['candidate_sources'])}.",
+            "",
+            "## Filter",
+            "",
+            "```json",
+            json.dumps({"filters": filters, "options": options.__dict__, "media": media}, indent=2),
+            "```",
+            "",
+            "## Numbers",
+            "",
+            "```json",
+            json.dumps(numbers, indent=2, ensure_ascii=False),
+            "```",
+            "",
+        ]
+    )
+
+
+def card_numbers(markdown: str) -> dict:
+    """The ``## Numbers`` JSON block of a card (for scripts and tests)."""
+    block = markdown.split("## Numbers", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def _counts(counter: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in counter.items()) or "—"
+
+
+_SHAPE_TEXT = {
+    "pairs": (
+        "TRL preference pairs (`prompt`, `chosen`, `rejected`) in the {options.form} form, with `margin` = "
+        "|strength| × {options.margin_scale}. Expansion: a winner among K candidates gives K−1 pairs, a K-way "
+        "ranking all K(K−1)/2 ordered pairs, a tie is {options.ties} (soft: one pair per candidate pair with "
+        "`label` 0.5). These are the rules reward training uses (`preference.expansion`). Load with "
+        "`datasets.load_dataset` / `load_from_disk` and hand to TRL's `DPOTrainer` or `RewardTrainer`."
+    ),
+    "rankings": (
+        "One row per judgment: `responses` best first with `ranks` (1 = best; candidates the answer does not "
+        "order share a rank). Pair expansion: every two responses with different ranks give (better, worse); "
+        "equal ranks are a tie (dropped or a soft 0.5 pair) — the same policy as the `pairs` shape."
+    ),
+    "judgments": (
+        "The raw record: one row per annotator's judgment with candidates (round, model version), winner / tie "
+        "/ ranking, strength, ratings, spans, rationale, shown order and time spent. Tandem imports it back "
+        "(kind `judgments`)."
+    ),
+    "consensus": (
+        "One row per comparison: each candidate's score (share of pair votes won, ties half), the consensus "
+        "ranking (by score, stored order breaking ties), the winner (none when the top is tied) and the agreement."
+    ),
+}

@@ -1,0 +1,222 @@
+"""Writers for the four file formats, and where they write (a folder, or a zip archive streamed out).
+
+Every writer takes rows a batch at a time and keeps none of them: JSON Lines and CSV write each batch out;
+Parquet writes each batch as one row group (``pyarrow.parquet.ParquetWriter``); the Hugging Face format is
+what ``datasets.Dataset.save_to_disk`` writes — an Arrow stream file, ``dataset_info.json`` and ``state.json``
+— written with pyarrow a record batch at a time, so ``datasets.load_from_disk`` opens it (memory-mapped) and
+the web image needs no ``datasets`` package.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMATS = ("jsonl", "csv", "parquet", "hf")
+DATA_FILE = {"jsonl": "data.jsonl", "csv": "data.csv", "parquet": "data.parquet", "hf": "data-00000-of-00001.arrow"}
+
+
+class Target:
+    """Where an export's files go: ``open(name)`` gives a binary file to write, one at a time."""
+
+    def open(self, name: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class FolderTarget(Target):
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def open(self, name: str) -> BinaryIO:
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "wb")
+
+
+class ZipTarget(Target):
+    """A zip archive written front to back into ``sink`` (which need not be seekable: an HTTP response).
+
+    Entries are stored, not deflated: Parquet and Arrow are compressed already, and deflating text costs
+    more CPU than the rest of the export."""
+
+    def __init__(self, sink: BinaryIO, *, prefix: str = ""):
+        self.zip = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self.prefix = prefix
+
+    def open(self, name: str) -> BinaryIO:
+        return _Positioned(self.zip.open(self.prefix + name, "w", force_zip64=True))
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+class _Positioned(io.RawIOBase):
+    """A write-only file that knows its position (pyarrow asks; a zip entry being written cannot say)."""
+
+    def __init__(self, raw):
+        self.raw, self.position = raw, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = self.raw.write(data)
+        self.position += n
+        return n
+
+    def tell(self) -> int:
+        return self.position
+
+    def close(self) -> None:
+        if not self.closed:
+            self.raw.close()
+        super().close()
+
+
+class Drain(io.RawIOBase):
+    """An in-memory sink emptied by the streaming response after every batch (never holds more than one)."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.buffer += data
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        return data
+
+
+class Writer:
+    def __init__(self, target: Target, schema: pa.Schema):
+        self.target, self.schema = target, schema
+
+    def write(self, rows: list[dict]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class JsonlWriter(Writer):
+    def __init__(self, target, schema):
+        super().__init__(target, schema)
+        self.file = target.open(DATA_FILE["jsonl"])
+
+    def write(self, rows):
+        dumps = orjson.dumps
+        self.file.write(b"\n".join([dumps(row) for row in rows]) + b"\n" if rows else b"")
+
+    def close(self):
+        self.file.close()
+
+
+class CsvWriter(Writer):
+    """Lists and objects as JSON text, a missing value as an empty cell, booleans as ``true``/``false``."""
+
+    def __init__(self, target, schema):
+        super().__init__(target, schema)
+        self.raw = target.open(DATA_FILE["csv"])
+        self.text = io.TextIOWrapper(self.raw, encoding="utf-8", newline="", write_through=True)
+        self.csv = csv.writer(self.text)
+        self.names = schema.names
+        self.csv.writerow(self.names)
+        nested = {f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_struct(f.type)}
+        self.nested = [i for i, n in enumerate(self.names) if n in nested]
+        self.flags = [i for i, f in enumerate(schema) if pa.types.is_boolean(f.type)]
+
+    def write(self, rows):
+        names = self.names
+        out = []
+        for row in rows:
+            cells = [row[n] for n in names]
+            for i in self.nested:
+                if cells[i] is not None:
+                    cells[i] = orjson.dumps(cells[i]).decode()
+            for i in self.flags:
+                if cells[i] is not None:
+                    cells[i] = "true" if cells[i] else "false"
+            out.append(cells)
+        self.csv.writerows(out)
+
+    def close(self):
+        self.text.flush()
+        self.text.detach()
+        self.raw.close()
+
+
+class ParquetWriter(Writer):
+    def __init__(self, target, schema):
+        super().__init__(target, schema)
+        self.file = target.open(DATA_FILE["parquet"])
+        self.writer = pq.ParquetWriter(self.file, schema, compression="zstd")
+
+    def write(self, rows):
+        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))  # one row group per batch
+
+    def close(self):
+        self.writer.close()
+        self.file.close()
+
+
+class HuggingFaceWriter(Writer):
+    """The layout of ``Dataset.save_to_disk``: one Arrow stream shard plus two JSON files."""
+
+    def __init__(self, target, schema, *, description: str = "", license: str = ""):
+        super().__init__(target, schema)
+        self.file = target.open(DATA_FILE["hf"])
+        self.stream = pa.ipc.new_stream(self.file, schema)
+        self.description, self.license = description, license
+        self.fingerprint = hashlib.sha256()
+
+    def write(self, rows):
+        batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
+        self.stream.write_batch(batch)
+        self.fingerprint.update(str(batch.num_rows).encode())
+
+    def close(self):
+        self.stream.close()
+        self.file.close()
+        # Features are left to datasets: it reads them from the Arrow schema.
+        info = {"description": self.description, "citation": "", "homepage": "", "license": self.license}
+        state = {
+            "_data_files": [{"filename": DATA_FILE["hf"]}],
+            "_fingerprint": self.fingerprint.hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        }
+        for name, content in (("dataset_info.json", info), ("state.json", state)):
+            with self.target.open(name) as f:
+                f.write(json.dumps(content, indent=2).encode())
+
+
+WRITERS = {"jsonl": JsonlWriter, "csv": CsvWriter, "parquet": ParquetWriter, "hf": HuggingFaceWriter}
