@@ -39,7 +39,6 @@ from django.utils.dateparse import parse_datetime
 from ..models import (
     Candidate,
     Comparison,
-    ComparisonCandidate,
     ComparisonStatus,
     Judgment,
     Project,
@@ -559,19 +558,7 @@ def _write_batch(project, batch: list[_Labelled], users: dict, default_user, cou
         )
         for r in batch
     }
-    before = set(
-        Comparison.objects.filter(project=project, external_id__in=new_comparisons).values_list(
-            "external_id", flat=True
-        )
-    )
     comparison_pks = _ensure(Comparison, project, new_comparisons, counts, "comparisons")
-    # The through table keeps referential integrity for comparisons this import created.
-    ComparisonCandidate.objects.bulk_create(
-        ComparisonCandidate(comparison_id=comparison_pks[ext], candidate_id=c, position=i)
-        for ext, comparison in new_comparisons.items()
-        if ext not in before
-        for i, c in enumerate(comparison.candidate_ids)
-    )
     annotator_of = {r.line: users[r.annotator] if r.annotator else default_user.pk for r in batch}
     existing = set(
         Judgment.objects.filter(comparison_id__in=set(comparison_pks.values())).values_list(

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0002_drop_redundant_fk_indexes'),
+        ('annotation', '0005_one_live_lease_per_project'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
