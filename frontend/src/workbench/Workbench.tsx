@@ -4,7 +4,7 @@
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
-import { api, type Project, type Task, unwrap } from "../api/client";
+import { api, type Project, type Task, unwrap, type WorkRow } from "../api/client";
 import { Link } from "../router";
 import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
 import { keyAction, shortcuts } from "./keymap";
@@ -44,8 +44,12 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
   const [notice, setNotice] = useState<string | null>(null);
 
   const next = useCallback(
-    async (message: string | null) => {
+    async (message: string | null, saved = false) => {
       setNotice(message);
+      if (saved)
+        queryClient.setQueryData<WorkRow[]>(["work"], (rows) =>
+          rows?.map((row) => (row.project === projectId ? { ...row, done_today: row.done_today + 1 } : row)),
+        );
       // The queue leases one task per annotator at a time, so the next one is
       // claimed the moment this one is answered (one round trip, no reload).
       const upcoming = await fetchNextTask(projectId);
@@ -99,7 +103,7 @@ function TaskScreen({
   project: Project;
   schema: LabelingSchema;
   userId: number;
-  onDone: (notice: string | null) => Promise<void>;
+  onDone: (notice: string | null, saved?: boolean) => Promise<void>;
 }) {
   const ids = task.candidates.map((c) => c.id);
   const reducer = useMemo(() => judgmentReducer(schema), [schema]);
@@ -115,11 +119,14 @@ function TaskScreen({
   const rationaleRef = useRef<HTMLTextAreaElement>(null);
   const ratingsRef = useRef<HTMLDivElement>(null);
   const noteRef = useRef<HTMLInputElement>(null);
+  const pickerRef = useRef<HTMLDivElement>(null);
   const submitting = useRef(false);
 
   useEffect(() => draftSave(userId, draft), [userId, draft]);
   useEffect(() => {
+    // Keys go where the step needs them: the picker takes digits, the note field text.
     if (pending?.step === "note") noteRef.current?.focus();
+    if (pending?.step === "category") pickerRef.current?.focus();
   }, [pending]);
 
   const byId = useMemo(() => Object.fromEntries(task.candidates.map((c) => [c.id, c])), [task.candidates]);
@@ -145,6 +152,7 @@ function TaskScreen({
         outcome.status === "saved"
           ? null
           : `The last task no longer needed your judgment (your lease ran out and others finished it); nothing was saved. ${outcome.message}`,
+        outcome.status === "saved",
       );
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
@@ -305,7 +313,7 @@ function TaskScreen({
       </div>
 
       {pending?.step === "category" && (
-        <div className="picker" role="dialog" aria-label="Span category" data-testid="span-picker">
+        <div className="picker" role="dialog" aria-label="Span category" data-testid="span-picker" ref={pickerRef} tabIndex={-1}>
           <p>
             Mark “{sliceCodePoints(byId[pending.candidate].text, pending.start, pending.end)}” as:
           </p>

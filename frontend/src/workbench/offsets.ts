@@ -50,6 +50,7 @@ export function snapToGraphemes(text: string, start: number, end: number): [numb
 
 /** A selection (UTF-16, either direction) → the server's code-point range, or null when empty. */
 export function selectionToCodePoints(text: string, anchor: number, focus: number): { start: number; end: number } | null {
+  if (anchor === focus) return null;
   const [from, to] = snapToGraphemes(text, Math.min(anchor, focus), Math.max(anchor, focus));
   if (from === to) return null;
   return { start: toCodePoints(text, from), end: toCodePoints(text, to) };
