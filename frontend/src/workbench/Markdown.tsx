@@ -15,7 +15,17 @@ export function Markdown({ source }: { source: string }) {
         rehypePlugins={[rehypeSanitize]}
         disallowedElements={["img"]}
         unwrapDisallowed
-        components={{ a: ({ href, children }) => <a href={href} rel="noopener noreferrer nofollow" target="_blank">{children}</a> }}
+        components={{
+          // An unsafe URL arrives here emptied by the URL transform: show the text, no link.
+          a: ({ href, children }) =>
+            href ? (
+              <a href={href} rel="noopener noreferrer nofollow" target="_blank">
+                {children}
+              </a>
+            ) : (
+              <span className="dead-link">{children}</span>
+            ),
+        }}
       >
         {source}
       </ReactMarkdown>
