@@ -60,7 +60,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
       </section>
       <section aria-label="Throughput">
         <h2>Judgments per day (last 30 days)</h2>
-        <BarChart data={judgments.per_day.map((d) => ({ x: d.day, y: d.judgments }))} label="Judgments per day" />
+        <BarChart data={everyDay(judgments.per_day)} label="Judgments per day" />
       </section>
       <section aria-label="Per annotator">
         <h2>Per annotator</h2>
@@ -89,6 +89,20 @@ export function Dashboard({ projectId }: { projectId: number }) {
       <Rounds projectId={projectId} isAdmin={isAdmin} />
     </div>
   );
+}
+
+/** The server lists only days with judgments; a chart over time needs the empty days too. */
+export function everyDay(perDay: PerDay[], today: Date = new Date()): { x: string; y: number }[] {
+  if (!perDay.length) return [];
+  const counts = new Map(perDay.map((d) => [d.day, d.judgments]));
+  const out = [];
+  const last = today.toISOString().slice(0, 10);
+  for (let day = new Date(`${perDay[0].day}T00:00:00Z`); ; day.setUTCDate(day.getUTCDate() + 1)) {
+    const key = day.toISOString().slice(0, 10);
+    out.push({ x: key, y: counts.get(key) ?? 0 });
+    if (key >= last || out.length > 366) break;
+  }
+  return out;
 }
 
 function Card({ label, value, testid }: { label: string; value: number | undefined; testid?: string }) {
