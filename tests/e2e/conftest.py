@@ -121,3 +121,9 @@ SELECT_JS = """
 
 def select_text(page, position: int, start: int, end: int) -> None:
     page.evaluate(SELECT_JS, [position, start, end])
+
+
+def shown_order(page) -> list[int]:
+    """The candidate ids in the order the page shows them."""
+    ids = page.locator("article[data-candidate]").evaluate_all("els => els.map(e => e.dataset.candidate)")
+    return [int(x) for x in ids]

@@ -6,7 +6,7 @@ import re
 from annotation.models import Judgment
 
 from ..factories import make_comparison
-from .conftest import select_text, shot, sign_in
+from .conftest import select_text, shot, shown_order, sign_in
 
 TASKS = [
     # Emoji (astral and ZWJ sequences) before the marked words.
@@ -16,11 +16,6 @@ TASKS = [
     # Combining marks (decomposed é) in one, precomposed in the other.
     ["Cafe\u0301 au lait: re\u0301sume\u0301 claim.", "Café: résumé claim."],
 ]
-
-
-def _shown(page) -> list[int]:
-    ids = page.locator("article[data-candidate]").evaluate_all("els => els.map(e => e.dataset.candidate)")
-    return [int(x) for x in ids]
 
 
 def _text(page, position: int) -> str:
@@ -75,7 +70,7 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
     # Task 1: candidate 1 wins, strength 2, ratings 3 and 2, two overlapping spans, a rationale.
     page.get_by_test_id("task").wait_for()
     assert page.get_by_test_id("lease").text_content().startswith("Lease: ")
-    shown = _shown(page)
+    shown = shown_order(page)
     comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
     assert comparison == comparisons[0].pk and sorted(shown) == sorted(comparisons[0].candidate_ids)
     text = _text(page, 1)
@@ -108,7 +103,7 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
 
     # Task 2: candidate 2 wins, strength -1, a span in CJK text, no ratings.
     page.get_by_test_id("task").wait_for()
-    shown = _shown(page)
+    shown = shown_order(page)
     comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
     text = _text(page, 2)
     capital = text.index("首都")
@@ -132,7 +127,7 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
 
     # Task 3: a tie, a span over a word with combining marks.
     page.get_by_test_id("task").wait_for()
-    shown = _shown(page)
+    shown = shown_order(page)
     comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
     text = _text(page, 1)
     word = re.search(r"r\S+sum\S+", text)
@@ -181,12 +176,12 @@ def test_a_draft_survives_a_reload_and_a_failed_submission_is_retried_with_the_s
     sign_in(page, "anna")
     page.goto(f"/projects/{project.pk}/label")
     page.get_by_test_id("task").wait_for()
-    shown = _shown(page)
+    shown = shown_order(page)
     page.keyboard.press("2")
     _rationale(page, "Half-written")
     page.reload()
     page.get_by_test_id("task").wait_for()
-    assert _shown(page) == shown  # the same order, not a fresh shuffle
+    assert shown_order(page) == shown  # the same order, not a fresh shuffle
     assert page.get_by_label(re.compile("^Rationale")).input_value() == "Half-written"
     assert page.get_by_test_id("candidate-2").get_by_role("button").first.get_attribute("aria-pressed") == "true"
 

@@ -9,7 +9,7 @@ import { Link } from "../router";
 import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
 import { keyAction, shortcuts } from "./keymap";
 import { Markdown } from "./Markdown";
-import { newTransport, SyncedMedia, ZoomImage } from "./Media";
+import { formatSeconds, newTransport, SyncedMedia, ZoomImage } from "./Media";
 import { draftDrop, draftLoad, draftSave } from "./persistence";
 import { SpanText } from "./SpanText";
 import { sliceCodePoints } from "./offsets";
@@ -90,7 +90,9 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
   );
 }
 
-type Pending = { candidate: number; start: number; end: number; step: "category" } | { step: "note"; spanId: string };
+/** A mark waiting for its category (text: code points; audio/video: seconds; image: a box), then for its note. */
+type Mark = { candidate: number; start: number | null; end: number | null; box: [number, number, number, number] | null };
+type Pending = (Mark & { step: "category" }) | { step: "note"; spanId: string };
 
 function TaskScreen({
   task,
@@ -184,7 +186,8 @@ function TaskScreen({
       const category = categories[index];
       if (!category) return;
       const id = spanId();
-      dispatch({ type: "addSpan", span: { id, candidate: pending.candidate, category: category.key, start: pending.start, end: pending.end, box: null, note: "" } });
+      const { candidate, start, end, box } = pending;
+      dispatch({ type: "addSpan", span: { id, candidate, category: category.key, start, end, box, note: "" } });
       window.getSelection()?.removeAllRanges();
       setPending({ step: "note", spanId: id }); // focus the new span's note: Enter leaves it empty
     },
@@ -304,7 +307,7 @@ function TaskScreen({
                   onZoom={() => setZoomed((z) => !z)}
                   transport={transport}
                   project={project}
-                  onSelect={(range) => setPending(range && categories.length ? { ...range, candidate: candidate.id, step: "category" } : null)}
+                  onMark={(mark) => setPending(mark && categories.length ? { box: null, start: null, end: null, ...mark, candidate: candidate.id, step: "category" } : null)}
                 />
               </div>
             </article>
@@ -314,9 +317,7 @@ function TaskScreen({
 
       {pending?.step === "category" && (
         <div className="picker" role="dialog" aria-label="Span category" data-testid="span-picker" ref={pickerRef} tabIndex={-1}>
-          <p>
-            Mark “{sliceCodePoints(byId[pending.candidate].text, pending.start, pending.end)}” as:
-          </p>
+          <p>Mark {describeMark(pending, textOf(byId[pending.candidate]))} as:</p>
           {categories.map((c, i) => (
             <button key={c.key} type="button" onClick={() => pickCategory(i)} style={{ borderColor: c.color }}>
               <kbd>{i + 1}</kbd> {c.label}
@@ -380,12 +381,12 @@ function TaskScreen({
             <ul>
               {draft.spans.map((span) => {
                 const position = draft.shownOrder.indexOf(span.candidate);
-                const text = byId[span.candidate]?.text ?? "";
+                const text = textOf(byId[span.candidate]);
                 return (
                   <li key={span.id} data-testid="span-item">
                     <span className="swatch" style={{ background: categories.find((c) => c.key === span.category)?.color }} aria-hidden />
                     <span>
-                      {LETTERS[position]} [{span.start}–{span.end}) “{sliceCodePoints(text, span.start ?? 0, span.end ?? 0)}”
+                      {LETTERS[position]}: {describeMark(span, text)}
                     </span>
                     <label>
                       Category
@@ -424,7 +425,9 @@ function TaskScreen({
         )}
         {schema.rationale !== "off" && (
           <label className="rationale">
-            Rationale {schema.rationale === "required" ? "(required)" : "(optional)"} <kbd>/</kbd>
+            <span>
+              Rationale {schema.rationale === "required" ? "(required)" : "(optional)"} <kbd>/</kbd>
+            </span>
             <textarea ref={rationaleRef} value={draft.rationale} onChange={(e) => dispatch({ type: "rationale", text: e.target.value })} rows={3} />
           </label>
         )}
@@ -480,7 +483,7 @@ function CandidateContent({
   onZoom,
   transport,
   project,
-  onSelect,
+  onMark,
 }: {
   candidate: Task["candidates"][number];
   label: string;
@@ -491,17 +494,29 @@ function CandidateContent({
   onZoom: () => void;
   transport: ReturnType<typeof newTransport>;
   project: Project;
-  onSelect: (range: { start: number; end: number } | null) => void;
+  onMark: (mark: Partial<Mark> | null) => void;
 }) {
   const media = candidate.media_url;
   if (media && (project.modality === "image" || candidate.mime_type.startsWith("image/")))
-    return <ZoomImage src={media} label={label} zoomed={zoomed} onToggle={onZoom} />;
-  if (media && (project.modality === "video" || candidate.mime_type.startsWith("video/")))
-    return <SyncedMedia kind="video" src={media} label={label} transport={transport} />;
-  if (media && (project.modality === "audio" || candidate.mime_type.startsWith("audio/")))
-    return <SyncedMedia kind="audio" src={media} label={label} transport={transport} />;
+    return <ZoomImage src={media} label={label} zoomed={zoomed} onToggle={onZoom} spans={spans} categories={categories} onBox={(box) => onMark({ box })} />;
+  for (const kind of ["video", "audio"] as const)
+    if (media && (project.modality === kind || candidate.mime_type.startsWith(`${kind}/`)))
+      return <SyncedMedia kind={kind} src={media} label={label} transport={transport} spans={spans} categories={categories} onMark={onMark} />;
   if (markdown) return <Markdown source={candidate.text} />;
-  return <SpanText text={candidate.text} spans={spans} categories={categories} label={`${label} text`} onSelect={onSelect} />;
+  return <SpanText text={candidate.text} spans={spans} categories={categories} label={`${label} text`} onSelect={onMark} />;
+}
+
+/** A candidate's text for marking: none for media candidates, whose marks are times or boxes. */
+function textOf(candidate: Task["candidates"][number] | undefined): string {
+  return candidate && !candidate.media_url ? candidate.text : "";
+}
+
+/** A mark in words: the quoted text, the time range, or the box. */
+function describeMark(mark: { start: number | null; end: number | null; box: [number, number, number, number] | null }, text: string): string {
+  if (mark.box) return `the box at ${mark.box.map((v) => `${Math.round(v * 100)}%`).join(", ")}`;
+  if (mark.start === null || mark.end === null) return "?";
+  if (text) return `[${mark.start}–${mark.end}) “${sliceCodePoints(text, mark.start, mark.end)}”`;
+  return `${formatSeconds(mark.start)}–${formatSeconds(mark.end)}`;
 }
 
 function Ranking({ draft, shown, onChange }: { draft: Draft; shown: number[]; onChange: (ranking: number[]) => void }) {
