@@ -236,3 +236,26 @@ def test_help_overlay_lists_the_shortcuts_and_guidelines_open_from_the_keyboard(
     page.keyboard.press("Escape")
     page.keyboard.press("s")  # skip
     page.get_by_test_id("queue-empty").wait_for()
+
+
+def test_k_way_ranking_by_keys_then_reordered(page, people):
+    project, users = people
+    project.schema = {**project.schema, "arity": 3}
+    project.save()
+    make_comparison(project, arity=3, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    shown = shown_order(page)
+    page.keyboard.press("2")
+    page.keyboard.press("3")  # the last one ranks itself
+    ranking = page.locator(".ranking li")
+    assert ranking.all_text_contents()[0].startswith("Candidate B")
+    assert ranking.all_text_contents()[2].startswith("Candidate A")
+    page.get_by_role("button", name="Move candidate A up").click()
+    shot(page, "workbench-ranking")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+    judgment = Judgment.objects.get(annotator=users["anna"])
+    assert judgment.ranking == [shown[1], shown[0], shown[2]]
+    assert judgment.winner_id is None and not judgment.tie

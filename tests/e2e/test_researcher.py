@@ -3,7 +3,8 @@ the browser or through the API behind them; only admins get the round buttons.""
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import Comparison
+from annotation.models import Comparison, Prompt
+from training.models import ModelVersion, Round
 
 from ..factories import make_comparison
 from .conftest import shot, sign_in
@@ -43,14 +44,61 @@ def test_a_researcher_sees_the_counts(page, people):
     assert page.errors == []
 
 
-def test_an_admin_gets_the_round_and_member_controls(page, people):
+def test_an_admin_sees_rounds_live_cancels_one_and_sees_metrics_by_version(page, people, settings, tmp_path):
     project, _ = people
+    settings.TRAINING_ARTIFACTS_DIR = tmp_path
+    for version, accuracy in ((1, 0.61), (2, 0.68)):
+        ModelVersion.objects.create(
+            project=project,
+            kind="reward",
+            version=version,
+            base_model="tiny",
+            artifact_path=f"reward-{version}",
+            judgment_snapshot_id=f"s{version}",
+            metrics={"eval": {"accuracy": accuracy, "member_accuracy": accuracy - 0.01, "ece": 0.05}},
+        )
+    running = Round.objects.create(project=project, status="running", step="training", progress=0.25)
     sign_in(page, "adam")
     page.goto(f"/projects/{project.pk}")
     page.get_by_role("button", name="Start a round").wait_for()
     assert page.get_by_role("button", name="Add member").count() == 1
     assert page.get_by_label("Role of anna").input_value() == "annotator"
+    row = page.get_by_role("row", name=f"#{running.pk}")
+    assert row.get_by_role("progressbar").get_attribute("value") == "0.25"
+    assert "training" in row.text_content()
+    # The worker reports progress; the page follows without a reload.
+    Round.objects.filter(pk=running.pk).update(step="evaluating", progress=0.9)
+    page.wait_for_function(
+        f"[...document.querySelectorAll('tr')].some(r => r.textContent.includes('#{running.pk}') "
+        "&& r.textContent.includes('evaluating'))"
+    )
+    chart = page.get_by_role("img", name="Held-out metrics by model version")
+    assert chart.locator("circle").count() == 6  # three metrics × two versions
     shot(page, "admin-dashboard")
+    row.get_by_role("button", name=f"Cancel round {running.pk}").click()
+    for _ in range(50):
+        running.refresh_from_db()
+        if running.cancel_requested:
+            break
+        page.wait_for_timeout(100)
+    assert running.cancel_requested
+
+
+def test_a_researcher_imports_a_file_and_sees_it_done(page, people, tmp_path, settings):
+    project, _ = people
+    settings.MEDIA_ROOT = tmp_path / "media"
+    bundle = tmp_path / "bundle.jsonl"
+    bundle.write_text(
+        '{"id": "q1", "text": "2 + 2?", "candidates": [{"id": "a", "text": "4"}, {"id": "b", "text": "5"}], '
+        '"comparisons": "pairs"}\n'
+    )
+    sign_in(page, "rita")
+    page.goto(f"/projects/{project.pk}")
+    page.get_by_label("File (.jsonl, .csv, .parquet)").set_input_files(str(bundle))
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.get_by_text("succeeded").first.wait_for()
+    assert Prompt.objects.filter(project=project, external_id="q1").exists()
+    page.get_by_test_id("count-comparisons").filter(has_text="1").wait_for()  # the counts follow
 
 
 def test_an_annotator_cannot_reach_researcher_or_admin_pages(page, people):
