@@ -207,6 +207,8 @@ function TaskScreen({
         categoryCount: categories.length,
       });
       if (!action) return;
+      // An open panel takes no answers: only its own keys (and Esc) act.
+      if ((help || guidelines) && !["escape", "help", "guidelines"].includes(action.type)) return;
       event.preventDefault();
       switch (action.type) {
         case "submit":
