@@ -132,6 +132,12 @@ def test_audio_candidates_share_one_transport_show_loudness_and_take_time_ranges
     page.wait_for_function("[...document.querySelectorAll('.loudness')].every(e => e.textContent.includes('dBFS'))")
     assert sorted(levels.all_text_contents()) == ["Loudness: -23.0 dBFS RMS", "Loudness: -9.0 dBFS RMS"]
 
+    # A/B: one player is heard, the other follows muted; switching keeps the position.
+    assert page.locator("audio").evaluate_all("a => a.map(p => p.muted)") == [False, True]
+    page.get_by_test_id("candidate-2").get_by_role("button", name="Listen to Candidate B").click()
+    assert page.locator("audio").evaluate_all("a => a.map(p => p.muted)") == [True, False]
+    assert page.get_by_test_id("candidate-2").get_by_role("button", name="Hearing Candidate B").count() == 1
+
     players = page.locator("audio")
     page.wait_for_function("[...document.querySelectorAll('audio')].every(a => a.readyState >= 1)")
     players.nth(0).evaluate("a => { a.currentTime = 0.2 }")

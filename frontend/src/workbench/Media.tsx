@@ -9,10 +9,22 @@ import type { Span } from "./judgment";
 
 type Category = { key: string; label: string; color: string };
 
-export type Transport = { players: Set<HTMLMediaElement>; syncing: boolean };
+/** Players that move together; one of them is heard (A/B listening), the others play muted in step. */
+export type Transport = {
+  players: Set<HTMLMediaElement>;
+  syncing: boolean;
+  heard: HTMLMediaElement | null;
+  onHeard: Set<() => void>;
+};
 
 export function newTransport(): Transport {
-  return { players: new Set(), syncing: false };
+  return { players: new Set(), syncing: false, heard: null, onHeard: new Set() };
+}
+
+function listen(transport: Transport, element: HTMLMediaElement) {
+  transport.heard = element;
+  for (const player of transport.players) player.muted = player !== element;
+  for (const notify of transport.onHeard) notify();
 }
 
 function follow(transport: Transport, source: HTMLMediaElement, apply: (other: HTMLMediaElement) => void) {
@@ -73,10 +85,20 @@ export function SyncedMedia({
   const [duration, setDuration] = useState(0);
   const [markStart, setMarkStart] = useState<number | null>(null);
   const [level, setLevel] = useState<number | null>(null);
+  const [heard, setHeard] = useState(false);
+  useEffect(() => {
+    const update = () => setHeard(transport.heard !== null && transport.heard === ref.current);
+    transport.onHeard.add(update);
+    update();
+    return () => void transport.onHeard.delete(update);
+  }, [transport]);
   useEffect(() => {
     const element = ref.current;
     if (!element) return;
     transport.players.add(element);
+    if (transport.heard === null) listen(transport, element);
+    else element.muted = true;
+    setHeard(transport.heard === element);
     const onPlay = () => follow(transport, element, (o) => void o.play().catch(() => {}));
     const onPause = () => follow(transport, element, (o) => o.pause());
     // A follower's own "seeked" comes back here: only a real difference moves the others.
@@ -140,6 +162,13 @@ export function SyncedMedia({
             </button>
           </>
         )}
+        <button
+          type="button"
+          aria-pressed={heard}
+          onClick={() => ref.current && listen(transport, ref.current)}
+        >
+          {heard ? `Hearing ${label}` : `Listen to ${label}`}
+        </button>
         {onMark && markStart === null && (
           <button type="button" onClick={() => setMarkStart(now())}>
             Mark from here
