@@ -3,6 +3,9 @@ import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { App } from "./App";
 import "./styles.css";
+import { draftsPrune } from "./workbench/persistence";
+
+draftsPrune();
 
 const queryClient = new QueryClient({ defaultOptions: { queries: { staleTime: 5_000 } } });
 

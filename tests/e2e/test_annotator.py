@@ -2,10 +2,15 @@
 they entered (offsets in code points, the shown order, ratings, strength, notes)."""
 
 import re
+from datetime import timedelta
 
-from annotation.models import Judgment
+from django.utils import timezone
 
-from ..factories import make_comparison
+from annotation import queue
+from annotation.judgments import JudgmentInput, judgment_submit
+from annotation.models import Assignment, Judgment, Role
+
+from ..factories import MembershipFactory, UserFactory, make_comparison
 from .conftest import select_text, shot, shown_order, sign_in
 
 TASKS = [
@@ -259,3 +264,29 @@ def test_k_way_ranking_by_keys_then_reordered(page, people):
     judgment = Judgment.objects.get(annotator=users["anna"])
     assert judgment.ranking == [shown[1], shown[0], shown[2]]
     assert judgment.winner_id is None and not judgment.tie
+
+
+def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people):
+    project, users = people
+    comparison = make_comparison(project, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    # Anna's lease runs out while she thinks; Bob is served the task and answers it.
+    Assignment.objects.filter(annotator=users["anna"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    bob = UserFactory(username="bob")
+    MembershipFactory(project=project, user=bob, role=Role.ANNOTATOR)
+    claim = queue.comparison_claim(project=project, annotator_id=bob.pk)
+    assert claim.comparison_id == comparison.pk
+    judgment_submit(
+        comparison=comparison,
+        annotator_id=bob.pk,
+        answer=JudgmentInput(winner=comparison.candidate_ids[0]),
+        idempotency_key="bob",
+    )
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("no longer needed your judgment").wait_for()
+    page.get_by_test_id("queue-empty").wait_for()
+    shot(page, "workbench-lease-lost-409")
+    assert not Judgment.objects.filter(annotator=users["anna"]).exists()

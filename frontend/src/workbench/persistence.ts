@@ -35,3 +35,16 @@ export function draftDrop(user: number, comparison: number): void {
     // ignore
   }
 }
+
+/** Forget drafts older than `maxAgeMs` (tasks that were never submitted and went to others). */
+export function draftsPrune(maxAgeMs: number = 7 * 24 * 3600 * 1000, now: number = Date.now()): void {
+  try {
+    for (const key of Object.keys(localStorage)) {
+      if (!key.startsWith(PREFIX)) continue;
+      const startedAt = (JSON.parse(localStorage.getItem(key) ?? "{}") as Partial<Draft>).startedAt ?? 0;
+      if (now - startedAt > maxAgeMs) localStorage.removeItem(key);
+    }
+  } catch {
+    // ignore: storage unreadable
+  }
+}
