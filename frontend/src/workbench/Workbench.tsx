@@ -17,10 +17,16 @@ import { submitWithRetry } from "./submit";
 
 const LETTERS = "ABCDEFGHIJKLMNOP";
 
-export async function fetchNextTask(projectId: number): Promise<Task | null> {
+/** A task with how far this browser's clock is behind the server's (the lease ends on the server's clock). */
+export type ServedTask = Task & { clockOffsetMs: number };
+
+export async function fetchNextTask(projectId: number): Promise<ServedTask | null> {
   const result = await api.GET("/api/v1/projects/{id}/next/", { params: { path: { id: projectId } } });
   if (result.response.status === 204) return null;
-  return unwrap(result);
+  const served = Date.parse(result.response.headers.get("Date") ?? "");
+  // The Date header has whole seconds: correct only a skew larger than that.
+  const offset = Number.isNaN(served) ? 0 : served - Date.now();
+  return { ...unwrap(result), clockOffsetMs: Math.abs(offset) > 2000 ? offset : 0 };
 }
 
 export function Workbench({ projectId, userId }: { projectId: number; userId: number }) {
@@ -101,7 +107,7 @@ function TaskScreen({
   userId,
   onDone,
 }: {
-  task: Task;
+  task: ServedTask;
   project: Project;
   schema: LabelingSchema;
   userId: number;
@@ -254,7 +260,7 @@ function TaskScreen({
   return (
     <div className={`task${busy ? " busy" : ""}`} data-testid="task" data-comparison={task.comparison}>
       <div className="task-meta">
-        <LeaseCountdown expiresAt={task.lease_expires_at} />
+        <LeaseCountdown expiresAt={task.lease_expires_at} clockOffsetMs={task.clockOffsetMs} />
         <button type="button" onClick={() => setGuidelines(true)}>Guidelines <kbd>H</kbd></button>
         <button type="button" onClick={() => setMarkdown((m) => !m)} aria-pressed={markdown}>Markdown <kbd>M</kbd></button>
         <button type="button" onClick={() => setHelp(true)}>Shortcuts <kbd>?</kbd></button>
@@ -560,13 +566,13 @@ function Ranking({ draft, shown, onChange }: { draft: Draft; shown: number[]; on
   );
 }
 
-export function LeaseCountdown({ expiresAt }: { expiresAt: string }) {
+export function LeaseCountdown({ expiresAt, clockOffsetMs = 0 }: { expiresAt: string; clockOffsetMs?: number }) {
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, []);
-  const left = Math.round((Date.parse(expiresAt) - now) / 1000);
+  const left = Math.round((Date.parse(expiresAt) - now - clockOffsetMs) / 1000);
   if (left <= 0)
     return (
       <p className="lease lost" role="alert" data-testid="lease">
