@@ -105,6 +105,9 @@ def test_image_candidates_share_the_zoom_and_take_boxes(page, people, media_root
     zoom = page.get_by_role("button", name="zoom in (all images)")
     zoom.first.click()
     assert page.get_by_role("button", name="zoom out (all images)").count() == 2  # both images zoomed
+    page.get_by_test_id("candidate-2").locator(".image-canvas img").click()  # a click on an image zooms too
+    assert page.get_by_role("button", name="zoom in (all images)").count() == 2
+    zoom.first.click()
     shot(page, "workbench-image")
     shown = shown_order(page)
     page.keyboard.press("2")

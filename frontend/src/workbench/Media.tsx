@@ -231,7 +231,6 @@ export function ZoomImage({
         ref={frame}
         className="image-canvas"
         onPointerDown={(e) => {
-          if (!onBox) return;
           const p = at(e);
           setDrag({ x0: p.x, y0: p.y, x1: p.x, y1: p.y });
         }}
@@ -240,7 +239,8 @@ export function ZoomImage({
           if (!drag) return;
           const box = boxOf(drag);
           setDrag(null);
-          if (box[2] > 0.01 && box[3] > 0.01) onBox?.(box);
+          if (onBox && box[2] > 0.01 && box[3] > 0.01) onBox(box);
+          else onToggle(); // a click, not a drag: zoom (every image alike)
         }}
       >
         <img src={src} alt={label} draggable={false} />
