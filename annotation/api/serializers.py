@@ -277,6 +277,15 @@ class MeSerializer(serializers.Serializer):
     can_create_projects = serializers.BooleanField()
 
 
+class WorkRowSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    name = serializers.CharField()
+    modality = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    remaining = serializers.IntegerField(help_text="Comparisons still open for you (your live lease included).")
+    done_today = serializers.IntegerField(help_text="Your judgments in this project since midnight UTC.")
+
+
 class StatsSerializer(serializers.Serializer):
     comparisons = serializers.DictField(child=serializers.IntegerField())
     queue = serializers.DictField(child=serializers.IntegerField())

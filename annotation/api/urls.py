@@ -21,7 +21,10 @@ register_converter(IdConverter, "id")
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
+    path("auth/session/", views.SessionView.as_view(), name="auth-session"),
+    path("auth/session/end/", views.SessionEndView.as_view(), name="auth-session-end"),
     path("me/", views.MeView.as_view(), name="me"),
+    path("me/work/", views.MyWorkView.as_view(), name="me-work"),
     path("projects/", views.ProjectListView.as_view(), name="project-list"),
     path("projects/<id:pk>/", views.ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<id:pk>/members/", views.MemberListView.as_view(), name="member-list"),

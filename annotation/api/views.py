@@ -4,13 +4,14 @@ Every view resolves the caller's role in the project first (annotation.access);
 non-members get 404, members with too low a role 403.
 """
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, login, logout
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from .. import importers, queue, stats
+from .. import importers, queue, stats, work
 from ..access import can_create_projects, comparison_for_submit, project_for, project_for_queue, projects_visible
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
@@ -69,18 +70,63 @@ class TokenRevokeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _enforce_csrf(request) -> None:
+    """The browser's login form must carry the CSRF token too (login CSRF), though
+    no session authenticates it yet; the same check DRF's SessionAuthentication runs."""
+    check = CSRFCheck(lambda _request: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise PermissionDenied(f"CSRF check failed: {reason}. Reload the page and try again.")
+
+
+class SessionView(APIView):
+    """Browser sign-in: a session cookie instead of a token (the web app uses this)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.MeSerializer, 400: ERROR, 403: ERROR})
+    def post(self, request):
+        _enforce_csrf(request)
+        body = s.TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = authenticate(request, **body.validated_data)
+        if user is None:
+            raise ValidationError({"password": ["Wrong username or password."]})
+        login(request._request, user)
+        return Response(_me(user))
+
+
+class SessionEndView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _me(user) -> dict:
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "is_superuser": user.is_superuser,
+        "can_create_projects": can_create_projects(user),
+    }
+
+
 class MeView(APIView):
     @extend_schema(responses=s.MeSerializer)
     def get(self, request):
-        user = request.user
-        return Response(
-            {
-                "id": user.pk,
-                "username": user.username,
-                "is_superuser": user.is_superuser,
-                "can_create_projects": can_create_projects(user),
-            }
-        )
+        return Response(_me(request.user))
+
+
+class MyWorkView(APIView):
+    """Your projects, with how many comparisons are left for you and how many you judged today (UTC)."""
+
+    @extend_schema(responses=s.WorkRowSerializer(many=True))
+    def get(self, request):
+        return Response(s.WorkRowSerializer(work.work_overview(user=request.user), many=True).data)
 
 
 # --- Projects and members -------------------------------------------------------------------

@@ -59,7 +59,10 @@ class Access:
 ACCESS = [
     Access("POST",   "auth/token/",                                ANYONE,              200),
     Access("DELETE", "auth/token/revoke/",                         SIGNED_IN,           204),
+    Access("POST",   "auth/session/",                              ANYONE,              200),
+    Access("POST",   "auth/session/end/",                          SIGNED_IN,           204),
     Access("GET",    "me/",                                        SIGNED_IN,           200),
+    Access("GET",    "me/work/",                                   SIGNED_IN,           200),
     Access("GET",    "projects/",                                  SIGNED_IN,           200),
     Access("POST",   "projects/",                                  MAY_CREATE_PROJECTS, 201),
     Access("GET",    "projects/<int:pk>/",                         Role.ANNOTATOR,      200),
@@ -270,7 +273,10 @@ def _member_path(world, user):
 CALLS = {
     ("POST", "auth/token/"): _token,
     ("DELETE", "auth/token/revoke/"): lambda world, user: ("/api/v1/auth/token/revoke/", {}),
+    ("POST", "auth/session/"): lambda world, user: ("/api/v1/auth/session/", _token(world, user)[1]),
+    ("POST", "auth/session/end/"): lambda world, user: ("/api/v1/auth/session/end/", {}),
     ("GET", "me/"): lambda world, user: ("/api/v1/me/", {}),
+    ("GET", "me/work/"): lambda world, user: ("/api/v1/me/work/", {}),
     ("GET", "projects/"): lambda world, user: ("/api/v1/projects/", {}),
     ("POST", "projects/"): lambda world, user: ("/api/v1/projects/", {"data": {"name": "Fresh"}}),
     ("GET", "projects/<int:pk>/"): _project_path(),

@@ -2,6 +2,7 @@
 and the Celery worker runs an import job. Used by ``bin/demo --check`` (and CI)."""
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,7 @@ class Command(BaseCommand):
         answer = {"winner": task["candidates"][0]["id"], "rationale": "demo check"}
         self._call(url, "POST", f"/api/v1/comparisons/{task['comparison']}/judgments/", answer, token=token)
         self.stdout.write(f"API: labelled comparison {task['comparison']} as the demo annotator")
+        self._check_web_app(url)
 
         with TemporaryDirectory() as tmp:
             path = Path(tmp) / "check.jsonl"
@@ -59,6 +61,17 @@ class Command(BaseCommand):
             raise CommandError(f"The worker did not finish import job {job.pk} (status {job.status}): {job.message}")
         ImportJob.objects.filter(pk=job.pk).delete()
         self.stdout.write(f"Worker: ran import job {job.pk} ({job.result})")
+
+    def _check_web_app(self, base):
+        """The front door serves the built web app, and its script loads."""
+        with urllib.request.urlopen(base + "/", timeout=30) as response:  # noqa: S310 — our own local server
+            page = response.read().decode()
+        script = re.search(r'src="(/static/app/assets/[^"]+\.js)"', page)
+        if script is None:
+            raise CommandError(f"/ does not serve the web app (run `make install` to build it): {page[:300]!r}")
+        with urllib.request.urlopen(base + script.group(1), timeout=30) as response:  # noqa: S310
+            size = len(response.read())
+        self.stdout.write(f"Web app: / serves the page and its script ({size} bytes)")
 
     def _call(self, base, method, path, body=None, token=None):
         headers = {"Content-Type": "application/json", "Idempotency-Key": uuid.uuid4().hex}

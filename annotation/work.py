@@ -1,0 +1,57 @@
+"""An annotator's own view of their work: what is left for them in each project
+and how much they did today. Read-only; the queue (annotation.queue) decides what
+is actually served."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Count, Exists, F, OuterRef
+from django.utils import timezone
+
+from .models import Assignment, AssignmentState, Comparison, ComparisonStatus, Judgment, Membership, Project, Role
+
+
+def work_overview(*, user, now: datetime | None = None) -> list[dict]:
+    """One row per project the user works in (every project for superusers), newest project first:
+    ``remaining`` counts the open, non-gold comparisons that still want judgments
+    and that the user has neither answered nor skipped (a live lease of theirs
+    counts as remaining); ``done_today`` their judgments since midnight UTC."""
+    now = now or timezone.now()
+    roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+    projects = Project.objects.all() if user.is_superuser else Project.objects.filter(pk__in=roles)
+    projects = list(projects.order_by("-pk").only("pk", "name", "modality"))
+    project_ids = [p.pk for p in projects]
+    answered = Assignment.objects.filter(
+        comparison=OuterRef("pk"),
+        annotator=user,
+        state__in=(AssignmentState.SUBMITTED, AssignmentState.SKIPPED),
+    )
+    remaining = dict(
+        Comparison.objects.filter(
+            project_id__in=project_ids, status=ComparisonStatus.OPEN, is_gold=False, judged__lt=F("wanted")
+        )
+        .exclude(Exists(answered))
+        .values_list("project_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = dict(
+        Judgment.objects.filter(annotator=user, project_id__in=project_ids, created_at__gte=midnight)
+        .values_list("project_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        {
+            "project": p.pk,
+            "name": p.name,
+            "modality": p.modality,
+            # Superusers act as admins of every project (annotation.access).
+            "role": roles.get(p.pk, Role.ADMIN.value),
+            "remaining": remaining.get(p.pk, 0),
+            "done_today": today.get(p.pk, 0),
+        }
+        for p in projects
+    ]

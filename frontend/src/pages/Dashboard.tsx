@@ -1,0 +1,392 @@
+/**
+ * A project's page for researchers and admins: counts, throughput, queue depth,
+ * imports and exports, members, rounds and model versions. The server refuses
+ * annotators (403); this page says so instead of showing empty panels.
+ */
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
+import { api, HttpError, type Schemas, unwrap } from "../api/client";
+import { BarChart, LineChart, Progress } from "../components/Charts";
+import { Link } from "../router";
+
+type PerAnnotator = { annotator_id: number; annotator__username: string; judgments: number; gold_judgments: number };
+type PerDay = { day: string; judgments: number };
+
+export function Dashboard({ projectId }: { projectId: number }) {
+  const path = { params: { path: { id: projectId } } };
+  const project = useQuery({ queryKey: ["project", projectId], queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/", path)) });
+  const stats = useQuery({
+    queryKey: ["stats", projectId],
+    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/stats/", path)),
+    refetchInterval: 10_000,
+    retry: false,
+  });
+  if (project.isError) return <p role="alert">{project.error.message}</p>;
+  if (stats.isError) {
+    const refused = stats.error instanceof HttpError && stats.error.status === 403;
+    return (
+      <section data-testid={refused ? "not-allowed" : undefined}>
+        <h1>{refused ? "Not allowed" : "Error"}</h1>
+        <p role="alert">
+          {refused ? "This page is for the project's researchers and admins. " : ""}
+          {stats.error.message}
+        </p>
+        <Link to="/">Back to your projects</Link>
+      </section>
+    );
+  }
+  if (!project.data || !stats.data) return <p aria-busy="true">Loading…</p>;
+  const isAdmin = project.data.my_role === "admin";
+  const judgments = stats.data.judgments as { total: number; per_annotator: PerAnnotator[]; per_day: PerDay[] };
+
+  return (
+    <div className="dashboard">
+      <header className="bar">
+        <Link to="/">← Projects</Link>
+        <h1>{project.data.name}</h1>
+        <Link to={`/projects/${projectId}/label`} className="button">
+          Label
+        </Link>
+      </header>
+      <section aria-label="Counts" className="cards">
+        <Card label="Comparisons" value={stats.data.comparisons.total} testid="count-comparisons" />
+        <Card label="Open" value={stats.data.comparisons.open} />
+        <Card label="Done" value={stats.data.comparisons.done} />
+        <Card label="Judgments" value={judgments.total} testid="count-judgments" />
+        <Card label="Judgments still wanted" value={stats.data.queue.judgments_remaining} testid="queue-depth" />
+        <Card label="Live leases" value={stats.data.queue.live_leases} />
+        <Card label="Prompts" value={stats.data.prompts} />
+        <Card label="Candidates" value={stats.data.candidates} />
+      </section>
+      <section aria-label="Throughput">
+        <h2>Judgments per day (last 30 days)</h2>
+        <BarChart data={everyDay(judgments.per_day)} label="Judgments per day" />
+      </section>
+      <section aria-label="Per annotator">
+        <h2>Per annotator</h2>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Annotator</th>
+              <th scope="col">Judgments</th>
+              <th scope="col">Gold checks</th>
+            </tr>
+          </thead>
+          <tbody>
+            {judgments.per_annotator.map((row) => (
+              <tr key={row.annotator_id} data-testid={`annotator-${row.annotator__username}`}>
+                <td>{row.annotator__username}</td>
+                <td>{row.judgments}</td>
+                <td>{row.gold_judgments}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+      <Imports projectId={projectId} />
+      <Exports projectId={projectId} />
+      <Members projectId={projectId} isAdmin={isAdmin} />
+      <Rounds projectId={projectId} isAdmin={isAdmin} />
+    </div>
+  );
+}
+
+/** The server lists only days with judgments; a chart over time needs the empty days too. */
+export function everyDay(perDay: PerDay[], today: Date = new Date()): { x: string; y: number }[] {
+  if (!perDay.length) return [];
+  const counts = new Map(perDay.map((d) => [d.day, d.judgments]));
+  const out = [];
+  const last = today.toISOString().slice(0, 10);
+  for (let day = new Date(`${perDay[0].day}T00:00:00Z`); ; day.setUTCDate(day.getUTCDate() + 1)) {
+    const key = day.toISOString().slice(0, 10);
+    out.push({ x: key, y: counts.get(key) ?? 0 });
+    if (key >= last || out.length > 366) break;
+  }
+  return out;
+}
+
+function Card({ label, value, testid }: { label: string; value: number | undefined; testid?: string }) {
+  return (
+    <div className="card">
+      <div className="value" data-testid={testid}>
+        {value ?? 0}
+      </div>
+      <div className="label">{label}</div>
+    </div>
+  );
+}
+
+function Imports({ projectId }: { projectId: number }) {
+  const queryClient = useQueryClient();
+  const [file, setFile] = useState<File | null>(null);
+  const [kind, setKind] = useState("bundle");
+  const [upload, setUpload] = useState<number | null>(null);
+  const [message, setMessage] = useState<string | null>(null);
+  const jobs = useQuery({
+    queryKey: ["imports", projectId],
+    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/imports/", { params: { path: { id: projectId } } })),
+    refetchInterval: (query) => ((query.state.data ?? []).some((j) => j.status === "queued" || j.status === "running") ? 1000 : false),
+  });
+  const onSubmit = (event: FormEvent) => {
+    event.preventDefault();
+    if (!file) return;
+    // XMLHttpRequest, not fetch: only it reports upload progress.
+    const form = new FormData();
+    form.append("file", file);
+    form.append("kind", kind);
+    const request = new XMLHttpRequest();
+    request.open("POST", `/api/v1/projects/${projectId}/imports/`);
+    request.setRequestHeader("X-CSRFToken", document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? "");
+    request.upload.onprogress = (e) => e.lengthComputable && setUpload(e.loaded / e.total);
+    request.onload = () => {
+      setUpload(null);
+      const body = JSON.parse(request.responseText || "{}");
+      setMessage(request.status < 300 ? `Import ${body.id}: ${body.status}` : `${body.message ?? "Import failed"} ${Object.values(body.errors ?? {}).flat().join("; ")}`);
+      void queryClient.invalidateQueries({ queryKey: ["imports", projectId] });
+      void queryClient.invalidateQueries({ queryKey: ["stats", projectId] });
+    };
+    request.onerror = () => {
+      setUpload(null);
+      setMessage("The upload failed on the network; try again.");
+    };
+    request.send(form);
+  };
+  return (
+    <section aria-label="Imports">
+      <h2>Import</h2>
+      <form onSubmit={onSubmit} className="row">
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => setKind(e.target.value)}>
+            <option value="bundle">bundle</option>
+            <option value="prompts">prompts</option>
+            <option value="candidates">candidates</option>
+            <option value="comparisons">comparisons</option>
+          </select>
+        </label>
+        <label>
+          File (.jsonl, .csv, .parquet)
+          <input type="file" accept=".jsonl,.csv,.parquet" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+        </label>
+        <button type="submit" disabled={!file || upload !== null}>
+          Import
+        </button>
+        {upload !== null && <Progress value={upload} label="Upload" />}
+      </form>
+      {message && <p role="status">{message}</p>}
+      <ul>
+        {(jobs.data ?? []).slice(0, 5).map((job: Schemas["ImportJob"]) => (
+          <li key={job.id}>
+            {job.original_name} ({job.kind}) — {job.status}
+            {job.phase ? `, ${job.phase}` : ""}{" "}
+            {job.rows_total ? <Progress value={(job.rows_done ?? 0) / job.rows_total} label={`Import ${job.id}`} /> : null}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function Exports({ projectId }: { projectId: number }) {
+  const [state, setState] = useState<string | null>(null);
+  // The export endpoints are another branch's work; until they are here the button
+  // says so instead of failing silently.
+  const start = async () => {
+    setState("Starting…");
+    const response = await fetch(`/api/v1/projects/${projectId}/exports/`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? "", "Content-Type": "application/json" },
+      body: JSON.stringify({}),
+    });
+    if (response.status === 404 || response.status === 405) setState("Exports are not available on this server yet.");
+    else if (!response.ok) setState(`Export failed (${response.status}).`);
+    else setState("Export started; it will appear in the list when done.");
+  };
+  return (
+    <section aria-label="Exports">
+      <h2>Export</h2>
+      <button type="button" onClick={() => void start()}>
+        Export judgments
+      </button>
+      {state && <p role="status">{state}</p>}
+    </section>
+  );
+}
+
+function Members({ projectId, isAdmin }: { projectId: number; isAdmin: boolean }) {
+  const queryClient = useQueryClient();
+  const path = { params: { path: { id: projectId } } };
+  const members = useQuery({ queryKey: ["members", projectId], queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/members/", path)) });
+  const [username, setUsername] = useState("");
+  const [role, setRole] = useState<Schemas["RoleEnum"]>("annotator");
+  const [error, setError] = useState<string | null>(null);
+  const refresh = () => queryClient.invalidateQueries({ queryKey: ["members", projectId] });
+  const run = async (call: () => Promise<{ response: Response; error?: unknown }>) => {
+    setError(null);
+    const result = await call();
+    if (!result.response.ok) setError(new HttpError(result.response.status, result.error as never).message);
+    await refresh();
+  };
+  return (
+    <section aria-label="Members">
+      <h2>Members</h2>
+      <table>
+        <tbody>
+          {(members.data ?? []).map((m) => (
+            <tr key={m.user}>
+              <td>{m.username}</td>
+              <td>
+                {isAdmin ? (
+                  <select
+                    aria-label={`Role of ${m.username}`}
+                    value={m.role}
+                    onChange={(e) =>
+                      void run(() =>
+                        api.PATCH("/api/v1/projects/{id}/members/{user_id}/", {
+                          params: { path: { id: projectId, user_id: m.user } },
+                          body: { role: e.target.value as Schemas["RoleEnum"] },
+                        }),
+                      )
+                    }
+                  >
+                    <option value="annotator">annotator</option>
+                    <option value="researcher">researcher</option>
+                    <option value="admin">admin</option>
+                  </select>
+                ) : (
+                  m.role
+                )}
+              </td>
+              {isAdmin && (
+                <td>
+                  <button
+                    type="button"
+                    onClick={() => void run(() => api.DELETE("/api/v1/projects/{id}/members/{user_id}/", { params: { path: { id: projectId, user_id: m.user } } }))}
+                  >
+                    Remove {m.username}
+                  </button>
+                </td>
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {isAdmin && (
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(() => api.POST("/api/v1/projects/{id}/members/", { ...path, body: { username, role } }));
+          }}
+        >
+          <label>
+            Username <input value={username} onChange={(e) => setUsername(e.target.value)} required />
+          </label>
+          <label>
+            Role
+            <select value={role} onChange={(e) => setRole(e.target.value as Schemas["RoleEnum"])}>
+              <option value="annotator">annotator</option>
+              <option value="researcher">researcher</option>
+              <option value="admin">admin</option>
+            </select>
+          </label>
+          <button type="submit">Add member</button>
+        </form>
+      )}
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+    </section>
+  );
+}
+
+function Rounds({ projectId, isAdmin }: { projectId: number; isAdmin: boolean }) {
+  const queryClient = useQueryClient();
+  const path = { params: { path: { id: projectId } } };
+  const rounds = useQuery({
+    queryKey: ["rounds", projectId],
+    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/rounds/", path)),
+    refetchInterval: (query) => ((query.state.data?.results ?? []).some((r) => r.status === "queued" || r.status === "running") ? 2000 : 15_000),
+  });
+  const versions = useQuery({ queryKey: ["versions", projectId], queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/model-versions/", path)) });
+  const [error, setError] = useState<string | null>(null);
+  const start = useMutation({
+    mutationFn: async () => unwrap(await api.POST("/api/v1/projects/{id}/rounds/", { ...path, body: {} })),
+    onError: (e) => setError(e.message),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["rounds", projectId] }),
+  });
+  const cancel = useMutation({
+    mutationFn: async (id: number) => unwrap(await api.POST("/api/v1/rounds/{id}/cancel/", { params: { path: { id } } })),
+    onError: (e) => setError(e.message),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["rounds", projectId] }),
+  });
+  const list = rounds.data?.results ?? [];
+  const metricNames = ["accuracy", "member_accuracy", "ece"];
+  const ordered = [...(versions.data?.results ?? [])].sort((a, b) => a.version - b.version);
+  const series = metricNames.map((name) => ({
+    name,
+    points: ordered
+      .map((v) => ({ x: v.version, y: ((v.metrics as { eval?: Record<string, number | null> } | null)?.eval ?? {})[name] }))
+      .filter((p): p is { x: number; y: number } => typeof p.y === "number"),
+  }));
+  return (
+    <section aria-label="Rounds and models">
+      <h2>Training rounds</h2>
+      {isAdmin && (
+        <button type="button" onClick={() => start.mutate()} disabled={start.isPending}>
+          Start a round
+        </button>
+      )}
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Round</th>
+            <th scope="col">Status</th>
+            <th scope="col">Step</th>
+            <th scope="col">Progress</th>
+            <th scope="col">Accuracy</th>
+            {isAdmin && <th scope="col" aria-label="Actions" />}
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((round) => {
+            const live = round.status === "queued" || round.status === "running";
+            const accuracy = (round.metrics as { eval?: { accuracy?: number | null } } | null)?.eval?.accuracy;
+            return (
+              <tr key={round.id}>
+                <td>#{round.id}</td>
+                <td>{round.status}</td>
+                <td>{round.step || "—"}</td>
+                <td>
+                  <Progress value={round.progress} label={`Round ${round.id}`} />
+                </td>
+                <td>{typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}</td>
+                {isAdmin && (
+                  <td>{live && <button type="button" onClick={() => cancel.mutate(round.id)}>Cancel round {round.id}</button>}</td>
+                )}
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+      <h2>Model versions</h2>
+      <LineChart series={series} label="Held-out metrics by model version" />
+      <ul>
+        {ordered.map((v) => (
+          <li key={v.id}>
+            v{v.version} ({v.kind}) — {v.status}
+            {v.is_active ? ", active" : ""} — {v.judgment_count} judgments
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,612 @@
+/**
+ * The annotator's workbench: one task at a time, answered from the keyboard
+ * (workbench/keymap.ts), the draft kept locally until the server has it.
+ */
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import { api, type Project, type Task, unwrap, type WorkRow } from "../api/client";
+import { Link } from "../router";
+import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
+import { keyAction, shortcuts } from "./keymap";
+import { Markdown } from "./Markdown";
+import { formatSeconds, newTransport, SyncedMedia, ZoomImage } from "./Media";
+import { draftDrop, draftLoad, draftSave } from "./persistence";
+import { SpanText } from "./SpanText";
+import { sliceCodePoints } from "./offsets";
+import { submitWithRetry } from "./submit";
+
+const LETTERS = "ABCDEFGHIJKLMNOP";
+
+/** A task with how far this browser's clock is behind the server's (the lease ends on the server's clock). */
+export type ServedTask = Task & { clockOffsetMs: number };
+
+export async function fetchNextTask(projectId: number): Promise<ServedTask | null> {
+  const result = await api.GET("/api/v1/projects/{id}/next/", { params: { path: { id: projectId } } });
+  if (result.response.status === 204) return null;
+  const served = Date.parse(result.response.headers.get("Date") ?? "");
+  // The Date header has whole seconds: correct only a skew larger than that.
+  const offset = Number.isNaN(served) ? 0 : served - Date.now();
+  return { ...unwrap(result), clockOffsetMs: Math.abs(offset) > 2000 ? offset : 0 };
+}
+
+export function Workbench({ projectId, userId }: { projectId: number; userId: number }) {
+  const queryClient = useQueryClient();
+  const project = useQuery({
+    queryKey: ["project", projectId],
+    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/", { params: { path: { id: projectId } } })),
+  });
+  const work = useQuery({
+    queryKey: ["work"],
+    queryFn: async () => unwrap(await api.GET("/api/v1/me/work/")),
+  });
+  const task = useQuery({
+    queryKey: ["task", projectId],
+    queryFn: () => fetchNextTask(projectId),
+    staleTime: Infinity,
+    gcTime: 0,
+    refetchOnWindowFocus: false,
+    retry: 1,
+  });
+  const [notice, setNotice] = useState<string | null>(null);
+
+  const next = useCallback(
+    async (message: string | null, saved = false) => {
+      setNotice(message);
+      if (saved)
+        queryClient.setQueryData<WorkRow[]>(["work"], (rows) =>
+          rows?.map((row) => (row.project === projectId ? { ...row, done_today: row.done_today + 1 } : row)),
+        );
+      // The queue leases one task per annotator at a time, so the next one is
+      // claimed the moment this one is answered (one round trip, no reload).
+      const upcoming = await fetchNextTask(projectId);
+      queryClient.setQueryData(["task", projectId], upcoming);
+      queryClient.invalidateQueries({ queryKey: ["work"] });
+    },
+    [projectId, queryClient],
+  );
+
+  if (project.isError) return <p role="alert">{String(project.error.message)}</p>;
+  if (task.isError) return <p role="alert">Could not load a task: {task.error.message}</p>;
+  if (!project.data || task.isPending) return <p aria-busy="true">Loading…</p>;
+  const today = work.data?.find((row) => row.project === projectId)?.done_today ?? 0;
+  const schema = readSchema(project.data.schema);
+
+  return (
+    <div className="workbench">
+      <header className="bar">
+        <Link to="/">← Projects</Link>
+        <h1>{project.data.name}</h1>
+        <span className="today" data-testid="today-count">Today: {today}</span>
+      </header>
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
+      {task.data ? (
+        <TaskScreen key={task.data.comparison} task={task.data} project={project.data} schema={schema} userId={userId} onDone={next} />
+      ) : (
+        <section className="empty" data-testid="queue-empty">
+          <h2>All done</h2>
+          <p>Nothing is left for you in this project right now. You judged {today} today.</p>
+          <Link to="/">Back to your projects</Link>
+        </section>
+      )}
+    </div>
+  );
+}
+
+/** A mark waiting for its category (text: code points; audio/video: seconds; image: a box), then for its note. */
+type Mark = { candidate: number; start: number | null; end: number | null; box: [number, number, number, number] | null };
+type Pending = (Mark & { step: "category" }) | { step: "note"; spanId: string };
+
+function TaskScreen({
+  task,
+  project,
+  schema,
+  userId,
+  onDone,
+}: {
+  task: ServedTask;
+  project: Project;
+  schema: LabelingSchema;
+  userId: number;
+  onDone: (notice: string | null, saved?: boolean) => Promise<void>;
+}) {
+  const ids = task.candidates.map((c) => c.id);
+  const reducer = useMemo(() => judgmentReducer(schema), [schema]);
+  const [draft, dispatch] = useReducer(reducer, null, () => draftLoad(userId, task.comparison, ids) ?? newDraft(task.comparison, ids));
+  const [pending, setPending] = useState<Pending | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [help, setHelp] = useState(false);
+  const [guidelines, setGuidelines] = useState(false);
+  const [markdown, setMarkdown] = useState(false);
+  const [zoomed, setZoomed] = useState(false);
+  const transport = useMemo(newTransport, [task.comparison]);
+  const rationaleRef = useRef<HTMLTextAreaElement>(null);
+  const ratingsRef = useRef<HTMLDivElement>(null);
+  const noteRef = useRef<HTMLInputElement>(null);
+  const pickerRef = useRef<HTMLDivElement>(null);
+  const submitting = useRef(false);
+
+  useEffect(() => draftSave(userId, draft), [userId, draft]);
+  useEffect(() => {
+    // Keys go where the step needs them: the picker takes digits, the note field text.
+    if (pending?.step === "note") noteRef.current?.focus();
+    if (pending?.step === "category") pickerRef.current?.focus();
+  }, [pending]);
+
+  const byId = useMemo(() => Object.fromEntries(task.candidates.map((c) => [c.id, c])), [task.candidates]);
+  const shown = draft.shownOrder.map((id) => byId[id]);
+  const categories = schema.span_categories;
+  const blockers = missing(draft, schema);
+
+  const submit = useCallback(async () => {
+    if (submitting.current) return;
+    if (blockers.length) {
+      setError(`Not yet: ${blockers.join("; ")}.`);
+      return;
+    }
+    submitting.current = true;
+    setError(null);
+    setBusy("Submitting…");
+    try {
+      const outcome = await submitWithRetry(task.comparison, draft.idempotencyKey, toRequest(draft, schema), (attempt, why) =>
+        setBusy(`Network trouble (${why}); retrying (try ${attempt + 1})…`),
+      );
+      draftDrop(userId, task.comparison);
+      await onDone(
+        outcome.status === "saved"
+          ? null
+          : `The last task no longer needed your judgment (your lease ran out and others finished it); nothing was saved. ${outcome.message}`,
+        outcome.status === "saved",
+      );
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+      setBusy(null);
+    } finally {
+      submitting.current = false;
+    }
+  }, [blockers, draft, onDone, schema, task.comparison, userId]);
+
+  const skip = useCallback(async () => {
+    if (submitting.current) return;
+    submitting.current = true;
+    setBusy("Skipping…");
+    try {
+      unwrap(await api.POST("/api/v1/comparisons/{id}/skip/", { params: { path: { id: task.comparison } } }));
+      draftDrop(userId, task.comparison);
+      await onDone("Skipped.");
+    } catch (e) {
+      setError(e instanceof Error ? e.message : String(e));
+      setBusy(null);
+    } finally {
+      submitting.current = false;
+    }
+  }, [onDone, task.comparison, userId]);
+
+  const pickCategory = useCallback(
+    (index: number) => {
+      if (pending?.step !== "category") return;
+      const category = categories[index];
+      if (!category) return;
+      const id = spanId();
+      const { candidate, start, end, box } = pending;
+      dispatch({ type: "addSpan", span: { id, candidate, category: category.key, start, end, box, note: "" } });
+      window.getSelection()?.removeAllRanges();
+      setPending({ step: "note", spanId: id }); // focus the new span's note: Enter leaves it empty
+    },
+    [categories, pending],
+  );
+
+  useEffect(() => {
+    function onKey(event: KeyboardEvent) {
+      const target = event.target as HTMLElement | null;
+      const typing = !!target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && !["radio", "checkbox", "range"].includes((target as HTMLInputElement).type)));
+      const action = keyAction(event, {
+        arity: draft.shownOrder.length,
+        allowTie: schema.allow_tie,
+        hasStrength: !!schema.strength,
+        typing,
+        pickingCategory: pending?.step === "category",
+        categoryCount: categories.length,
+      });
+      if (!action) return;
+      // An open panel takes no answers: only its own keys (and Esc) act.
+      if ((help || guidelines) && !["escape", "help", "guidelines"].includes(action.type)) return;
+      event.preventDefault();
+      switch (action.type) {
+        case "submit":
+          void submit();
+          break;
+        case "skip":
+          void skip();
+          break;
+        case "escape":
+          if (help) setHelp(false);
+          else if (guidelines) setGuidelines(false);
+          else if (pending) setPending(null);
+          else if (typing) target?.blur();
+          break;
+        case "help":
+          setHelp((h) => !h);
+          break;
+        case "guidelines":
+          setGuidelines((g) => !g);
+          break;
+        case "markdown":
+          setMarkdown((m) => !m);
+          break;
+        case "focusRationale":
+          rationaleRef.current?.focus();
+          break;
+        case "focusRatings":
+          (ratingsRef.current?.querySelector("input:checked, input") as HTMLInputElement | null)?.focus();
+          break;
+        case "category":
+          pickCategory(action.index);
+          break;
+        default:
+          dispatch(action);
+      }
+    }
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [categories.length, draft.shownOrder.length, guidelines, help, pending, pickCategory, schema, skip, submit]);
+
+  const context = Array.isArray(task.prompt.context) ? (task.prompt.context as { role?: string; content?: string }[]) : [];
+
+  return (
+    <div className={`task${busy ? " busy" : ""}`} data-testid="task" data-comparison={task.comparison}>
+      <div className="task-meta">
+        <LeaseCountdown expiresAt={task.lease_expires_at} clockOffsetMs={task.clockOffsetMs} />
+        <button type="button" onClick={() => setGuidelines(true)}>Guidelines <kbd>H</kbd></button>
+        <button type="button" onClick={() => setMarkdown((m) => !m)} aria-pressed={markdown}>Markdown <kbd>M</kbd></button>
+        <button type="button" onClick={() => setHelp(true)}>Shortcuts <kbd>?</kbd></button>
+      </div>
+
+      <section className="prompt" aria-label="Prompt">
+        {context.length > 0 && (
+          <ol className="chat" aria-label="Conversation so far">
+            {context.map((turn, i) => (
+              <li key={i} className={`turn ${turn.role ?? ""}`}>
+                <strong>{String(turn.role ?? "turn")}:</strong> {typeof turn.content === "string" ? turn.content : JSON.stringify(turn)}
+              </li>
+            ))}
+          </ol>
+        )}
+        <div className="prompt-text">{markdown ? <Markdown source={task.prompt.text} /> : task.prompt.text}</div>
+      </section>
+
+      <div className="candidates" style={{ gridTemplateColumns: `repeat(${shown.length}, minmax(0, 1fr))` }}>
+        {shown.map((candidate, position) => {
+          const letter = LETTERS[position];
+          const chosen = draft.winner === candidate.id;
+          const rank = draft.ranking.indexOf(candidate.id);
+          const label = `Candidate ${letter}`;
+          return (
+            <article
+              key={candidate.id}
+              className={`candidate${chosen ? " chosen" : ""}${draft.tie ? " tied" : ""}`}
+              data-testid={`candidate-${position + 1}`}
+              data-candidate={candidate.id}
+              aria-label={label}
+            >
+              <header>
+                <button
+                  type="button"
+                  onClick={() => dispatch({ type: "choose", position })}
+                  aria-pressed={shown.length === 2 ? chosen : rank >= 0}
+                >
+                  <kbd>{position + 1}</kbd> {label}
+                  {chosen && " — preferred"}
+                  {rank >= 0 && ` — rank ${rank + 1}`}
+                </button>
+              </header>
+              <div className="candidate-body" tabIndex={0} aria-label={`${label} content`}>
+                <CandidateContent
+                  candidate={candidate}
+                  label={label}
+                  markdown={markdown}
+                  spans={draft.spans.filter((s) => s.candidate === candidate.id)}
+                  categories={categories}
+                  zoomed={zoomed}
+                  onZoom={() => setZoomed((z) => !z)}
+                  transport={transport}
+                  project={project}
+                  onMark={(mark) => setPending(mark && categories.length ? { box: null, start: null, end: null, ...mark, candidate: candidate.id, step: "category" } : null)}
+                />
+              </div>
+            </article>
+          );
+        })}
+      </div>
+
+      {pending?.step === "category" && (
+        <div className="picker" role="dialog" aria-label="Span category" data-testid="span-picker" ref={pickerRef} tabIndex={-1}>
+          <p>Mark {describeMark(pending, textOf(byId[pending.candidate]))} as:</p>
+          {categories.map((c, i) => (
+            <button key={c.key} type="button" onClick={() => pickCategory(i)} style={{ borderColor: c.color }}>
+              <kbd>{i + 1}</kbd> {c.label}
+            </button>
+          ))}
+          <button type="button" onClick={() => setPending(null)}>Cancel <kbd>Esc</kbd></button>
+        </div>
+      )}
+
+      <section className="answer" aria-label="Your judgment">
+        {schema.allow_tie && (
+          <button type="button" aria-pressed={draft.tie} onClick={() => dispatch({ type: "tie" })}>
+            <kbd>T</kbd> Tie
+          </button>
+        )}
+        {shown.length > 2 && <Ranking draft={draft} shown={shown.map((c) => c.id)} onChange={(ranking) => dispatch({ type: "setRanking", ranking })} />}
+        {schema.strength && (
+          <fieldset className="strength">
+            <legend>
+              Strength <kbd>[</kbd> <kbd>]</kbd>
+            </legend>
+            {range(schema.strength.min, schema.strength.max).map((value) => (
+              <label key={value}>
+                <input type="radio" name="strength" checked={draft.strength === value} onChange={() => dispatch({ type: "setStrength", value })} />
+                {value}
+              </label>
+            ))}
+            <output data-testid="strength-value">{draft.strength ?? "—"}</output>
+          </fieldset>
+        )}
+        {schema.criteria.length > 0 && (
+          <div className="ratings" ref={ratingsRef}>
+            <h2>
+              Ratings <kbd>G</kbd>
+            </h2>
+            {shown.map((candidate, position) =>
+              schema.criteria.map((criterion) => (
+                <fieldset key={`${candidate.id}-${criterion.key}`} className="rating">
+                  <legend>
+                    {criterion.label}, candidate {LETTERS[position]}
+                  </legend>
+                  {range(criterion.min, criterion.max).map((value) => (
+                    <label key={value}>
+                      <input
+                        type="radio"
+                        name={`rating-${candidate.id}-${criterion.key}`}
+                        checked={draft.ratings[candidate.id]?.[criterion.key] === value}
+                        onChange={() => dispatch({ type: "rate", candidate: candidate.id, criterion: criterion.key, value })}
+                      />
+                      {value}
+                    </label>
+                  ))}
+                </fieldset>
+              )),
+            )}
+          </div>
+        )}
+        {draft.spans.length > 0 && (
+          <div className="span-list">
+            <h2>Marked spans</h2>
+            <ul>
+              {draft.spans.map((span) => {
+                const position = draft.shownOrder.indexOf(span.candidate);
+                const text = textOf(byId[span.candidate]);
+                return (
+                  <li key={span.id} data-testid="span-item">
+                    <span className="swatch" style={{ background: categories.find((c) => c.key === span.category)?.color }} aria-hidden />
+                    <span>
+                      {LETTERS[position]}: {describeMark(span, text)}
+                    </span>
+                    <label>
+                      Category
+                      <select value={span.category} onChange={(e) => dispatch({ type: "editSpan", id: span.id, category: e.target.value })}>
+                        {categories.map((c) => (
+                          <option key={c.key} value={c.key}>
+                            {c.label}
+                          </option>
+                        ))}
+                      </select>
+                    </label>
+                    <label>
+                      Note
+                      <input
+                        ref={pending?.step === "note" && pending.spanId === span.id ? noteRef : undefined}
+                        value={span.note}
+                        onChange={(e) => dispatch({ type: "editSpan", id: span.id, note: e.target.value })}
+                        onKeyDown={(e) => {
+                          if (e.key === "Enter" && !e.ctrlKey && !e.metaKey) {
+                            e.preventDefault();
+                            setPending(null);
+                            (e.target as HTMLInputElement).blur();
+                          }
+                        }}
+                        data-testid="span-note"
+                      />
+                    </label>
+                    <button type="button" onClick={() => dispatch({ type: "removeSpan", id: span.id })} aria-label="Remove this span">
+                      Remove
+                    </button>
+                  </li>
+                );
+              })}
+            </ul>
+          </div>
+        )}
+        {schema.rationale !== "off" && (
+          <label className="rationale">
+            <span>
+              Rationale {schema.rationale === "required" ? "(required)" : "(optional)"} <kbd>/</kbd>
+            </span>
+            <textarea ref={rationaleRef} value={draft.rationale} onChange={(e) => dispatch({ type: "rationale", text: e.target.value })} rows={3} />
+          </label>
+        )}
+        <div className="actions">
+          <button type="button" className="primary" onClick={() => void submit()} disabled={!!busy}>
+            Submit <kbd>Ctrl+Enter</kbd>
+          </button>
+          <button type="button" onClick={() => void skip()} disabled={!!busy}>
+            Skip <kbd>S</kbd>
+          </button>
+          {blockers.length > 0 && <span className="hint">{blockers.join(" · ")}</span>}
+        </div>
+        {busy && <p role="status">{busy}</p>}
+        {error && (
+          <p role="alert" className="error">
+            {error}
+          </p>
+        )}
+      </section>
+
+      {help && (
+        <Overlay title="Keyboard shortcuts" onClose={() => setHelp(false)}>
+          <table>
+            <tbody>
+              {shortcuts({ arity: shown.length, allowTie: schema.allow_tie, hasStrength: !!schema.strength }).map((s) => (
+                <tr key={s.keys}>
+                  <th>
+                    <kbd>{s.keys}</kbd>
+                  </th>
+                  <td>{s.does}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </Overlay>
+      )}
+      {guidelines && (
+        <Overlay title="Guidelines" onClose={() => setGuidelines(false)}>
+          {project.guidelines ? <Markdown source={project.guidelines} /> : <p>This project has no guidelines.</p>}
+        </Overlay>
+      )}
+    </div>
+  );
+}
+
+function CandidateContent({
+  candidate,
+  label,
+  markdown,
+  spans,
+  categories,
+  zoomed,
+  onZoom,
+  transport,
+  project,
+  onMark,
+}: {
+  candidate: Task["candidates"][number];
+  label: string;
+  markdown: boolean;
+  spans: Draft["spans"];
+  categories: LabelingSchema["span_categories"];
+  zoomed: boolean;
+  onZoom: () => void;
+  transport: ReturnType<typeof newTransport>;
+  project: Project;
+  onMark: (mark: Partial<Mark> | null) => void;
+}) {
+  const media = candidate.media_url;
+  if (media && (project.modality === "image" || candidate.mime_type.startsWith("image/")))
+    return <ZoomImage src={media} label={label} zoomed={zoomed} onToggle={onZoom} spans={spans} categories={categories} onBox={(box) => onMark({ box })} />;
+  for (const kind of ["video", "audio"] as const)
+    if (media && (project.modality === kind || candidate.mime_type.startsWith(`${kind}/`)))
+      return <SyncedMedia kind={kind} src={media} label={label} transport={transport} spans={spans} categories={categories} onMark={onMark} />;
+  if (markdown) return <Markdown source={candidate.text} />;
+  return <SpanText text={candidate.text} spans={spans} categories={categories} label={`${label} text`} onSelect={onMark} />;
+}
+
+/** A candidate's text for marking: none for media candidates, whose marks are times or boxes. */
+function textOf(candidate: Task["candidates"][number] | undefined): string {
+  return candidate && !candidate.media_url ? candidate.text : "";
+}
+
+/** A mark in words: the quoted text, the time range, or the box. */
+function describeMark(mark: { start: number | null; end: number | null; box: [number, number, number, number] | null }, text: string): string {
+  if (mark.box) return `the box at ${mark.box.map((v) => `${Math.round(v * 100)}%`).join(", ")}`;
+  if (mark.start === null || mark.end === null) return "?";
+  if (text) return `[${mark.start}–${mark.end}) “${sliceCodePoints(text, mark.start, mark.end)}”`;
+  return `${formatSeconds(mark.start)}–${formatSeconds(mark.end)}`;
+}
+
+function Ranking({ draft, shown, onChange }: { draft: Draft; shown: number[]; onChange: (ranking: number[]) => void }) {
+  const order = draft.ranking.length === shown.length ? draft.ranking : [...draft.ranking, ...shown.filter((id) => !draft.ranking.includes(id))];
+  const [dragging, setDragging] = useState<number | null>(null);
+  const move = (from: number, to: number) => {
+    if (to < 0 || to >= order.length) return;
+    const next = [...order];
+    const [item] = next.splice(from, 1);
+    next.splice(to, 0, item);
+    onChange(next);
+  };
+  return (
+    <div className="ranking">
+      <h2>
+        Ranking, best first <kbd>R</kbd> resets
+      </h2>
+      <ol>
+        {order.map((id, index) => (
+          <li
+            key={id}
+            draggable
+            onDragStart={() => setDragging(index)}
+            onDragOver={(e) => e.preventDefault()}
+            onDrop={() => dragging !== null && move(dragging, index)}
+            className={draft.ranking.includes(id) ? "ranked" : "unranked"}
+          >
+            Candidate {LETTERS[shown.indexOf(id)]}
+            <button type="button" onClick={() => move(index, index - 1)} aria-label={`Move candidate ${LETTERS[shown.indexOf(id)]} up`}>
+              ↑
+            </button>
+            <button type="button" onClick={() => move(index, index + 1)} aria-label={`Move candidate ${LETTERS[shown.indexOf(id)]} down`}>
+              ↓
+            </button>
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
+
+export function LeaseCountdown({ expiresAt, clockOffsetMs = 0 }: { expiresAt: string; clockOffsetMs?: number }) {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const left = Math.round((Date.parse(expiresAt) - now - clockOffsetMs) / 1000);
+  if (left <= 0)
+    return (
+      <p className="lease lost" role="alert" data-testid="lease">
+        Your lease on this task has run out: it may have gone to someone else. You can still submit; it is kept if the task
+        still needs a judgment, otherwise you are told and nothing is saved.
+      </p>
+    );
+  const minutes = Math.floor(left / 60);
+  const seconds = String(left % 60).padStart(2, "0");
+  return (
+    <span className={`lease${left < 60 ? " low" : ""}`} data-testid="lease" aria-live={left < 60 ? "polite" : "off"}>
+      Lease: {minutes}:{seconds} left
+    </span>
+  );
+}
+
+function Overlay({ title, onClose, children }: { title: string; onClose: () => void; children: React.ReactNode }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <div className="overlay" role="dialog" aria-modal="true" aria-label={title} ref={ref} tabIndex={-1}>
+      <div className="overlay-box">
+        <header>
+          <h2>{title}</h2>
+          <button type="button" onClick={onClose}>
+            Close <kbd>Esc</kbd>
+          </button>
+        </header>
+        {children}
+      </div>
+    </div>
+  );
+}
+
+function range(min: number, max: number): number[] {
+  return Array.from({ length: max - min + 1 }, (_, i) => min + i);
+}

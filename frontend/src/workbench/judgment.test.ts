@@ -1,0 +1,89 @@
+import { judgmentReducer, type LabelingSchema, missing, newDraft, readSchema, shuffle, toRequest } from "./judgment";
+
+const schema: LabelingSchema = readSchema({
+  arity: 2,
+  allow_tie: true,
+  strength: { min: -3, max: 3 },
+  criteria: [{ key: "helpful", label: "Helpful", min: 1, max: 5 }],
+  span_categories: [{ key: "wrong", label: "Wrong", color: "#d62728" }],
+  rationale: "required",
+});
+const reduce = judgmentReducer(schema);
+const fixedOrder = () => 0.99; // shuffle keeps the order with this "random"
+
+test("choosing by shown position records the candidate id, and a tie clears it", () => {
+  let draft = newDraft(7, [10, 11], fixedOrder);
+  expect(draft.shownOrder).toEqual([10, 11]);
+  draft = reduce(draft, { type: "choose", position: 1 });
+  expect(draft.winner).toBe(11);
+  draft = reduce(draft, { type: "tie" });
+  expect([draft.winner, draft.tie]).toEqual([null, true]);
+  draft = reduce(draft, { type: "choose", position: 0 });
+  expect([draft.winner, draft.tie]).toEqual([10, false]);
+});
+
+test("strength steps stay on the project's scale", () => {
+  let draft = newDraft(7, [10, 11], fixedOrder);
+  draft = reduce(draft, { type: "strength", delta: 1 });
+  expect(draft.strength).toBe(0);
+  for (let i = 0; i < 10; i++) draft = reduce(draft, { type: "strength", delta: 1 });
+  expect(draft.strength).toBe(3);
+  for (let i = 0; i < 10; i++) draft = reduce(draft, { type: "strength", delta: -1 });
+  expect(draft.strength).toBe(-3);
+});
+
+test("K-way: keys build the ranking best first; the last one ranks itself", () => {
+  const kway = judgmentReducer({ ...schema, arity: 4 });
+  let draft = newDraft(9, [1, 2, 3, 4], fixedOrder);
+  draft = kway(draft, { type: "choose", position: 2 });
+  draft = kway(draft, { type: "choose", position: 2 }); // twice: ignored
+  draft = kway(draft, { type: "choose", position: 0 });
+  expect(draft.ranking).toEqual([3, 1]);
+  draft = kway(draft, { type: "choose", position: 3 });
+  expect(draft.ranking).toEqual([3, 1, 4, 2]);
+  expect(toRequest(draft, { ...schema, arity: 4 }).ranking).toEqual([3, 1, 4, 2]);
+  draft = kway(draft, { type: "resetRanking" });
+  expect(draft.ranking).toEqual([]);
+});
+
+test("a submission needs a choice and, here, a rationale", () => {
+  let draft = newDraft(7, [10, 11], fixedOrder);
+  expect(missing(draft, schema)).toHaveLength(2);
+  draft = reduce(draft, { type: "choose", position: 0 });
+  draft = reduce(draft, { type: "rationale", text: "  " });
+  expect(missing(draft, schema)).toEqual(["Write a rationale (/)"]);
+  draft = reduce(draft, { type: "rationale", text: "A is grounded." });
+  expect(missing(draft, schema)).toEqual([]);
+});
+
+test("the request carries ratings, spans, the shown order and the time spent", () => {
+  let draft = { ...newDraft(7, [10, 11], fixedOrder), startedAt: 1_000 };
+  draft = reduce(draft, { type: "choose", position: 1 });
+  draft = reduce(draft, { type: "setStrength", value: 2 });
+  draft = reduce(draft, { type: "rate", candidate: 10, criterion: "helpful", value: 4 });
+  draft = reduce(draft, { type: "rate", candidate: 11, criterion: "helpful", value: 2 });
+  draft = reduce(draft, { type: "rate", candidate: 11, criterion: "helpful", value: null });
+  draft = reduce(draft, { type: "addSpan", span: { id: "a", candidate: 10, category: "wrong", start: 2, end: 5, box: null, note: "" } });
+  draft = reduce(draft, { type: "addSpan", span: { id: "b", candidate: 10, category: "wrong", start: 3, end: 9, box: null, note: "" } });
+  draft = reduce(draft, { type: "editSpan", id: "b", note: "overlaps a" });
+  draft = reduce(draft, { type: "removeSpan", id: "a" });
+  draft = reduce(draft, { type: "rationale", text: "B." });
+  expect(toRequest(draft, schema, 4_500)).toEqual({
+    winner: 11,
+    tie: false,
+    ranking: null,
+    strength: 2,
+    ratings: { "10": { helpful: 4 } },
+    spans: [{ candidate: 10, category: "wrong", start: 3, end: 9, box: null, note: "overlaps a" }],
+    rationale: "B.",
+    shown_order: [10, 11],
+    time_spent_ms: 3_500,
+  });
+});
+
+test("shuffle permutes, and over many tasks both orders appear", () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 50; i++) seen.add(shuffle([1, 2]).join());
+  expect(seen).toEqual(new Set(["1,2", "2,1"]));
+  expect([...shuffle([1, 2, 3, 4, 5])].sort()).toEqual([1, 2, 3, 4, 5]);
+});

@@ -1,0 +1,48 @@
+import { keyAction, type KeyContext, shortcuts } from "./keymap";
+
+const pairwise: KeyContext = { arity: 2, allowTie: true, hasStrength: true, typing: false, pickingCategory: false, categoryCount: 3 };
+
+test("digits choose candidates within the arity only", () => {
+  expect(keyAction({ key: "1" }, pairwise)).toEqual({ type: "choose", position: 0 });
+  expect(keyAction({ key: "2" }, pairwise)).toEqual({ type: "choose", position: 1 });
+  expect(keyAction({ key: "3" }, pairwise)).toBeNull();
+  expect(keyAction({ key: "4" }, { ...pairwise, arity: 4 })).toEqual({ type: "choose", position: 3 });
+});
+
+test("tie and strength keys act only when the project has them", () => {
+  expect(keyAction({ key: "t" }, pairwise)).toEqual({ type: "tie" });
+  expect(keyAction({ key: "T" }, pairwise)).toEqual({ type: "tie" });
+  expect(keyAction({ key: "t" }, { ...pairwise, allowTie: false })).toBeNull();
+  expect(keyAction({ key: "]" }, pairwise)).toEqual({ type: "strength", delta: 1 });
+  expect(keyAction({ key: "[" }, pairwise)).toEqual({ type: "strength", delta: -1 });
+  expect(keyAction({ key: "]" }, { ...pairwise, hasStrength: false })).toBeNull();
+});
+
+test("while typing, letters and digits type; Ctrl+Enter still submits and Esc leaves", () => {
+  const typing = { ...pairwise, typing: true };
+  expect(keyAction({ key: "1" }, typing)).toBeNull();
+  expect(keyAction({ key: "s" }, typing)).toBeNull();
+  expect(keyAction({ key: "Enter", ctrlKey: true }, typing)).toEqual({ type: "submit" });
+  expect(keyAction({ key: "Enter", metaKey: true }, typing)).toEqual({ type: "submit" });
+  expect(keyAction({ key: "Escape" }, typing)).toEqual({ type: "escape" });
+  expect(keyAction({ key: "Enter" }, pairwise)).toBeNull(); // a bare Enter never submits
+});
+
+test("with a text selection waiting, digits pick span categories instead of candidates", () => {
+  const picking = { ...pairwise, pickingCategory: true };
+  expect(keyAction({ key: "1" }, picking)).toEqual({ type: "category", index: 0 });
+  expect(keyAction({ key: "3" }, picking)).toEqual({ type: "category", index: 2 });
+  expect(keyAction({ key: "4" }, picking)).toBeNull();
+  expect(keyAction({ key: "t" }, picking)).toBeNull();
+});
+
+test("browser chords are left alone", () => {
+  expect(keyAction({ key: "s", ctrlKey: true }, pairwise)).toBeNull();
+  expect(keyAction({ key: "1", altKey: true }, pairwise)).toBeNull();
+});
+
+test("every key the handler acts on is listed in the help", () => {
+  const listed = shortcuts(pairwise).map((s) => s.keys).join(" ");
+  for (const key of ["1", "2", "T", "[", "]", "G", "/", "Ctrl+Enter", "S", "M", "H", "?", "Esc"]) expect(listed).toContain(key);
+  expect(shortcuts({ ...pairwise, allowTie: false }).map((s) => s.keys)).not.toContain("T");
+});

@@ -1,0 +1,83 @@
+"""The annotator's overview (me/work/) and the browser's session sign-in."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotation import queue
+from annotation.judgments import JudgmentInput, judgment_submit
+from annotation.models import Comparison, Role
+
+from ..factories import MembershipFactory, ProjectFactory, UserFactory, make_comparison
+
+pytestmark = pytest.mark.django_db
+
+
+def _answer(comparison, user, key):
+    claim = queue.comparison_claim(project=comparison.project, annotator_id=user.pk)
+    assert claim.comparison_id == comparison.pk
+    judgment_submit(
+        comparison=comparison,
+        annotator_id=user.pk,
+        answer=JudgmentInput(winner=comparison.candidate_ids[0]),
+        idempotency_key=key,
+    )
+
+
+def test_work_counts_what_is_left_for_me_and_what_i_did_today(api, project, annotator):
+    first = make_comparison(project, wanted=2, priority=3)
+    make_comparison(project, wanted=1, priority=2)
+    done_by_others = make_comparison(project, wanted=1, priority=1)
+    Comparison.objects.filter(pk=done_by_others.pk).update(judged=1)
+    make_comparison(project, wanted=1, is_gold=True, gold_answer={})  # gold checks are not "work left"
+    elsewhere = ProjectFactory(name="Not mine")
+    make_comparison(elsewhere, wanted=1)
+
+    rows = api.as_user(annotator).get("/api/v1/me/work/").json()
+    assert rows == [
+        {
+            "project": project.pk,
+            "name": project.name,
+            "modality": "text",
+            "role": "annotator",
+            "remaining": 2,
+            "done_today": 0,
+        }
+    ]
+
+    _answer(first, annotator, "k1")
+    row = api.as_user(annotator).get("/api/v1/me/work/").json()[0]
+    # first still wants a second judgment, but not from me.
+    assert (row["remaining"], row["done_today"]) == (1, 1)
+
+
+def test_a_researcher_sees_their_role(api, project, researcher):
+    assert api.as_user(researcher).get("/api/v1/me/work/").json()[0]["role"] == Role.RESEARCHER
+
+
+def test_session_sign_in_needs_the_csrf_token_and_the_right_password(db):
+    user = UserFactory(username="sam")
+    project = ProjectFactory()
+    MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+    browser = APIClient(enforce_csrf_checks=True)
+    page = browser.get("/")  # the app's page sets the CSRF cookie
+    token = page.cookies["csrftoken"].value if "csrftoken" in page.cookies else None
+
+    refused = browser.post("/api/v1/auth/session/", {"username": "sam", "password": "pw-for-tests"}, format="json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["message"]
+
+    if token is None:
+        pytest.skip("the web app is not built, so no page set the CSRF cookie")
+    wrong = browser.post(
+        "/api/v1/auth/session/", {"username": "sam", "password": "nope"}, format="json", HTTP_X_CSRFTOKEN=token
+    )
+    assert wrong.status_code == 400 and "Wrong username or password" in str(wrong.json()["errors"])
+
+    ok = browser.post(
+        "/api/v1/auth/session/", {"username": "sam", "password": "pw-for-tests"}, format="json", HTTP_X_CSRFTOKEN=token
+    )
+    assert ok.status_code == 200 and ok.json()["username"] == "sam"
+    token = ok.cookies["csrftoken"].value if "csrftoken" in ok.cookies else token  # rotated on login
+    assert browser.get("/api/v1/me/work/").json()[0]["project"] == project.pk
+
+    assert browser.post("/api/v1/auth/session/end/", HTTP_X_CSRFTOKEN=token).status_code == 204
+    assert browser.get("/api/v1/me/").status_code in (401, 403)

@@ -1,0 +1,59 @@
+"""Every control is reachable by keyboard, has a name, and shows where focus is."""
+
+from ..factories import make_comparison
+from .conftest import sign_in
+
+# For the element that has focus: its accessible name (roughly as assistive
+# technology computes it) and whether a focus indicator is drawn.
+FOCUSED_JS = """
+() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const byId = (ids) => ids.split(/\\s+/).map((id) => document.getElementById(id)?.textContent ?? "").join(" ");
+  const labelledBy = el.getAttribute("aria-labelledby");
+  const name = (
+    el.getAttribute("aria-label")
+    || (labelledBy && byId(labelledBy))
+    || [...(el.labels ?? [])].map((l) => l.textContent).join(" ")
+    || el.getAttribute("alt")
+    || el.textContent
+    || ""
+  ).trim();
+  const style = getComputedStyle(el);
+  const outlined = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+  return { tag: el.tagName, type: el.type ?? "", name, outlined };
+}
+"""
+
+
+def _walk(page, limit=80):
+    seen = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED_JS)
+        if focused is None or (seen and focused == seen[0]):
+            break
+        seen.append(focused)
+    return seen
+
+
+def test_the_workbench_and_dashboard_are_keyboard_reachable_labelled_and_show_focus(page, people):
+    project, _ = people
+    make_comparison(project, wanted=1)
+    sign_in(page, "adam")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    page.keyboard.press("1")
+    focused = _walk(page)
+    tags = {f["tag"] for f in focused}
+    assert {"BUTTON", "INPUT", "TEXTAREA"} <= tags
+    assert [f for f in focused if not f["name"]] == []
+    assert [f for f in focused if not f["outlined"]] == []
+    assert any(f["name"].startswith("Submit") for f in focused)
+
+    page.goto(f"/projects/{project.pk}")
+    page.get_by_test_id("count-judgments").wait_for()
+    focused = _walk(page, limit=60)
+    assert [f for f in focused if not f["name"]] == []
+    assert [f for f in focused if not f["outlined"]] == []
+    assert any(f["name"].startswith("Start a round") for f in focused)

@@ -1,0 +1,292 @@
+"""An annotator labels by keyboard, and what lands in the database is exactly what
+they entered (offsets in code points, the shown order, ratings, strength, notes)."""
+
+import re
+from datetime import timedelta
+
+from django.utils import timezone
+
+from annotation import queue
+from annotation.judgments import JudgmentInput, judgment_submit
+from annotation.models import Assignment, Judgment, Role
+
+from ..factories import MembershipFactory, UserFactory, make_comparison
+from .conftest import select_text, shot, shown_order, sign_in
+
+TASKS = [
+    # Emoji (astral and ZWJ sequences) before the marked words.
+    ["🪐👨‍👩‍👧 Pluto is a planet: a wrong claim.", "Pluto 🪐 is a dwarf planet; that claim is right."],
+    # CJK and a flag (two regional indicators).
+    ["東京は日本の首都です 🇯🇵 claim", "日本の首都は京都です claim"],
+    # Combining marks (decomposed é) in one, precomposed in the other.
+    ["Cafe\u0301 au lait: re\u0301sume\u0301 claim.", "Café: résumé claim."],
+]
+
+
+def _text(page, position: int) -> str:
+    return page.get_by_test_id(f"candidate-{position}").get_by_test_id("candidate-text").text_content()
+
+
+def _mark(page, position, start, end, category_key: str, note: str = "") -> None:
+    select_text(page, position, start, end)
+    page.get_by_test_id("span-picker").wait_for()
+    page.keyboard.press(category_key)
+    note_field = page.locator("[data-testid=span-note]:focus")
+    note_field.wait_for()
+    if note:
+        page.keyboard.type(note)
+    page.keyboard.press("Enter")
+
+
+def _rate(page, first: int, second: int) -> None:
+    """G focuses the first rating; Space picks its lowest value, arrows move; Tab goes to the next."""
+    page.keyboard.press("g")
+    for i, value in enumerate((first, second)):
+        if i:
+            page.keyboard.press("Tab")
+        page.keyboard.press("Space")
+        for _ in range(value - 1):
+            page.keyboard.press("ArrowRight")
+
+
+def _rationale(page, text: str) -> None:
+    page.keyboard.press("/")
+    page.keyboard.type(text)
+    page.keyboard.press("Escape")
+
+
+def _submit_and_wait(page, comparison: int) -> None:
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        "id => !document.querySelector(`[data-testid=task][data-comparison='${id}']`)", arg=str(comparison)
+    )
+
+
+def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactly_that(page, people):
+    project, users = people
+    comparisons = [make_comparison(project, texts=texts, priority=10 - i, wanted=1) for i, texts in enumerate(TASKS)]
+    sign_in(page, "anna")
+    row = page.get_by_test_id(f"project-{project.pk}")
+    assert row.get_by_test_id("remaining").text_content() == "3"
+    shot(page, "annotator-projects")
+    row.get_by_role("link", name="Label").click()
+    expected = []
+
+    # Task 1: candidate 1 wins, strength 2, ratings 3 and 2, two overlapping spans, a rationale.
+    page.get_by_test_id("task").wait_for()
+    assert page.get_by_test_id("lease").text_content().startswith("Lease: ")
+    shown = shown_order(page)
+    comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
+    assert comparison == comparisons[0].pk and sorted(shown) == sorted(comparisons[0].candidate_ids)
+    text = _text(page, 1)
+    claim = text.index("claim")
+    planet = text.index("planet")
+    page.keyboard.press("1")
+    for _ in range(3):
+        page.keyboard.press("]")
+    _rate(page, 3, 2)
+    _mark(page, 1, claim, claim + len("claim"), "1", note="Made up 🤔")
+    _mark(page, 1, planet, claim + len("claim"), "2")
+    assert page.get_by_title("Incorrect + Irrelevant").text_content() == "claim"  # the overlap is visible
+    _rationale(page, "Grounded in the passage, ünïcödé ✓")
+    shot(page, "workbench-task-1")
+    expected.append(
+        {
+            "winner": shown[0],
+            "tie": False,
+            "strength": 2,
+            "ratings": {str(shown[0]): {"helpful": 3}, str(shown[1]): {"helpful": 2}},
+            "spans": [
+                (shown[0], claim, claim + 5, "incorrect", "Made up 🤔"),
+                (shown[0], planet, claim + 5, "irrelevant", ""),
+            ],
+            "rationale": "Grounded in the passage, ünïcödé ✓",
+            "shown_order": shown,
+        }
+    )
+    _submit_and_wait(page, comparison)
+
+    # Task 2: candidate 2 wins, strength -1, a span in CJK text, no ratings.
+    page.get_by_test_id("task").wait_for()
+    shown = shown_order(page)
+    comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
+    text = _text(page, 2)
+    capital = text.index("首都")
+    page.keyboard.press("2")
+    page.keyboard.press("[")
+    page.keyboard.press("[")
+    _mark(page, 2, capital, capital + 2, "1", note="京都 is wrong")
+    _rationale(page, "東京です")
+    expected.append(
+        {
+            "winner": shown[1],
+            "tie": False,
+            "strength": -1,
+            "ratings": {},
+            "spans": [(shown[1], capital, capital + 2, "incorrect", "京都 is wrong")],
+            "rationale": "東京です",
+            "shown_order": shown,
+        }
+    )
+    _submit_and_wait(page, comparison)
+
+    # Task 3: a tie, a span over a word with combining marks.
+    page.get_by_test_id("task").wait_for()
+    shown = shown_order(page)
+    comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
+    text = _text(page, 1)
+    word = re.search(r"r\S+sum\S+", text)
+    page.keyboard.press("t")
+    _mark(page, 1, word.start(), word.end(), "2")
+    _rationale(page, "Same.")
+    expected.append(
+        {
+            "winner": None,
+            "tie": True,
+            "strength": None,
+            "ratings": {},
+            "spans": [(shown[0], word.start(), word.end(), "irrelevant", "")],
+            "rationale": "Same.",
+            "shown_order": shown,
+        }
+    )
+    _submit_and_wait(page, comparison)
+
+    page.get_by_test_id("queue-empty").wait_for()
+    assert page.get_by_test_id("today-count").text_content() == "Today: 3"
+    shot(page, "workbench-queue-empty")
+    assert page.errors == []
+
+    judgments = Judgment.objects.filter(annotator=users["anna"]).order_by("pk").prefetch_related("spans")
+    got = [
+        {
+            "winner": j.winner_id,
+            "tie": j.tie,
+            "strength": j.strength,
+            "ratings": j.ratings,
+            "spans": [(s.candidate_id, s.start, s.end, s.category, s.note) for s in j.spans.order_by("pk")],
+            "rationale": j.rationale,
+            "shown_order": j.shown_order,
+        }
+        for j in judgments
+    ]
+    assert got == expected
+    assert [j.comparison_id for j in judgments] == [c.pk for c in comparisons]
+    assert all(j.time_spent_ms and j.time_spent_ms > 0 for j in judgments)
+
+
+def test_a_draft_survives_a_reload_and_a_failed_submission_is_retried_with_the_same_key(page, people):
+    project, _ = people
+    comparison = make_comparison(project, texts=["First answer.", "Second answer."], wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    shown = shown_order(page)
+    page.keyboard.press("2")
+    _rationale(page, "Half-written")
+    page.reload()
+    page.get_by_test_id("task").wait_for()
+    assert shown_order(page) == shown  # the same order, not a fresh shuffle
+    assert page.get_by_label(re.compile("^Rationale")).input_value() == "Half-written"
+    assert page.get_by_test_id("candidate-2").get_by_role("button").first.get_attribute("aria-pressed") == "true"
+
+    keys = []
+
+    def flaky(route, request):
+        keys.append(request.headers.get("idempotency-key"))
+        if len(keys) == 1:
+            route.abort("connectionreset")  # the network drops the first try
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/comparisons/*/judgments/", flaky)
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0]
+    judgment = Judgment.objects.get(comparison=comparison)
+    assert (judgment.winner_id, judgment.rationale, judgment.shown_order) == (shown[1], "Half-written", shown)
+    # The draft went with the submission.
+    assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('tandem:draft:')).length") == 0
+
+
+def test_the_lease_counts_down_and_a_lost_lease_is_explained(page, people):
+    project, _ = people
+    make_comparison(project, wanted=1)
+    page.clock.install()
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    assert re.match(r"Lease: (10:00|9:5\d) left", page.get_by_test_id("lease").text_content())
+    page.clock.fast_forward("10:05")
+    page.get_by_text("Your lease on this task has run out").wait_for()
+    shot(page, "workbench-lease-lost")
+
+
+def test_help_overlay_lists_the_shortcuts_and_guidelines_open_from_the_keyboard(page, people):
+    project, _ = people
+    make_comparison(project, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    page.keyboard.press("?")
+    help_box = page.get_by_role("dialog", name="Keyboard shortcuts")
+    for keys in ("1 / 2", "T", "[ / ]", "Ctrl+Enter", "S", "?"):
+        assert help_box.get_by_text(keys, exact=True).count() >= 1
+    shot(page, "workbench-help")
+    page.keyboard.press("Escape")
+    assert help_box.count() == 0
+    page.keyboard.press("h")
+    guidelines = page.get_by_role("dialog", name="Guidelines")
+    assert guidelines.locator("strong").text_content() == "grounded"
+    page.keyboard.press("Escape")
+    page.keyboard.press("s")  # skip
+    page.get_by_test_id("queue-empty").wait_for()
+
+
+def test_k_way_ranking_by_keys_then_reordered(page, people):
+    project, users = people
+    project.schema = {**project.schema, "arity": 3}
+    project.save()
+    make_comparison(project, arity=3, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    shown = shown_order(page)
+    page.keyboard.press("2")
+    page.keyboard.press("3")  # the last one ranks itself
+    ranking = page.locator(".ranking li")
+    assert ranking.all_text_contents()[0].startswith("Candidate B")
+    assert ranking.all_text_contents()[2].startswith("Candidate A")
+    page.get_by_role("button", name="Move candidate A up").click()
+    shot(page, "workbench-ranking")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+    judgment = Judgment.objects.get(annotator=users["anna"])
+    assert judgment.ranking == [shown[1], shown[0], shown[2]]
+    assert judgment.winner_id is None and not judgment.tie
+
+
+def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people):
+    project, users = people
+    comparison = make_comparison(project, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    # Anna's lease runs out while she thinks; Bob is served the task and answers it.
+    Assignment.objects.filter(annotator=users["anna"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    bob = UserFactory(username="bob")
+    MembershipFactory(project=project, user=bob, role=Role.ANNOTATOR)
+    claim = queue.comparison_claim(project=project, annotator_id=bob.pk)
+    assert claim.comparison_id == comparison.pk
+    judgment_submit(
+        comparison=comparison,
+        annotator_id=bob.pk,
+        answer=JudgmentInput(winner=comparison.candidate_ids[0]),
+        idempotency_key="bob",
+    )
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("no longer needed your judgment").wait_for()
+    page.get_by_test_id("queue-empty").wait_for()
+    shot(page, "workbench-lease-lost-409")
+    assert not Judgment.objects.filter(annotator=users["anna"]).exists()
