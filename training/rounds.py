@@ -27,6 +27,11 @@ checkpoint is kept; the policy step (issue 5) will want one. A round that has be
 **Dead workers** are found by :func:`rounds_reap_stale` (run by the scheduler): a running round whose heartbeat
 went stale is put back to ``QUEUED`` and its task re-sent, or failed when out of attempts.
 
+**Span models.** When the project's schema has span categories and some judgment carries span marks, the round
+also trains the fine-grained span-reward model (``training.ml.span_rewards``) on the same prompt split, evaluates
+it on the held-out texts and registers it as a ``span`` version in the same transaction as the reward version
+(each kind has its own active version). A failure there fails the round like any other step.
+
 **Artifacts** are written atomically by the ML core (``save_reward_model``). The version row is created in the
 same transaction that marks the round succeeded; if anything fails after the artifact was written, the artifact
 is deleted, so the registry never points at a checkpoint whose round failed.
