@@ -487,7 +487,9 @@ class _Run:
                     if artifact.exists():
                         shutil.rmtree(artifact, ignore_errors=True)
 
-    def train_span_model(self, current: Round, config: RoundConfig, *, categories, rows, splits, backbone) -> _Span:
+    def train_span_model(
+        self, current: Round, config: RoundConfig, *, categories, rows, splits, backbone
+    ) -> _Span | None:
         """Train and evaluate the span-reward model on the marked texts, split by prompt exactly like the pairs."""
         from training.ml.evaluate import compare_metrics
         from training.ml.pairs import snapshot_id_for
@@ -497,7 +499,10 @@ class _Run:
         held_out = [row for row in rows if splits.get(row.prompt_id) == "eval"]
         self.log(f"span marks: {len(train)} train / {len(held_out)} eval texts, categories {', '.join(categories)}")
         if not train:
-            raise NothingToTrain("Every text with span marks is on held-out prompts: nothing to train the span model.")
+            # Early in a project the few marked texts may all sit on held-out prompts; that is no reason to fail
+            # the reward model's round.
+            self.log("every text with span marks is on a held-out prompt: no span model this round")
+            return None
         self.phase("training span model", progress=SPAN_PHASES["training"])
         self.train_range = (SPAN_PHASES["training"], PHASES["evaluating"])
         seed = config.seed if config.seed is not None else current.project_id

@@ -297,3 +297,18 @@ def test_bad_requests_name_the_field(api, researcher, span_project):
     assert wrong_kind.status_code == 400 and "model_version" in wrong_kind.json()["errors"]
     long = client.post(span_scores_url(span_project), {"text": "a" * 100_001}, format="json")
     assert long.status_code == 400 and "at most 100000" in long.json()["errors"]["text"][0]
+
+
+def test_when_every_marked_text_is_held_out_the_reward_round_still_succeeds(span_project):
+    from .conftest import add_judgments
+
+    add_judgments(span_project, 12)
+    marked = add_marked_judgments(span_project, 1, seed=4)
+    SpanMark.objects.filter(judgment=marked[0]).update(category="toxic")  # at least one mark, whatever was drawn
+    if not SpanMark.objects.filter(judgment=marked[0]).exists():
+        SpanMark.objects.create(judgment=marked[0], candidate_id=marked[0].winner_id, start=0, end=4, category="toxic")
+    Prompt.objects.filter(pk=marked[0].comparison.prompt_id).update(split=Split.EVAL)
+    done = run_round(span_project)
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    assert "no span model this round" in done.log_tail
+    assert not ModelVersion.objects.filter(kind=ModelKind.SPAN).exists() and done.model_version.is_active
