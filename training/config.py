@@ -21,6 +21,8 @@ from typing import Any
 
 from django.conf import settings
 
+from .backbone_policy import backbone_check
+
 
 class ConfigInvalid(ValueError):
     """Bad training settings; ``errors`` maps a field name → messages (the API's error shape)."""
@@ -35,8 +37,9 @@ class RoundConfig:
     """What decides a reward-training round. Every field may be set per project or per round."""
 
     backbone: str | None = None
-    """Hugging Face model id or local folder of the reward backbone. No default that downloads: a round refuses
-    to start until the project or ``settings.TRAINING_REWARD_BACKBONE`` names one."""
+    """``builtin:minilm`` / ``builtin:smollm2``, a Hugging Face model id (local cache only) or an absolute folder
+    under ``settings.TRAINING_BACKBONE_ROOTS`` (see ``training.backbone_policy``). No default that downloads: a
+    round refuses to start until the project or ``settings.TRAINING_REWARD_BACKBONE`` names one."""
     epochs: float = 2.0
     """Passes over the train pairs, per ensemble member."""
     max_steps: int = -1
@@ -73,6 +76,13 @@ class RoundConfig:
     """Let the scheduler (Celery beat) start rounds for this project."""
     min_new_judgments: int = 200
     """The scheduler starts a round once this many non-gold judgments arrived since the last round."""
+    span_rewards: bool = True
+    """When the project's schema has span categories and judgments carry span marks, also train the fine-grained
+    span-reward model (``training.ml.span_rewards``) and register it as a ``span`` version."""
+    span_epochs: float = 3.0
+    """Passes over the marked texts for the span-reward model."""
+    span_learning_rate: float = 5e-5
+    """Peak AdamW learning rate of the span-reward model."""
 
     def snapshot(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -84,8 +94,9 @@ class RoundConfig:
 
 _CHOICES = {"tie_policy": ("drop", "soft")}
 _POSITIVE = {"epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_length", "ensemble_size"}
-_POSITIVE |= {"lora_r", "min_new_judgments", "min_train_pairs"}
+_POSITIVE |= {"lora_r", "min_new_judgments", "min_train_pairs", "span_epochs", "span_learning_rate"}
 _LIMITS = {"ensemble_size": 16, "max_length": 32768, "batch_size": 4096, "epochs": 1000, "learning_rate": 1.0}
+_LIMITS |= {"span_epochs": 1000, "span_learning_rate": 1.0}
 
 
 def round_config_build(*, project_settings: dict | None = None, overrides: dict | None = None) -> RoundConfig:
@@ -136,6 +147,7 @@ def _check(name: str, value: Any) -> Any:
     if name == "backbone":
         if not isinstance(value, str) or not value.strip() or len(value) > 500:
             raise ValueError("Must be a model id or a local path (a non-empty string of at most 500 characters).")
+        backbone_check(value.strip())  # BackboneRefused is a ValueError: a 400 that names "backbone"
         return value.strip()
     if name in _CHOICES:
         if value not in _CHOICES[name]:

@@ -8,17 +8,23 @@ translate rows, in a few queries whatever the number of judgments:
   comparisons included but flagged ``is_gold`` so the builder can exclude them and count them.
 - **Prompt text**: the prompt's chat context (if any) rendered as ``role: content`` lines, then the prompt text.
 - **Split**: ``Prompt.split`` defaults to ``train``, so it is only an explicit choice once a researcher marked
-  some prompt ``eval``. When any judged prompt is marked ``eval``, every prompt's stored split is honoured;
-  when none is, the split is left to the builder (a stable hash of the prompt id, ``eval_fraction``).
+  some prompt ``eval``. When any prompt with a non-gold judgment is marked ``eval``, every prompt's stored
+  split is honoured; when none is, the split is left to the builder (a stable hash of the prompt id,
+  ``eval_fraction``). Gold comparisons never train and never decide this: a gold check on a prompt marked
+  ``eval`` must not switch the whole project from the hashed split to the stored one.
+- **Span marks** (:func:`span_examples`): text marks of non-gold judgments, per (judgment, candidate).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Max
 
-from annotation.models import Candidate, Judgment, Prompt, Split
+from annotation.models import Candidate, Judgment, Prompt, SpanMark, Split
+from annotation.schema import SchemaError, parse_schema
 from preference.prompts import render_prompt
 from training.ml.pairs import JudgmentRecord
 
@@ -58,7 +64,8 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
         )
     }
     texts = dict(_in_batches(Candidate.objects.values_list("pk", "text"), {c for row in rows for c in row[3]}))
-    explicit_split = any(split == Split.EVAL for _, _, split in prompts.values())
+    trained_prompts = {row[2] for row in rows if not row[4]}  # row[4]: the comparison is gold
+    explicit_split = any(prompts[pk][2] == Split.EVAL for pk in trained_prompts)
 
     records = []
     for pk, comparison_id, prompt_id, candidate_ids, is_gold, annotator_id, winner, tie, ranking, strength in rows:
@@ -80,6 +87,86 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             )
         )
     return records
+
+
+def span_categories(project) -> tuple[str, ...]:
+    """The keys of the project's span categories, in schema order (the span model's head order)."""
+    try:
+        schema = parse_schema(project.schema)
+    except SchemaError:
+        return ()
+    return tuple(category.key for category in schema.span_categories)
+
+
+def span_examples(*, project_id: int, max_judgment_id: int | None, categories: Sequence[str]) -> list[SpanExampleRow]:
+    """Every non-gold judgment up to the cut-off with at least one text mark of ``categories``, as one example per
+    candidate it showed: the candidate's text, the prompt it answers and the marks this judgment put on it.
+
+    Rule: an annotator who marked something in a comparison is taken to have read all of it, so a candidate of
+    that judgment without marks is an example of clean text (every segment negative). Judgments without any
+    mark say nothing about spans (marking may be optional in the schema) and give no example. Marks of
+    categories that are no longer in the schema are ignored; offsets are code points, clipped to the text.
+    """
+    from training.ml import span_rewards as ml  # imports torch: only where span models are trained
+
+    if max_judgment_id is None or not categories:
+        return []
+    marks = list(
+        SpanMark.objects.filter(
+            judgment__project_id=project_id,
+            judgment_id__lte=max_judgment_id,
+            judgment__comparison__is_gold=False,
+            category__in=list(categories),
+            start__isnull=False,
+            end__isnull=False,
+        )
+        .order_by("judgment_id", "pk")
+        .values_list("judgment_id", "candidate_id", "start", "end", "category")
+    )
+    if not marks:
+        return []
+    judgments = {
+        pk: (prompt_id, candidate_ids)
+        for pk, prompt_id, candidate_ids in _in_batches(
+            Judgment.objects.values_list("pk", "comparison__prompt_id", "comparison__candidate_ids"),
+            {m[0] for m in marks},
+        )
+    }
+    prompts = {
+        pk: render_prompt(text, context)
+        for pk, text, context in _in_batches(
+            Prompt.objects.values_list("pk", "text", "context"), {p for p, _ in judgments.values()}
+        )
+    }
+    texts = dict(
+        _in_batches(Candidate.objects.values_list("pk", "text"), {c for _, ids in judgments.values() for c in ids})
+    )
+    by_candidate: dict[tuple[int, int], list] = {}
+    for judgment_id, candidate_id, start, end, category in marks:
+        by_candidate.setdefault((judgment_id, candidate_id), []).append((start, end, category))
+    out = []
+    for judgment_id in sorted(judgments):
+        prompt_id, candidate_ids = judgments[judgment_id]
+        for candidate_id in candidate_ids:
+            text = texts.get(candidate_id) or ""
+            if not text.strip():
+                continue  # a media candidate, or an empty one: no sentences to score
+            values = []
+            for start, end, category in by_candidate.get((judgment_id, candidate_id), []):
+                start, end = max(0, int(start)), min(len(text), round(end))
+                if start < end:
+                    values.append(ml.SpanMark(start, end, category))
+            example = ml.SpanExample(text=text, marks=tuple(values), prompt=prompts[prompt_id])
+            out.append(SpanExampleRow(judgment_id=judgment_id, prompt_id=prompt_id, example=example))
+    return out
+
+
+@dataclass(frozen=True)
+class SpanExampleRow:
+    judgment_id: int
+    prompt_id: int
+    example: Any
+    """A :class:`training.ml.span_rewards.SpanExample` (imported lazily: the ML core imports torch)."""
 
 
 def _in_batches(values_qs, ids: set[int]) -> Iterator[tuple]:

@@ -14,7 +14,8 @@ from django.db.models import Q
 
 
 class ModelKind(models.TextChoices):
-    REWARD = "reward"
+    REWARD = "reward"  # holistic Bradley–Terry reward model (training.ml.reward)
+    SPAN = "span"  # fine-grained per-segment, per-category penalties from span marks (training.ml.span_rewards)
     POLICY = "policy"
 
 

@@ -27,6 +27,11 @@ checkpoint is kept; the policy step (issue 5) will want one. A round that has be
 **Dead workers** are found by :func:`rounds_reap_stale` (run by the scheduler): a running round whose heartbeat
 went stale is put back to ``QUEUED`` and its task re-sent, or failed when out of attempts.
 
+**Span models.** When the project's schema has span categories and some judgment carries span marks, the round
+also trains the fine-grained span-reward model (``training.ml.span_rewards``) on the same prompt split, evaluates
+it on the held-out texts and registers it as a ``span`` version in the same transaction as the reward version
+(each kind has its own active version). A failure there fails the round like any other step.
+
 **Artifacts** are written atomically by the ML core (``save_reward_model``). The version row is created in the
 same transaction that marks the round succeeded; if anything fails after the artifact was written, the artifact
 is deleted, so the registry never points at a checkpoint whose round failed.
@@ -43,6 +48,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,8 +60,9 @@ from django.utils import timezone
 from annotation.models import Modality, Project
 
 from . import registry
+from .backbone_policy import backbone_for_loading
 from .config import ConfigInvalid, RoundConfig, round_config_build
-from .judgments_source import judgment_max_id, judgment_records
+from .judgments_source import judgment_max_id, judgment_records, span_categories, span_examples
 from .models import LIVE_ROUND_STATUSES, ModelKind, Round, RoundStatus, RoundTrigger
 
 logger = logging.getLogger(__name__)
@@ -76,6 +83,8 @@ PHASES = {
     "saving": 0.92,
     "registering": 0.98,
 }
+# With a span model, holistic training ends earlier and the span model takes the range after it.
+SPAN_PHASES = {"evaluating": 0.55, "training": 0.58}
 
 
 class RoundError(Exception):
@@ -279,13 +288,14 @@ class _Run:
         self.step = "starting"
         self.train_total = 0
         self.loss: float | None = None
+        self.train_range = (PHASES["training"], PHASES["evaluating"])  # where training steps move the bar
 
     def run(self) -> None:
         from training.ml.evaluate import compare_metrics, evaluate_reward_model
         from training.ml.pairs import build_preference_pairs
         from training.ml.reward import RewardTrainingConfig, save_reward_model, train_reward_model
 
-        artifact: Path | None = None
+        artifacts: list[Path] = []  # written by this attempt; removed unless the versions were registered
         registered = False
         heartbeat = _Heartbeat(round_id=self.round_id, attempt=self.attempt)
         heartbeat.start()
@@ -294,9 +304,18 @@ class _Run:
             config = RoundConfig.from_snapshot(current.config)
             if self.attempt > 1:
                 self.log(f"attempt {self.attempt}: starting again from the first step (same judgments, same config)")
+            # Checked again here, on the resolved path: the folder or a symlink may have changed since the start.
+            backbone = backbone_for_loading(config.backbone)
 
             self.phase("reading judgments")
             records = judgment_records(project_id=current.project_id, max_judgment_id=current.judgment_max_id)
+            categories = span_categories(current.project) if config.span_rewards else ()
+            marked = span_examples(
+                project_id=current.project_id, max_judgment_id=current.judgment_max_id, categories=categories
+            )
+            if categories and not marked:
+                self.log("the schema has span categories but no judgment has span marks yet: no span model")
+            self.train_range = (PHASES["training"], SPAN_PHASES["evaluating"] if marked else PHASES["evaluating"])
 
             self.phase("building pairs")
             seed = config.seed if config.seed is not None else current.project_id
@@ -318,7 +337,7 @@ class _Run:
 
             self.phase("training")
             ml_config = RewardTrainingConfig(
-                backbone=config.backbone,
+                backbone=backbone,
                 max_length=config.max_length,
                 learning_rate=config.learning_rate,
                 num_epochs=config.epochs,
@@ -334,7 +353,7 @@ class _Run:
             model = train_reward_model(pairs, ml_config, progress=self.training_step)
             train_seconds = time.monotonic() - started
 
-            self.phase("evaluating")
+            self.phase("evaluating", progress=self.train_range[1])
             eval_metrics = evaluate_reward_model(model, pairs.eval) if pairs.eval else None
             previous = registry.active_version(project_id=current.project_id, kind=current.kind)
             previous_eval = (previous.metrics or {}).get("eval") if previous else None
@@ -349,18 +368,31 @@ class _Run:
                 self.log(f"held-out accuracy {_fmt(eval_metrics.get('accuracy'))} on {eval_metrics['n_pairs']} pairs")
             else:
                 self.log("no held-out pairs: mark prompts 'eval' or raise eval_fraction to evaluate")
-            activate = _should_activate(config, eval_metrics, previous_eval)
+            activate = _should_activate(config, eval_metrics, previous_eval, key="accuracy")
+
+            span = None
+            if marked:
+                span = self.train_span_model(
+                    current, config, categories=categories, rows=marked, splits=pairs.prompt_splits, backbone=backbone
+                )
 
             self.phase("saving")
+            extra = {"round": self.round_id, "project": current.project_id, "code_version": _code_version()}
             relpath = registry.artifact_relpath(
                 project_id=current.project_id, kind=current.kind, round_id=self.round_id, attempt=self.attempt
             )
-            artifact = registry.artifact_location(relpath)
-            save_reward_model(
-                model,
-                artifact,
-                extra={"round": self.round_id, "project": current.project_id, "code_version": _code_version()},
-            )
+            artifacts.append(registry.artifact_location(relpath))
+            save_reward_model(model, artifacts[-1], extra=extra)
+            if span is not None:
+                from training.ml.span_rewards import save_span_reward_model
+
+                span_relpath = registry.artifact_relpath(
+                    project_id=current.project_id, kind=ModelKind.SPAN, round_id=self.round_id, attempt=self.attempt
+                )
+                artifacts.append(registry.artifact_location(span_relpath))
+                save_span_reward_model(
+                    span.model, artifacts[-1], extra={**extra, "judgment_snapshot_id": span.snapshot_id}
+                )
 
             self.phase("registering")
             with transaction.atomic():
@@ -389,6 +421,26 @@ class _Run:
                     activate=activate,
                 )
                 self.log(f"registered {version}" + (" (active)" if activate else " (not activated)"))
+                if span is not None:
+                    span_version = registry.version_register(
+                        project_id=current.project_id,
+                        kind=ModelKind.SPAN,
+                        base_model=config.backbone,
+                        artifact_path=span_relpath,
+                        metrics=span.metrics,
+                        config=config.snapshot(),
+                        judgment_snapshot_id=span.snapshot_id,
+                        judgment_count=span.judgment_count,
+                        judgment_max_id=current.judgment_max_id,
+                        activate=span.activate,
+                    )
+                    self.log(f"registered {span_version}" + (" (active)" if span.activate else " (not activated)"))
+                    metrics["span"] = {
+                        "model_version": span_version.pk,
+                        "version": span_version.version,
+                        "eval": span.metrics["eval"],
+                        "examples": span.metrics["examples"],
+                    }
                 _finish(
                     self.round_id,
                     self.attempt,
@@ -430,15 +482,69 @@ class _Run:
             )
         finally:
             heartbeat.stop()
-            if artifact is not None and not registered and artifact.exists():
-                shutil.rmtree(artifact, ignore_errors=True)
+            if not registered:
+                for artifact in artifacts:
+                    if artifact.exists():
+                        shutil.rmtree(artifact, ignore_errors=True)
+
+    def train_span_model(
+        self, current: Round, config: RoundConfig, *, categories, rows, splits, backbone
+    ) -> _Span | None:
+        """Train and evaluate the span-reward model on the marked texts, split by prompt exactly like the pairs."""
+        from training.ml.evaluate import compare_metrics
+        from training.ml.pairs import snapshot_id_for
+        from training.ml.span_rewards import SpanRewardConfig, segment_metrics, train_span_reward_model
+
+        train = [row for row in rows if splits.get(row.prompt_id) != "eval"]
+        held_out = [row for row in rows if splits.get(row.prompt_id) == "eval"]
+        self.log(f"span marks: {len(train)} train / {len(held_out)} eval texts, categories {', '.join(categories)}")
+        if not train:
+            # Early in a project the few marked texts may all sit on held-out prompts; that is no reason to fail
+            # the reward model's round.
+            self.log("every text with span marks is on a held-out prompt: no span model this round")
+            return None
+        self.phase("training span model", progress=SPAN_PHASES["training"])
+        self.train_range = (SPAN_PHASES["training"], PHASES["evaluating"])
+        seed = config.seed if config.seed is not None else current.project_id
+        span_config = SpanRewardConfig(
+            backbone=backbone,
+            categories=tuple(categories),
+            max_length=config.max_length,
+            learning_rate=config.span_learning_rate,
+            num_epochs=config.span_epochs,
+            batch_size=config.batch_size,
+            seed=seed,
+        )
+        started = time.monotonic()
+        model = train_span_reward_model([row.example for row in train], span_config, progress=self.training_step)
+        train_seconds = time.monotonic() - started
+        self.phase("evaluating span model")
+        eval_metrics = segment_metrics(model, [row.example for row in held_out]) if held_out else None
+        if eval_metrics:
+            self.log(f"span model: held-out segment F1 {_fmt(eval_metrics['f1'])} on {eval_metrics['n']} decisions")
+        previous = registry.active_version(project_id=current.project_id, kind=ModelKind.SPAN)
+        previous_eval = (previous.metrics or {}).get("eval") if previous else None
+        judgment_ids = sorted({row.judgment_id for row in rows})
+        return _Span(
+            model=model,
+            snapshot_id=snapshot_id_for(judgment_ids),
+            judgment_count=len(judgment_ids),
+            activate=_should_activate(config, eval_metrics, previous_eval, key="f1"),
+            metrics={
+                "eval": eval_metrics,
+                "vs_previous": compare_metrics(eval_metrics, previous_eval) if eval_metrics else {},
+                "previous_version": previous.version if previous else None,
+                "examples": {"train": len(train), "eval": len(held_out), "categories": list(categories)},
+                "train": {"seconds": round(train_seconds, 2), "steps": self.train_total, "final_loss": self.loss},
+            },
+        )
 
     # --- progress -----------------------------------------------------------------------------------------------
 
-    def phase(self, name: str) -> None:
+    def phase(self, name: str, *, progress: float | None = None) -> None:
         self.step = name
         self.log(name)
-        self.report(progress=PHASES[name], force=True)
+        self.report(progress=PHASES.get(name, 0.0) if progress is None else progress, force=True)
         self.notify(name)
 
     def training_step(self, step: int, total: int, loss: float) -> None:
@@ -449,7 +555,7 @@ class _Run:
         if now - self.last_write < self.interval and step < total:
             return
         self.log(f"step {step}/{total} loss {_fmt(self.loss)}")
-        start, end = PHASES["training"], PHASES["evaluating"]
+        start, end = self.train_range
         self.report(progress=start + (end - start) * step / max(total, 1))
 
     def report(self, *, progress: float, force: bool = False) -> None:
@@ -507,11 +613,23 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=10)
 
 
-def _should_activate(config: RoundConfig, eval_metrics: dict | None, previous_eval: dict | None) -> bool:
+@dataclass
+class _Span:
+    """A trained and evaluated span-reward model, waiting to be saved and registered with the round's result."""
+
+    model: object
+    metrics: dict
+    snapshot_id: str
+    judgment_count: int
+    activate: bool
+
+
+def _should_activate(config: RoundConfig, eval_metrics: dict | None, previous_eval: dict | None, *, key: str) -> bool:
+    """``key``: the held-out metric that must not drop under ``require_no_regression`` (accuracy; F1 for spans)."""
     if not config.auto_activate:
         return False
     if config.require_no_regression and eval_metrics and previous_eval:
-        now, before = eval_metrics.get("accuracy"), previous_eval.get("accuracy")
+        now, before = eval_metrics.get(key), previous_eval.get(key)
         if now is not None and before is not None and now < before:
             return False
     return True

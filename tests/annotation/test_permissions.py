@@ -97,6 +97,8 @@ ACCESS = [
     Access("GET",    "exports/<int:pk>/",                          Role.RESEARCHER,     200),
     Access("GET",    "exports/<int:pk>/download/",                 Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/label-imports/",           Role.RESEARCHER,     201),
+    # 409 for everyone allowed: this world has no span model (tests/rounds/test_spans.py covers the 200).
+    Access("POST",   "projects/<int:pk>/span-scores/",             Role.RESEARCHER,     409),
 ]
 # fmt: on
 
@@ -307,6 +309,7 @@ CALLS = {
     ("GET", "rounds/<int:pk>/"): lambda world, user: (f"/api/v1/rounds/{world.training_round.pk}/", {}),
     ("POST", "rounds/<int:pk>/cancel/"): lambda world, user: (f"/api/v1/rounds/{world.training_round.pk}/cancel/", {}),
     ("GET", "projects/<int:pk>/model-versions/"): _project_path("model-versions/"),
+    ("POST", "projects/<int:pk>/span-scores/"): _with_body(_project_path("span-scores/"), {"text": "Hello there."}),
     ("GET", "model-versions/<int:pk>/"): lambda world, user: (f"/api/v1/model-versions/{world.version.pk}/", {}),
     ("POST", "model-versions/<int:pk>/activate/"): lambda world, user: (
         f"/api/v1/model-versions/{world.version.pk}/activate/",

@@ -28,8 +28,10 @@ def tiny_backbone(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def training_settings(settings, tmp_path):
+def training_settings(settings, tmp_path, tmp_path_factory):
     settings.TRAINING_ARTIFACTS_DIR = tmp_path / "artifacts"
+    # The tiny backbones are saved under pytest's temporary folder: the one allowed backbone root here.
+    settings.TRAINING_BACKBONE_ROOTS = [tmp_path_factory.getbasetemp()]
     settings.TRAINING_PROGRESS_INTERVAL = 0  # write every report: tests watch the row
     settings.TRAINING_REWARD_BACKBONE = None
     return settings
@@ -67,6 +69,7 @@ def add_judgments(project, n: int, *, seed: int = 1, start: int = 0, annotator=N
         prompt = PromptFactory(project=project, text=record.prompt_text)
         candidates = {key: CandidateFactory(prompt=prompt, text=text) for key, text in record.candidates.items()}
         winner = candidates[record.winner]
+        # Training reads a comparison's candidates from candidate_ids only (annotation may drop its through table).
         comparison = Comparison.objects.create(
             project=project,
             prompt=prompt,

@@ -288,3 +288,20 @@ def rounds_train():
     from training.ml import reward
 
     return reward.train_reward_model
+
+
+def test_a_gold_check_on_a_prompt_marked_eval_does_not_decide_the_split(trainable):
+    """Gold comparisons never train; a researcher marking a gold prompt 'eval' (where gold checks often live)
+    must not switch the project from the hashed split to the stored one, which would put every other prompt
+    in train and leave no held-out pairs."""
+    add_judgments(trainable, 40)
+    gold = add_judgments(trainable, 3, start=1000, gold=True)
+    hashed = judgment_records(project_id=trainable.pk, max_judgment_id=10**12)
+    Prompt.objects.filter(pk__in=[j.comparison.prompt_id for j in gold]).update(split=Split.EVAL)
+    records = judgment_records(project_id=trainable.pk, max_judgment_id=10**12)
+    assert records == hashed and all(r.split is None for r in records)
+
+    done = rounds.round_run(round_id=rounds.round_start(project=trainable, enqueue=False).pk)
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    pairs = done.model_version.metrics["pairs"]
+    assert pairs["gold_excluded"] == 3 and pairs["eval_pairs"] > 0 and pairs["train_pairs"] + pairs["eval_pairs"] == 40

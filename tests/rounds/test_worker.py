@@ -93,6 +93,7 @@ def test_a_worker_killed_mid_training_leaves_the_round_resumable_and_the_previou
         "SECRET_KEY": django_settings.SECRET_KEY,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
         "TRAINING_ARTIFACTS_DIR": str(settings.TRAINING_ARTIFACTS_DIR),
+        "TRAINING_BACKBONE_ROOTS": ",".join(str(root) for root in settings.TRAINING_BACKBONE_ROOTS),
         "OMP_NUM_THREADS": "1",
     }
     log = (tmp_path / "worker.log").open("w")
@@ -156,3 +157,29 @@ def test_the_heartbeat_thread_keeps_a_quiet_phase_alive_and_stops_with_its_attem
     time.sleep(0.4)
     stale.stop()
     assert Round.objects.get(pk=started.pk).heartbeat_at == old
+
+
+def test_a_span_project_round_on_the_worker_serves_per_segment_scores(
+    gpu_worker, api, admin, researcher, project, tiny_backbone
+):
+    from .test_spans import CATEGORIES, add_marked_judgments, span_settings
+
+    project.schema = {**project.schema, "span_categories": CATEGORIES}
+    project.training_settings = span_settings(tiny_backbone)
+    project.save(update_fields=["schema", "training_settings"])
+    add_marked_judgments(project, 40)
+
+    response = api.as_user(admin).post(f"/api/v1/projects/{project.pk}/rounds/", {}, format="json")
+    assert response.status_code == 201, response.json()
+    done = wait_for(response.json()["id"], finished)
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    span_id = done.metrics["span"]["model_version"]
+    listed = api.as_user(researcher).get(f"/api/v1/projects/{project.pk}/model-versions/?kind=span").json()
+    assert [v["id"] for v in listed["results"]] == [span_id] and listed["results"][0]["metrics"]["eval"]["f1"]
+
+    text = "wa001 wa002 wa003. wa004 great wa005."
+    scores = api.post(f"/api/v1/projects/{project.pk}/span-scores/", {"text": text}, format="json")
+    assert scores.status_code == 200, scores.json()
+    segments = scores.json()["segments"]
+    assert [(s["start"], s["end"]) for s in segments] == [(0, 18), (19, 37)]
+    assert segments[1]["penalties"]["toxic"] > segments[0]["penalties"]["toxic"]

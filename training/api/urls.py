@@ -12,5 +12,6 @@ urlpatterns = [
     path("rounds/<id:pk>/cancel/", views.RoundCancelView.as_view(), name="round-cancel"),
     path("projects/<id:pk>/model-versions/", views.ModelVersionListView.as_view(), name="project-model-versions"),
     path("model-versions/<id:pk>/", views.ModelVersionDetailView.as_view(), name="model-version-detail"),
+    path("projects/<id:pk>/span-scores/", views.SpanScoresView.as_view(), name="project-span-scores"),
     path("model-versions/<id:pk>/activate/", views.ModelVersionActivateView.as_view(), name="model-version-activate"),
 ]

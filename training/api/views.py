@@ -1,7 +1,8 @@
 """Training API: rounds (start, status with progress, cancel) and the model registry (list, activate).
 
-Roles (annotation.access): researchers and admins see rounds and versions; only admins start or cancel rounds
-and change the active version. Annotators get 403 (they must not see model scores, DESIGN §8); non-members 404.
+Roles (annotation.access): researchers and admins see rounds and versions and may score texts with a span
+model; only admins start or cancel rounds and change the active version. Annotators get 403 (they must not see
+model scores, DESIGN §8); non-members 404.
 """
 
 from django.http import Http404
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 from annotation.access import project_for
 from annotation.models import Role
 
-from .. import registry, rounds
+from .. import registry, rounds, span_scoring
 from ..config import ConfigInvalid
 from ..models import ModelKind, ModelVersion, Round, RoundTrigger
 from . import serializers as s
@@ -150,3 +151,34 @@ class ModelVersionActivateView(APIView):
         except registry.VersionNotActivatable as exc:
             raise Conflict(str(exc)) from exc
         return Response(s.ModelVersionSerializer(version).data)
+
+
+class SpanScoresView(APIView):
+    """Per-segment scores of a candidate (or a posted text) under the project's active span-reward model.
+
+    Segments are sentences with Unicode code-point offsets, end exclusive (as annotation's span marks); each
+    carries, per span category, the penalty P(error of that category) and the segment's reward. 409 when the
+    project has no active span model yet.
+    """
+
+    @extend_schema(
+        request=s.SpanScoreRequestSerializer,
+        responses={200: s.SpanScoresSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def post(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        body = s.SpanScoreRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            version = span_scoring.span_version_for(project_id=project.pk, version_id=data.get("model_version"))
+            if "candidate" in data:
+                text, prompt = span_scoring.candidate_input(project_id=project.pk, candidate_id=data["candidate"])
+            else:
+                text, prompt = data["text"], data["prompt"]
+            scores = span_scoring.span_scores(version=version, text=text, prompt=prompt)
+        except span_scoring.SpanScoringError as exc:
+            if exc.field is None:
+                raise Conflict(exc.message) from exc
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        return Response(s.SpanScoresSerializer(scores).data)

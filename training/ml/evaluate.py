@@ -150,7 +150,7 @@ def compare_metrics(current: dict, previous: dict | None) -> dict:
     if not previous:
         return {}
     flat_now, flat_before = _flatten(current), _flatten(previous)
-    higher_is_better = {"accuracy", "member_accuracy"}
+    higher_is_better = {"accuracy", "member_accuracy", "f1"}  # f1: span models
     out = {}
     for key in sorted(flat_now.keys() & flat_before.keys()):
         now, before = flat_now[key], flat_before[key]

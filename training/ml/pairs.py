@@ -93,6 +93,9 @@ class PairSet:
     """The builder's options, to be saved beside the checkpoint together with the snapshot id."""
     stats: dict = field(default_factory=dict)
     """Counts: judgments in, gold excluded, ties dropped, pairs per split, prompts per split."""
+    prompt_splits: Mapping[Hashable, Split] = field(default_factory=dict)
+    """The side of every prompt of a used judgment (also those whose pairs were all dropped), so that other data
+    from the same judgments (span marks) can be split exactly like the pairs."""
 
 
 def snapshot_id_for(judgment_ids: Iterable[Hashable]) -> str:
@@ -257,6 +260,7 @@ def build_preference_pairs(
             "annotator_weights": annotator_weights is not None,
         },
         stats=dict(stats),
+        prompt_splits=dict(sides),
     )
 
 

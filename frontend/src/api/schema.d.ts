@@ -120,6 +120,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_exports_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/{id}/download/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The finished export's zip archive: served from the local media folder, or a redirect to the storage's
+         *     expiring signed URL (S3-compatible storage in production).
+         */
+        get: operations["v1_exports_download_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/imports/{id}/": {
         parameters: {
             query?: never;
@@ -283,6 +319,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/exports/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Exports as background jobs (202): progress in ``GET exports/{id}``, then a download link.
+         *     For a direct download streamed as it is written, use ``GET projects/{id}/exports/stream/``.
+         */
+        get: operations["v1_projects_exports_list"];
+        put?: never;
+        /**
+         * @description Exports as background jobs (202): progress in ``GET exports/{id}``, then a download link.
+         *     For a direct download streamed as it is written, use ``GET projects/{id}/exports/stream/``.
+         */
+        post: operations["v1_projects_exports_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/exports/stream/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Download an export directly, streamed as it is written: a zip archive of the data file(s), the dataset
+         *     card (``README.md``) and, with ``media=pack``, the media. Filters as query parameters (lists
+         *     comma-separated); for big projects prefer a job (``POST projects/{id}/exports/``).
+         */
+        get: operations["v1_projects_exports_stream_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/imports/": {
         parameters: {
             query?: never;
@@ -318,6 +399,27 @@ export interface paths {
         get: operations["v1_projects_judgments_list"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/label-imports/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Import existing labels — preference pairs or raw judgments (the ``judgments`` export shape) — all or
+         *     nothing, in the request (files up to ``IMPORT_INLINE_MAX_BYTES``; larger ones, and Hugging Face datasets on
+         *     disk, with ``manage.py import_labels``). A bad file answers 400 with every bad line; nothing is written.
+         */
+        post: operations["v1_projects_label_imports_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -408,6 +510,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/span-scores/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Per-segment scores of a candidate (or a posted text) under the project's active span-reward model.
+         *
+         *     Segments are sentences with Unicode code-point offsets, end exclusive (as annotation's span marks); each
+         *     carries, per span category, the penalty P(error of that category) and the segment's reward. 409 when the
+         *     project has no active span model yet.
+         */
+        post: operations["v1_projects_span_scores_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/stats/": {
         parameters: {
             query?: never;
@@ -485,17 +610,94 @@ export interface components {
         ComparisonsBuildResult: {
             created: number;
         };
+        ExportCreateRequest: {
+            shape: components["schemas"]["ShapeEnum"];
+            file_format: components["schemas"]["ExportFileFormatEnum"];
+            filters?: components["schemas"]["ExportFiltersRequest"];
+            options?: components["schemas"]["ExportOptionsRequest"];
+            /** @default urls */
+            media: components["schemas"]["MediaEnum"];
+        };
         /**
          * @description * `jsonl` - jsonl
          *     * `csv` - csv
          *     * `parquet` - parquet
+         *     * `hf` - hf
          * @enum {string}
          */
-        FileFormatEnum: "jsonl" | "csv" | "parquet";
+        ExportFileFormatEnum: "jsonl" | "csv" | "parquet" | "hf";
+        /** @description Which judgments to export (annotation.exporters.ExportFilter explains each). */
+        ExportFiltersRequest: {
+            /** @description ISO 8601, inclusive. */
+            date_from?: string | null;
+            /** @description ISO 8601, exclusive. */
+            date_to?: string | null;
+            /** @description Usernames. */
+            annotators?: string[];
+            /** @description Round ids; 'none' = comparisons no round made. */
+            rounds?: string[];
+            split?: (components["schemas"]["SplitEnum"] | components["schemas"]["NullEnum"]) | null;
+            /** Format: double */
+            min_agreement?: number | null;
+            gold?: components["schemas"]["GoldEnum"];
+        };
+        ExportJob: {
+            id: number;
+            project: number;
+            shape: string;
+            file_format: string;
+            request: unknown;
+            status: string;
+            /** @description Judgments selected. */
+            rows_total: number | null;
+            /** @description Judgments written so far. */
+            rows_done: number;
+            /** Format: double */
+            readonly progress: number;
+            size_bytes: number | null;
+            /** @description The dataset card's numbers (when done). */
+            numbers: unknown;
+            message: string;
+            /** @description The zip archive, once the export succeeded. */
+            readonly download_url: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+        };
+        ExportOptionsRequest: {
+            form?: components["schemas"]["FormEnum"];
+            ties?: components["schemas"]["TiesEnum"];
+            /** Format: double */
+            margin_scale?: number;
+        };
+        /**
+         * @description * `standard` - standard
+         *     * `conversational` - conversational
+         * @enum {string}
+         */
+        FormEnum: "standard" | "conversational";
+        /**
+         * @description * `exclude` - exclude
+         *     * `include` - include
+         *     * `only` - only
+         * @enum {string}
+         */
+        GoldEnum: "exclude" | "include" | "only";
+        /**
+         * @description * `prompts` - prompts
+         *     * `candidates` - candidates
+         *     * `comparisons` - comparisons
+         *     * `bundle` - bundle
+         * @enum {string}
+         */
+        ImportCreateKindEnum: "prompts" | "candidates" | "comparisons" | "bundle";
         ImportCreateRequest: {
             /** Format: binary */
             file: string;
-            kind: components["schemas"]["KindEnum"];
+            kind: components["schemas"]["ImportCreateKindEnum"];
             /**
              * @description Taken from the file name when left out.
              *
@@ -503,8 +705,15 @@ export interface components {
              *     * `csv` - csv
              *     * `parquet` - parquet
              */
-            file_format?: components["schemas"]["FileFormatEnum"];
+            file_format?: components["schemas"]["ImportFileFormatEnum"];
         };
+        /**
+         * @description * `jsonl` - jsonl
+         *     * `csv` - csv
+         *     * `parquet` - parquet
+         * @enum {string}
+         */
+        ImportFileFormatEnum: "jsonl" | "csv" | "parquet";
         ImportJob: {
             readonly id: number;
             project: number;
@@ -576,19 +785,45 @@ export interface components {
             time_spent_ms?: number | null;
         };
         /**
-         * @description * `prompts` - prompts
-         *     * `candidates` - candidates
-         *     * `comparisons` - comparisons
-         *     * `bundle` - bundle
+         * @description * `pairs` - pairs
+         *     * `judgments` - judgments
          * @enum {string}
          */
-        KindEnum: "prompts" | "candidates" | "comparisons" | "bundle";
+        LabelImportKindEnum: "pairs" | "judgments";
+        LabelImportRequest: {
+            /** Format: binary */
+            file: string;
+            kind: components["schemas"]["LabelImportKindEnum"];
+            /**
+             * @description Taken from the file name when left out.
+             *
+             *     * `jsonl` - jsonl
+             *     * `csv` - csv
+             *     * `parquet` - parquet
+             */
+            file_format?: components["schemas"]["ImportFileFormatEnum"];
+            /** @description pairs without an annotator column: credit this user (default: you). */
+            annotator?: string;
+        };
+        LabelImportResult: {
+            prompts: number;
+            candidates: number;
+            comparisons: number;
+            judgments: number;
+            unchanged: number;
+        };
         Me: {
             id: number;
             username: string;
             is_superuser: boolean;
             can_create_projects: boolean;
         };
+        /**
+         * @description * `urls` - urls
+         *     * `pack` - pack
+         * @enum {string}
+         */
+        MediaEnum: "urls" | "pack";
         Membership: {
             readonly user: number;
             readonly username: string;
@@ -617,7 +852,7 @@ export interface components {
         ModelVersion: {
             readonly id: number;
             readonly project: number;
-            /** @description reward | policy */
+            /** @description reward | span | policy */
             readonly kind: string;
             /** @description 1, 2, … per project and kind. */
             readonly version: number;
@@ -646,6 +881,8 @@ export interface components {
          * @enum {string}
          */
         ModelVersionStatusEnum: "ready" | "failed" | "archived";
+        /** @enum {unknown} */
+        NullEnum: null;
         PaginatedComparisonList: {
             /**
              * Format: uri
@@ -769,7 +1006,7 @@ export interface components {
         Round: {
             readonly id: number;
             readonly project: number;
-            /** @description reward | policy */
+            /** @description reward | span | policy */
             readonly kind: string;
             /** @default queued */
             readonly status: components["schemas"]["RoundStatusEnum"];
@@ -812,6 +1049,14 @@ export interface components {
          * @enum {string}
          */
         RoundStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        /**
+         * @description * `pairs` - pairs
+         *     * `rankings` - rankings
+         *     * `judgments` - judgments
+         *     * `consensus` - consensus
+         * @enum {string}
+         */
+        ShapeEnum: "pairs" | "rankings" | "judgments" | "consensus";
         SpanInputRequest: {
             candidate: number;
             category: string;
@@ -833,6 +1078,58 @@ export interface components {
             category: string;
             note?: string;
         };
+        SpanScoreRequestRequest: {
+            /** @description A text candidate of this project (its prompt is used as context). */
+            candidate?: number;
+            /** @description Any text to score, instead of a candidate. */
+            text?: string;
+            /**
+             * @description Context for a posted text.
+             * @default
+             */
+            prompt: string;
+            /** @description A span version of this project; the active one by default. */
+            model_version?: number;
+        };
+        SpanScores: {
+            model_version: number;
+            version: number;
+            categories: string[];
+            category_weights: {
+                [key: string]: number;
+            };
+            /** @description In code points. */
+            text_length: number;
+            segments: components["schemas"]["SpanSegment"][];
+            /**
+             * Format: double
+             * @description Sum of the segment rewards.
+             */
+            total: number;
+        };
+        SpanSegment: {
+            /** @description Unicode code-point offset of the segment's first character. */
+            start: number;
+            /** @description Code-point offset just past its last character (end exclusive). */
+            end: number;
+            /** @description text[start:end] — untrusted model input; render as text, not HTML. */
+            text: string;
+            /** @description Per span category: P(an error of it in this segment). */
+            penalties: {
+                [key: string]: number;
+            };
+            /**
+             * Format: double
+             * @description −Σ_c weight_c · penalty_c.
+             */
+            reward: number;
+        };
+        /**
+         * @description * `train` - train
+         *     * `eval` - eval
+         * @enum {string}
+         */
+        SplitEnum: "train" | "eval";
         Stats: {
             comparisons: {
                 [key: string]: number;
@@ -869,6 +1166,12 @@ export interface components {
             text: string;
             context: unknown;
         };
+        /**
+         * @description * `drop` - drop
+         *     * `soft` - soft
+         * @enum {string}
+         */
+        TiesEnum: "drop" | "soft";
         Token: {
             token: string;
         };
@@ -1102,6 +1405,76 @@ export interface operations {
         responses: {
             /** @description No response body */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_exports_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_exports_download_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description No response body */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1479,6 +1852,105 @@ export interface operations {
             };
         };
     };
+    v1_projects_exports_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportJob"][];
+                };
+            };
+        };
+    };
+    v1_projects_exports_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportCreateRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ExportCreateRequest"];
+                "multipart/form-data": components["schemas"]["ExportCreateRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_exports_stream_retrieve: {
+        parameters: {
+            query: {
+                /** @description Comma-separated usernames. */
+                annotators?: string;
+                date_from?: string;
+                date_to?: string;
+                file_format: "csv" | "hf" | "jsonl" | "parquet";
+                form?: "conversational" | "standard";
+                gold?: "exclude" | "include" | "only";
+                margin_scale?: number;
+                media?: "pack" | "urls";
+                min_agreement?: number;
+                /** @description Comma-separated round ids. */
+                rounds?: string;
+                shape: "consensus" | "judgments" | "pairs" | "rankings";
+                split?: "eval" | "train";
+                ties?: "drop" | "soft";
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": string;
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_projects_imports_list: {
         parameters: {
             query?: never;
@@ -1567,6 +2039,38 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PaginatedJudgmentList"];
                 };
+            };
+        };
+    };
+    v1_projects_label_imports_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["LabelImportRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelImportResult"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -1693,7 +2197,7 @@ export interface operations {
             query?: {
                 /** @description The pagination cursor value. */
                 cursor?: string;
-                kind?: "policy" | "reward";
+                kind?: "policy" | "reward" | "span";
                 /** @description Number of results to return per page. */
                 page_size?: number;
             };
@@ -1792,6 +2296,61 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Round"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_span_scores_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SpanScoreRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["SpanScoreRequestRequest"];
+                "multipart/form-data": components["schemas"]["SpanScoreRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpanScores"];
                 };
             };
             /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
