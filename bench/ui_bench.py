@@ -81,7 +81,7 @@ def seed(n: int) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from annotation.models import Candidate, Comparison, ComparisonCandidate, Membership, Project, Prompt, Role
+    from annotation.models import Candidate, Comparison, Membership, Project, Prompt, Role
 
     call_command("migrate", verbosity=0)
     User = get_user_model()
@@ -121,16 +121,13 @@ def seed(n: int) -> int:
             Candidate.objects.create(project=project, prompt=prompt, external_id=f"c{i}-{j}", text=f"{j}: {body}")
             for j in range(2)
         ]
-        comparison = Comparison.objects.create(
+        Comparison.objects.create(
             project=project,
             prompt=prompt,
             external_id=f"cmp{i}",
             candidate_ids=[c.pk for c in cands],
             wanted=1,
             priority=n - i,
-        )
-        ComparisonCandidate.objects.bulk_create(
-            [ComparisonCandidate(comparison=comparison, candidate=c, position=k) for k, c in enumerate(cands)]
         )
     return project.pk
 

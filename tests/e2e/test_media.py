@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.files.base import ContentFile
 
-from annotation.models import Candidate, Comparison, ComparisonCandidate, Judgment, Prompt
+from annotation.models import Candidate, Comparison, Judgment, Prompt
 
 from .conftest import shot, shown_order, sign_in
 
@@ -73,8 +73,6 @@ def _media_comparison(project, files: list[tuple[str, bytes, str]]) -> Compariso
     comparison = Comparison.objects.create(
         project=project, prompt=prompt, external_id="cmp-m1", candidate_ids=[c.pk for c in candidates], wanted=1
     )
-    for position, candidate in enumerate(candidates):
-        ComparisonCandidate.objects.create(comparison=comparison, candidate=candidate, position=position)
     return comparison
 
 
