@@ -70,10 +70,10 @@ def _media_comparison(project, files: list[tuple[str, bytes, str]]) -> Compariso
         candidate = Candidate(project=project, prompt=prompt, external_id=f"m1-{i}", mime_type=mime)
         candidate.media.save(name, ContentFile(data), save=True)
         candidates.append(candidate)
-    # The comparison's candidates are its candidate_ids (migration 0003 dropped the link table).
-    return Comparison.objects.create(
+    comparison = Comparison.objects.create(
         project=project, prompt=prompt, external_id="cmp-m1", candidate_ids=[c.pk for c in candidates], wanted=1
     )
+    return comparison
 
 
 def test_image_candidates_share_the_zoom_and_take_boxes(page, people, media_root):
