@@ -217,16 +217,22 @@ class Assignment(models.Model):
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
+    # Which of the annotator's two live-lease places in the project this lease
+    # holds: the task on screen and one fetched ahead (annotation.queue).
+    slot = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="assignment_one_per_annotator"),
-            # At most one live lease per annotator and project (annotation.queue):
-            # two concurrent claims cannot both lease. Also the claim's index for
-            # "the lease I hold".
+            # At most two live leases per annotator and project (annotation.queue):
+            # one per slot, and there are two slots, so concurrent claims can never
+            # make a third. Also the claim's index for "the leases I hold".
             models.UniqueConstraint(
-                fields=["annotator", "project"], condition=Q(state="leased"), name="assignment_one_live_per_project"
+                fields=["annotator", "project", "slot"],
+                condition=Q(state="leased"),
+                name="assignment_live_slot_per_project",
             ),
+            models.CheckConstraint(condition=Q(slot__in=(0, 1)), name="assignment_slot_current_or_ahead"),
         ]
         indexes = [
             models.Index(fields=["expires_at"], condition=Q(state="leased"), name="assignment_live_by_expiry"),

@@ -14,8 +14,10 @@ Correctness rests on three facts (DESIGN §4):
    unique index on ``Assignment``: every lease, submission and skip leaves a row.
 3. **The walk is one partial index** (``comparison_open_queue``: open comparisons
    of a project in priority order), so a claim never sorts the open set.
-4. **One live lease per annotator and project** (the unique partial index
-   ``assignment_one_live_per_project``), and **a claim never waits on a lock**
+4. **At most two live leases per annotator and project**: the task on screen
+   and one fetched ahead (``ahead=True``), each in its own ``slot`` (0 or 1, a
+   check constraint) of the unique partial index
+   ``assignment_live_slot_per_project``; so no race can make a third. And **a claim never waits on a lock**
    that a submission, skip or the reaper holds (it takes the rows it needs with
    ``SKIP LOCKED``), so one annotator's concurrent requests neither double-lease
    nor deadlock (``_PG_CLAIM``; tests/annotation/test_queue_races.py).
@@ -70,12 +72,16 @@ class Claim:
     content: TaskContent | None = None  # the task itself, when the claim could read it in the same statement
 
 
-def comparison_claim(*, project: Project, annotator_id: int, now: datetime | None = None) -> Claim | None:
+def comparison_claim(
+    *, project: Project, annotator_id: int, ahead: bool = False, now: datetime | None = None
+) -> Claim | None:
     """Lease the next comparison in ``project`` to the annotator, or return ``None``
     when nothing is left for them.
 
-    An annotator holding a live lease in the project gets that one back (a reload
-    must not burn a second task). Gold checks are served at ``project.gold_share``.
+    An annotator holding a live lease in the project gets their oldest one back (a
+    reload must not burn a second task). With ``ahead``, the task after that one:
+    the second live lease if they hold two, else a new lease (the prefetch), so
+    an annotator holds at most two. Gold checks are served at ``project.gold_share``.
     """
     now = now or timezone.now()
     expires_at = now + timedelta(seconds=project.lease_seconds)
@@ -85,17 +91,18 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
         # left is done, not handed checks alone.
         pools = [True, False]
     for is_gold in pools:
-        claim = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+        claim = _claim_one(project.pk, annotator_id, ahead, is_gold, now, expires_at)
         if claim is None and leases_expire(now=now):
             # Expired leases may be all that stood between this annotator and work.
-            claim = _claim_one(project.pk, annotator_id, is_gold, now, expires_at)
+            claim = _claim_one(project.pk, annotator_id, ahead, is_gold, now, expires_at)
         if claim is not None:
             return claim
     return None
 
 
-# The annotator's live lease if any; else pick, lease and count the next open
-# comparison. One statement, so one commit in autocommit mode.
+# The annotator's live lease if any (the oldest; with `ahead`, the second oldest);
+# else pick, lease and count the next open comparison, in the slot the held
+# lease (if any) leaves free. One statement, so one commit in autocommit mode.
 #
 # Locks, and why this statement never waits on a lock that a submission, skip or
 # the lease reaper holds (they lock an assignment, then its comparison; a claim
@@ -106,9 +113,9 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
 # re-reads its newest version: a late submission or skip that committed after this
 # statement's snapshot is seen, so the upsert never turns a submitted or skipped
 # assignment back into a lease (and its WHERE is the backstop). The comparison's
-# `leased` count goes up only when the lease was written. A second live lease of
-# the same annotator breaks the unique index `assignment_one_live_per_project`
-# (two concurrent claims): the caller retries and gets the first one back.
+# `leased` count goes up only when the lease was written. Two concurrent claims
+# that chose the same free slot break the unique index
+# `assignment_live_slot_per_project`: the caller retries and gets the other's lease.
 #
 # The comparison is locked FOR NO KEY UPDATE, the lock its UPDATE takes anyway:
 # it does not conflict with the KEY SHARE locks that foreign-key checks of new
@@ -118,11 +125,12 @@ def comparison_claim(*, project: Project, annotator_id: int, now: datetime | Non
 # annotator's assignments on every claim.
 _PG_CLAIM = (
     """
-WITH live AS (
-    SELECT a.comparison_id, a.expires_at FROM annotation_assignment a
+WITH held AS (
+    SELECT a.comparison_id, a.expires_at, a.slot, a.leased_at, a.id FROM annotation_assignment a
     WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s
       AND a.state = 'leased' AND a.expires_at > %(now)s
-    LIMIT 1
+), live AS (
+    SELECT comparison_id, expires_at FROM held ORDER BY leased_at, id OFFSET %(ahead)s LIMIT 1
 ), pick AS (
     SELECT c.id FROM annotation_comparison c
     WHERE NOT EXISTS (SELECT 1 FROM live)
@@ -140,11 +148,14 @@ WITH live AS (
     FOR NO KEY UPDATE OF c SKIP LOCKED
 ), leased AS (
     INSERT INTO annotation_assignment
-        (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
-    SELECT %(project)s, pick.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM pick
+        (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at, slot)
+    SELECT %(project)s, pick.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s,
+           -- the slot the one held lease leaves free; slot 0 when none is held
+           (SELECT COALESCE(1 - MIN(slot), 0) FROM held)
+    FROM pick
     ON CONFLICT (comparison_id, annotator_id) DO UPDATE
         SET state = 'leased', leased_at = EXCLUDED.leased_at,
-            expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+            expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at, slot = EXCLUDED.slot
         WHERE annotation_assignment.state IN ('expired', 'released')
     RETURNING comparison_id, expires_at
 ), claimed AS (
@@ -189,10 +200,10 @@ def _regular_work_left(project_id: int, user_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
-_SQLITE_LIVE = """
-SELECT comparison_id, expires_at FROM annotation_assignment
+_SQLITE_HELD = """
+SELECT comparison_id, expires_at, slot FROM annotation_assignment
 WHERE annotator_id = %(user)s AND project_id = %(project)s AND state = 'leased' AND expires_at > %(now)s
-LIMIT 1
+ORDER BY leased_at, id
 """
 
 _SQLITE_PICK_AND_LEASE = """
@@ -212,11 +223,11 @@ RETURNING id
 
 _SQLITE_UPSERT_LEASE = """
 INSERT INTO annotation_assignment
-    (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)
-VALUES (%(project)s, %(comparison)s, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s)
+    (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at, slot)
+VALUES (%(project)s, %(comparison)s, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s, %(slot)s)
 ON CONFLICT (comparison_id, annotator_id) DO UPDATE
     SET state = 'leased', leased_at = excluded.leased_at,
-        expires_at = excluded.expires_at, updated_at = excluded.updated_at
+        expires_at = excluded.expires_at, updated_at = excluded.updated_at, slot = excluded.slot
     WHERE annotation_assignment.state IN ('expired', 'released')
 """
 
@@ -224,11 +235,20 @@ ON CONFLICT (comparison_id, annotator_id) DO UPDATE
 CLAIM_ATTEMPTS = 3
 
 
-def _claim_one(project_id: int, user_id: int, is_gold: bool, now: datetime, expires_at: datetime) -> Claim | None:
-    """One pool's claim, tried again when it lost a race: a second live lease of the
+def _claim_one(
+    project_id: int, user_id: int, ahead: bool, is_gold: bool, now: datetime, expires_at: datetime
+) -> Claim | None:
+    """One pool's claim, tried again when it lost a race: a taken lease slot of the
     annotator (a concurrent claim, or a run-out lease the reaper has not yet
     expired: expired here first), or a pick whose assignment changed under it."""
-    params = {"project": project_id, "user": user_id, "gold": is_gold, "now": now, "expires": expires_at}
+    params = {
+        "project": project_id,
+        "user": user_id,
+        "ahead": int(ahead),
+        "gold": is_gold,
+        "now": now,
+        "expires": expires_at,
+    }
     claim_once = _claim_postgres if connection.vendor == "postgresql" else _claim_portable
     for _ in range(CLAIM_ATTEMPTS - 1):
         try:
@@ -263,15 +283,17 @@ def _claim_postgres(params: dict) -> Claim | None:
 def _claim_portable(params: dict) -> Claim | None:
     """SQLite serialises writers (``BEGIN IMMEDIATE``), so these steps need no locks."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SQLITE_LIVE, params)
-        row = cursor.fetchone()
-        if row is not None:
-            return Claim(comparison_id=row[0], expires_at=_aware(row[1]), resumed=True)
+        cursor.execute(_SQLITE_HELD, params)
+        held = cursor.fetchall()
+        if len(held) > params["ahead"]:
+            comparison_id, expires, _ = held[params["ahead"]]
+            return Claim(comparison_id=comparison_id, expires_at=_aware(expires), resumed=True)
         cursor.execute(_SQLITE_PICK_AND_LEASE, params)
         row = cursor.fetchone()
         if row is None:
             return None
-        cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0]})
+        free_slot = 1 - held[0][2] if held else 0
+        cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0], "slot": free_slot})
         if cursor.rowcount != 1:
             raise _ClaimRaced  # leaves the atomic block: the count above is rolled back
         return Claim(comparison_id=row[0], expires_at=params["expires"], resumed=False)

@@ -228,12 +228,31 @@ def _membership_set(project, user, role):
 
 
 class NextView(APIView):
-    """Claim the next comparison to judge (a lease), or 204 when none is left for you."""
+    """Claim the next comparison to judge (a lease), or 204 when none is left for you.
 
-    @extend_schema(responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing left for you.")})
+    You get your oldest live lease back if you hold one (a reload does not burn a
+    task). With ``ahead=1``, the task after it: your second live lease, claimed now
+    if you hold only one (so the web app can fetch the next task while you work on
+    this one). You hold at most two live leases per project."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "ahead",
+                int,
+                enum=[0, 1],
+                required=False,
+                description="1: the task after your current one (a second lease), not the current one.",
+            )
+        ],
+        responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing left for you.")},
+    )
     def get(self, request, pk: int):
+        ahead = request.query_params.get("ahead", "0")
+        if ahead not in ("0", "1"):
+            raise ValidationError({"ahead": "Must be 0 or 1."})
         project = project_for_queue(user=request.user, project_id=pk)
-        claim = queue.comparison_claim(project=project, annotator_id=request.user.pk)
+        claim = queue.comparison_claim(project=project, annotator_id=request.user.pk, ahead=ahead == "1")
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         task = claim.content or task_content(comparison_id=claim.comparison_id)

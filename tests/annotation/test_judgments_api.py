@@ -238,3 +238,22 @@ def test_type_errors_and_rule_errors_name_list_items_the_same_way(client, compar
     assert set(post(client, comparison, wrong_type).json()["errors"]) == {"ranking[0]", "spans[0].start"}
     wrong_rule = {"winner": left, "spans": [{"candidate": left, "category": "rude", "start": 0, "end": 1}]}
     assert set(post(client, comparison, wrong_rule, key="k2").json()["errors"]) == {"spans[0].category"}
+
+
+def test_next_ahead_serves_the_task_after_the_current_one(client, project, comparison):
+    following = make_comparison(project)
+    url = f"/api/v1/projects/{project.pk}/next/"
+    ahead = client.get(url, {"ahead": 1})
+    assert ahead.status_code == 200 and ahead.json()["comparison"] == following.pk
+    assert ahead.json()["prompt"]["text"] and len(ahead.json()["candidates"]) == 2
+    assert client.get(url).json()["comparison"] == comparison.pk  # a reload still shows the current task
+    assert post(client, comparison, {"winner": comparison.candidate_ids[0]}).status_code == 201
+    after = client.get(url).json()
+    assert (after["comparison"], after["resumed"]) == (following.pk, True)
+    assert client.get(url, {"ahead": 1}).status_code == 204  # nothing left after it
+
+
+def test_next_ahead_must_be_0_or_1(client, project):
+    response = client.get(f"/api/v1/projects/{project.pk}/next/", {"ahead": "2"})
+    assert response.status_code == 400
+    assert "ahead" in response.json()["errors"]

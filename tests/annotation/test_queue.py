@@ -192,3 +192,87 @@ def test_leases_in_one_project_do_not_block_another(project, annotator):
     theirs = make_comparison(other_project)
     claim(project, annotator)
     assert claim(other_project, annotator).comparison_id == theirs.pk
+
+
+# --- The lease-ahead: the next task fetched while the annotator works on this one ---------
+
+
+def live_leases(user):
+    return set(
+        Assignment.objects.filter(annotator=user, state=AssignmentState.LEASED).values_list("comparison_id", flat=True)
+    )
+
+
+def test_asking_ahead_leases_a_second_task_never_the_current_one(project, annotator):
+    for _ in range(3):
+        make_comparison(project)
+    current = claim(project, annotator)
+    ahead = claim(project, annotator, ahead=True)
+    assert ahead is not None and not ahead.resumed
+    assert ahead.comparison_id != current.comparison_id
+    assert live_leases(annotator) == {current.comparison_id, ahead.comparison_id}
+    # A reload keeps both: plain `next` is still the current task, `ahead` the same prefetched one.
+    assert claim(project, annotator).comparison_id == current.comparison_id
+    again = claim(project, annotator, ahead=True)
+    assert again.comparison_id == ahead.comparison_id and again.resumed
+    assert sum(Comparison.objects.values_list("leased", flat=True)) == 2
+
+
+def test_after_submitting_the_current_task_next_is_the_prefetched_one(project, annotator):
+    first, second, third = (make_comparison(project) for _ in range(3))
+    assert claim(project, annotator).comparison_id == first.pk
+    assert claim(project, annotator, ahead=True).comparison_id == second.pk
+    submit(first, annotator)
+    promoted = claim(project, annotator)
+    assert promoted.comparison_id == second.pk and promoted.resumed
+    # The slot the submission freed takes the next prefetch.
+    assert claim(project, annotator, ahead=True).comparison_id == third.pk
+    assert live_leases(annotator) == {second.pk, third.pk}
+
+
+def test_a_prefetched_lease_expires_like_any_lease(project, annotator):
+    make_comparison(project, wanted=1)
+    prefetched = make_comparison(project, wanted=1)
+    other = UserFactory()
+    claim(project, annotator)
+    assert claim(project, annotator, ahead=True).comparison_id == prefetched.pk
+    assert claim(project, other) is None  # both are leased
+    later = timezone.now() + timedelta(seconds=project.lease_seconds + 1)
+    assert claim(project, other, now=later) is not None
+    assert Assignment.objects.get(comparison=prefetched, annotator=annotator).state == AssignmentState.EXPIRED
+    assert Comparison.objects.get(pk=prefetched.pk).leased == 0  # the other annotator got the first one
+    assert sum(Comparison.objects.values_list("leased", flat=True)) == 1
+
+
+def test_prefetching_never_overserves_the_judgments_wanted(project, annotator):
+    project.overlap = 2
+    project.save()
+    a, b = make_comparison(project), make_comparison(project)
+    other, third = UserFactory(), UserFactory()
+    claim(project, annotator)
+    claim(project, annotator, ahead=True)
+    claim(project, other)
+    claim(project, other, ahead=True)
+    # Two leases on each comparison, which wants two judgments: nothing for a third annotator.
+    assert [Comparison.objects.get(pk=c.pk).leased for c in (a, b)] == [2, 2]
+    assert claim(project, third) is None and claim(project, third, ahead=True) is None
+
+
+def test_the_database_refuses_a_third_live_lease(project, annotator):
+    from django.db import IntegrityError, transaction
+
+    comparisons = [make_comparison(project) for _ in range(3)]
+    claim(project, annotator)
+    claim(project, annotator, ahead=True)
+    now = timezone.now()
+    for slot in (0, 1, 2):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Assignment.objects.create(
+                project=project,
+                comparison=comparisons[2],
+                annotator=annotator,
+                state=AssignmentState.LEASED,
+                leased_at=now,
+                expires_at=now + timedelta(minutes=5),
+                slot=slot,
+            )

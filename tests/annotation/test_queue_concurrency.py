@@ -12,7 +12,7 @@ from django.db import connection
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import Comparison, Judgment
+from annotation.models import Assignment, AssignmentState, Comparison, Judgment
 
 from ..factories import UserFactory, make_comparison
 
@@ -106,3 +106,45 @@ def test_one_annotator_asking_twice_at_once_holds_one_lease(project):
         assert len({claim.comparison_id for claim in claims}) == 1, "two leases for one annotator"
         queue.lease_release(comparison=Comparison.objects.get(pk=claims[0].comparison_id), annotator_id=user.pk)
     assert [c.leased for c in Comparison.objects.filter(pk__in=[c.pk for c in comparisons])] == [0, 0, 0, 0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_prefetches_never_make_a_third_lease(project):
+    """Two tabs prefetching at once while a third asks for the current task: one
+    annotator ends with at most two live leases (one per slot), the prefetched
+    one never the current one, and the counters agree."""
+    comparisons = [make_comparison(project) for _ in range(6)]
+    for _ in range(20):
+        user = UserFactory()
+        queue.comparison_claim(project=project, annotator_id=user.pk)
+        start = threading.Barrier(3)
+        claims, failures = [], []
+
+        def ask(ahead, user=user, start=start, claims=claims, failures=failures):
+            try:
+                start.wait()
+                claims.append((ahead, queue.comparison_claim(project=project, annotator_id=user.pk, ahead=ahead)))
+            except BaseException as exc:  # reported below
+                failures.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=ask, args=(ahead,)) for ahead in (True, True, False)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert not failures, failures
+        live = list(
+            Assignment.objects.filter(annotator=user, state=AssignmentState.LEASED).values_list(
+                "comparison_id", flat=True
+            )
+        )
+        assert len(live) == 2, "an annotator holds one current and one prefetched lease, no more"
+        prefetched = {claim.comparison_id for ahead, claim in claims if ahead}
+        current = {claim.comparison_id for ahead, claim in claims if not ahead}
+        assert len(prefetched) == 1 and len(current) == 1 and prefetched != current
+        assert prefetched | current == set(live)
+        for comparison_id in live:
+            queue.lease_release(comparison=Comparison.objects.get(pk=comparison_id), annotator_id=user.pk)
+    assert [c.leased for c in Comparison.objects.filter(pk__in=[c.pk for c in comparisons])] == [0] * 6

@@ -79,7 +79,7 @@ def wait_for(condition: str, count: int, seconds: float = 10) -> bool:
 
 
 WAITING_ON_A_LOCK = "wait_event_type = 'Lock'"
-CLAIMING = "state = 'active' AND query LIKE '%%WITH live AS%%'"
+CLAIMING = "state = 'active' AND query LIKE '%%WITH held AS%%'"
 
 
 def submit(comparison, user):
@@ -121,6 +121,37 @@ def test_two_concurrent_claims_by_one_annotator_hold_one_lease(project, other):
     assert len(served) == 1, "one annotator was given two leases at once"
     assert Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED).count() == 1
     assert sorted(Comparison.objects.values_list("leased", flat=True)) == [0, 1]
+
+
+def test_two_concurrent_prefetches_by_one_annotator_make_no_third_lease(project, other):
+    """The annotator holds the current task; two prefetches (``ahead``) both pass
+    the "one lease held" test before either commits and pick the same free slot.
+    The slot index refuses the second lease: two live leases, one prefetched task
+    served to both."""
+    current, first, second = make_comparison(project, priority=1), make_comparison(project), make_comparison(project)
+    annotator = UserFactory()
+    assert queue.comparison_claim(project=project, annotator_id=annotator.pk).comparison_id == current.pk
+    now = timezone.now()
+    with other.cursor() as cursor:
+        for comparison in (first, second):
+            cursor.execute(
+                "INSERT INTO annotation_assignment"
+                " (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at)"
+                " VALUES (%s, %s, %s, 'released', %s, %s, %s)",
+                [project.pk, comparison.pk, annotator.pk, now, now, now],
+            )
+    claims = [
+        in_thread(queue.comparison_claim, project=project, annotator_id=annotator.pk, ahead=True) for _ in range(2)
+    ]
+    assert wait_for(WAITING_ON_A_LOCK, 2), "the prefetches did not both reach the uncommitted rows"
+    other.commit()
+    results = [join() for join in claims]
+    assert [error for _, error in results] == [None, None]
+    served = {claim.comparison_id for claim, _ in results}
+    assert len(served) == 1 and current.pk not in served
+    live = Assignment.objects.filter(annotator=annotator, state=AssignmentState.LEASED)
+    assert sorted(live.values_list("slot", flat=True)) == [0, 1]
+    assert sum(Comparison.objects.values_list("leased", flat=True)) == 2
 
 
 def test_a_late_submission_and_a_claim_by_the_same_annotator_do_not_deadlock(project, other):

@@ -4,6 +4,7 @@ they entered (offsets in code points, the shown order, ratings, strength, notes)
 import re
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from annotation import queue
@@ -266,12 +267,19 @@ def test_k_way_ranking_by_keys_then_reordered(page, people):
     assert judgment.winner_id is None and not judgment.tie
 
 
-def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people):
+@pytest.mark.parametrize("prefetched", [False, True], ids=["last-task", "next-task-prefetched"])
+def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people, prefetched):
+    """Also when the next task was prefetched and the submission ran in the background."""
     project, users = people
-    comparison = make_comparison(project, wanted=1)
+    comparison = make_comparison(project, wanted=1, priority=1)
+    following = make_comparison(project, wanted=1) if prefetched else None
     sign_in(page, "anna")
     page.goto(f"/projects/{project.pk}/label")
     page.get_by_test_id("task").wait_for()
+    if prefetched:
+        page.wait_for_function(
+            "() => performance.getEntriesByType('resource').some(e => e.name.includes('/next/?ahead=1'))"
+        )
     # Anna's lease runs out while she thinks; Bob is served the task and answers it.
     Assignment.objects.filter(annotator=users["anna"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     bob = UserFactory(username="bob")
@@ -287,6 +295,80 @@ def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people):
     page.keyboard.press("1")
     page.keyboard.press("Control+Enter")
     page.get_by_text("no longer needed your judgment").wait_for()
-    page.get_by_test_id("queue-empty").wait_for()
-    shot(page, "workbench-lease-lost-409")
+    if prefetched:
+        assert page.get_by_test_id("task").get_attribute("data-comparison") == str(following.pk)
+    else:
+        page.get_by_test_id("queue-empty").wait_for()
+        shot(page, "workbench-lease-lost-409")
     assert not Judgment.objects.filter(annotator=users["anna"]).exists()
+
+
+def _held_submissions(page) -> list:
+    """Hold every judgment POST until the test lets it through (``route.continue_()``)."""
+    held = []
+    page.route("**/api/v1/comparisons/*/judgments/", lambda route, request: held.append(route))
+    return held
+
+
+def test_the_next_task_is_on_screen_before_the_submission_answers(page, people):
+    """The next task is prefetched (a second lease), so it shows the moment the
+    annotator submits; the submission is saved in the background."""
+    project, _ = people
+    first = make_comparison(project, texts=["Alpha answer.", "Beta answer."], priority=2, wanted=1)
+    second = make_comparison(project, texts=["Gamma answer.", "Delta answer."], priority=1, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.locator(f"[data-testid=task][data-comparison='{first.pk}']").wait_for()
+    # The prefetch has leased the second task while Anna reads the first.
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.includes('/next/?ahead=1'))"
+    )
+    held = _held_submissions(page)
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    # On screen while the submission is still held (well under the 2 s it is held for below).
+    page.locator(f"[data-testid=task][data-comparison='{second.pk}']").wait_for(timeout=1500)
+    assert second.prompt.text in page.get_by_role("region", name="Prompt").text_content()
+    assert page.get_by_test_id("saving").is_visible()
+    assert len(held) == 1 and not Judgment.objects.exists()
+    page.wait_for_timeout(2000)
+    held.pop().continue_()
+    page.get_by_test_id("saving").wait_for(state="detached")
+    assert Judgment.objects.get().comparison_id == first.pk
+    assert page.get_by_test_id("today-count").text_content() == "Today: 1"
+    # The second task is answered as usual (nothing after it: saved, then "all done").
+    page.unroute("**/api/v1/comparisons/*/judgments/")
+    page.keyboard.press("2")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+    assert sorted(Judgment.objects.values_list("comparison_id", flat=True)) == [first.pk, second.pk]
+
+
+def test_a_background_submission_that_fails_brings_its_task_back_with_the_error(page, people):
+    project, users = people
+    first = make_comparison(project, texts=["Alpha answer.", "Beta answer."], priority=2, wanted=1)
+    second = make_comparison(project, texts=["Gamma answer.", "Delta answer."], priority=1, wanted=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.locator(f"[data-testid=task][data-comparison='{first.pk}']").wait_for()
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.includes('/next/?ahead=1'))"
+    )
+    refusal = {"code": "invalid", "message": "Invalid input.", "errors": {"winner": ["Refused by the test."]}}
+    page.route("**/api/v1/comparisons/*/judgments/", lambda route, request: route.fulfill(status=400, json=refusal))
+    page.keyboard.press("2")
+    _rationale(page, "Kept through the failure")
+    page.keyboard.press("Control+Enter")
+    # Back on the first task, its answer intact, with the reason shown.
+    page.get_by_role("alert").filter(has_text="Refused by the test.").wait_for()
+    assert page.get_by_test_id("task").get_attribute("data-comparison") == str(first.pk)
+    assert page.get_by_label(re.compile("^Rationale")).input_value() == "Kept through the failure"
+    assert not Judgment.objects.exists()
+    page.unroute("**/api/v1/comparisons/*/judgments/")
+    page.keyboard.press("Control+Enter")
+    page.locator(f"[data-testid=task][data-comparison='{second.pk}']").wait_for()
+    page.get_by_test_id("saving").wait_for(state="detached")
+    judgment = Judgment.objects.get()
+    assert (judgment.comparison_id, judgment.rationale) == (first.pk, "Kept through the failure")
+    # Two live leases at most: the prefetch came back as the next task, not as a third lease.
+    assert Assignment.objects.filter(annotator=users["anna"], state="leased").count() == 1

@@ -162,3 +162,108 @@ def test_audio_candidates_share_one_transport_show_loudness_and_take_time_ranges
     (span,) = judgment.spans.all()
     assert (span.candidate_id, span.category) == (shown[0], "irrelevant")
     assert (span.start, span.end) == (pytest.approx(0.2, abs=0.01), pytest.approx(0.7, abs=0.01))
+
+
+# Records a small WebM in the browser itself (no ffmpeg here): a canvas whose colour
+# changes every frame, captured at 25 fps by MediaRecorder, returned base64-encoded.
+RECORD_WEBM_JS = """
+async (seconds) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 160; canvas.height = 90;
+  document.body.appendChild(canvas);
+  const context = canvas.getContext("2d");
+  const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: "video/webm;codecs=vp8" });
+  const chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  const stopped = new Promise((resolve) => (recorder.onstop = resolve));
+  recorder.start();
+  const start = performance.now();
+  await new Promise((resolve) => {
+    const draw = () => {
+      const t = (performance.now() - start) / 1000;
+      context.fillStyle = `hsl(${Math.round(t * 240)}, 80%, 50%)`;
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      if (t < seconds) requestAnimationFrame(draw); else resolve();
+    };
+    draw();
+  });
+  recorder.stop();
+  await stopped;
+  const bytes = new Uint8Array(await new Blob(chunks, { type: "video/webm" }).arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+  return btoa(binary);
+}
+"""
+
+
+def _webm(page, seconds: float = 2.0) -> bytes:
+    import base64
+
+    page.set_content("<!doctype html><title>recorder</title>")
+    return base64.b64decode(page.evaluate(RECORD_WEBM_JS, seconds))
+
+
+def _videos(page, expression: str):
+    return page.locator("video").evaluate_all(f"vs => vs.map(v => {expression})")
+
+
+def test_video_candidates_share_play_pause_seek_speed_and_frame_steps(page, people, media_root):
+    project, users = people
+    project.modality = "video"
+    project.save()
+    clip = _webm(page)
+    assert clip[:4] == b"\x1a\x45\xdf\xa3"  # an EBML (WebM) header
+    _media_comparison(project, [("a.webm", clip, "video/webm"), ("b.webm", clip, "video/webm")])
+    _serve_media(page, media_root)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.readyState >= 1)")
+    assert page.locator("video").count() == 2
+    # A click is the user gesture that lets Chromium play sound; B becomes the one heard.
+    page.get_by_test_id("candidate-2").get_by_role("button", name="Listen to Candidate B").click()
+    assert _videos(page, "v.muted") == [True, False]
+
+    # Play on one plays both; pause on the other pauses both.
+    page.locator("video").nth(0).evaluate("v => v.play()")
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => !v.paused)")
+    page.locator("video").nth(1).evaluate("v => v.pause()")
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => v.paused)")
+
+    # Seek on either moves both.
+    page.locator("video").nth(0).evaluate("v => { v.currentTime = 0.5 }")
+    page.wait_for_function("Math.abs(document.querySelectorAll('video')[1].currentTime - 0.5) < 0.01")
+    page.locator("video").nth(1).evaluate("v => { v.currentTime = 1.2 }")
+    page.wait_for_function("Math.abs(document.querySelectorAll('video')[0].currentTime - 1.2) < 0.01")
+
+    # Speed follows.
+    page.locator("video").nth(1).evaluate("v => { v.playbackRate = 1.5 }")
+    page.wait_for_function("document.querySelectorAll('video')[0].playbackRate === 1.5")
+
+    # Frame steps (1/25 s) on one player move both, forward and back.
+    page.get_by_role("button", name="Candidate A: one frame on").click()
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => Math.abs(v.currentTime - 1.24) < 0.005)")
+    page.get_by_role("button", name="Candidate B: one frame back").click()
+    page.get_by_role("button", name="Candidate B: one frame back").click()
+    page.wait_for_function("[...document.querySelectorAll('video')].every(v => Math.abs(v.currentTime - 1.16) < 0.005)")
+    shot(page, "workbench-video")
+
+    # A time range marked on the video lands in the judgment.
+    first = page.get_by_test_id("candidate-1")
+    first.get_by_role("button", name="Mark from here").click()
+    page.locator("video").nth(0).evaluate("v => { v.currentTime = 1.5 }")
+    page.wait_for_function("Math.abs(document.querySelectorAll('video')[1].currentTime - 1.5) < 0.01")
+    first.get_by_role("button", name="…to here").click()
+    page.get_by_test_id("span-picker").wait_for()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    shown = shown_order(page)
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+    judgment = Judgment.objects.get(annotator=users["anna"])
+    assert judgment.winner_id == shown[0]
+    (span,) = judgment.spans.all()
+    assert span.candidate_id == shown[0]
+    assert (span.start, span.end) == (pytest.approx(1.16, abs=0.01), pytest.approx(1.5, abs=0.01))

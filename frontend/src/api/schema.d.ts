@@ -482,7 +482,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Claim the next comparison to judge (a lease), or 204 when none is left for you. */
+        /**
+         * @description Claim the next comparison to judge (a lease), or 204 when none is left for you.
+         *
+         *     You get your oldest live lease back if you hold one (a reload does not burn a
+         *     task). With ``ahead=1``, the task after it: your second live lease, claimed now
+         *     if you hold only one (so the web app can fetch the next task while you work on
+         *     this one). You hold at most two live leases per project.
+         */
         get: operations["v1_projects_next_retrieve"];
         put?: never;
         post?: never;
@@ -2221,7 +2228,10 @@ export interface operations {
     };
     v1_projects_next_retrieve: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description 1: the task after your current one (a second lease), not the current one. */
+                ahead?: 0 | 1;
+            };
             header?: never;
             path: {
                 id: number;

@@ -1,10 +1,15 @@
 /**
  * The annotator's workbench: one task at a time, answered from the keyboard
  * (workbench/keymap.ts), the draft kept locally until the server has it.
+ *
+ * The next task is fetched while the annotator works on this one (the queue's
+ * lease-ahead, `next?ahead=1`), so a submission shows it at once and is saved in
+ * the background. A submission that fails brings its task back on screen, draft
+ * and error with it; one the queue no longer needed is reported above the next task.
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
-import { api, type Project, type Task, unwrap, type WorkRow } from "../api/client";
+import { api, type JudgmentRequest, type Project, type Task, unwrap, type WorkRow } from "../api/client";
 import { Link } from "../router";
 import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
 import { keyAction, shortcuts } from "./keymap";
@@ -13,15 +18,18 @@ import { formatSeconds, newTransport, SyncedMedia, ZoomImage } from "./Media";
 import { draftDrop, draftLoad, draftSave } from "./persistence";
 import { SpanText } from "./SpanText";
 import { sliceCodePoints } from "./offsets";
-import { submitWithRetry } from "./submit";
+import { type SubmitOutcome, submitWithRetry } from "./submit";
 
 const LETTERS = "ABCDEFGHIJKLMNOP";
 
 /** A task with how far this browser's clock is behind the server's (the lease ends on the server's clock). */
 export type ServedTask = Task & { clockOffsetMs: number };
 
-export async function fetchNextTask(projectId: number): Promise<ServedTask | null> {
-  const result = await api.GET("/api/v1/projects/{id}/next/", { params: { path: { id: projectId } } });
+/** The current task (the oldest lease held), or with `ahead` the one after it. */
+export async function fetchNextTask(projectId: number, ahead = false): Promise<ServedTask | null> {
+  const result = await api.GET("/api/v1/projects/{id}/next/", {
+    params: { path: { id: projectId }, query: ahead ? { ahead: 1 } : {} },
+  });
   if (result.response.status === 204) return null;
   const served = Date.parse(result.response.headers.get("Date") ?? "");
   // The Date header has whole seconds: correct only a skew larger than that.
@@ -48,21 +56,82 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
     retry: 1,
   });
   const [notice, setNotice] = useState<string | null>(null);
+  // A submission saving in the background, and one that failed (its task comes back).
+  const [saving, setSaving] = useState<string | null>(null);
+  const [failed, setFailed] = useState<{ comparison: number; draft: Draft; error: string } | null>(null);
+  const inFlight = useRef<Promise<unknown>>(Promise.resolve());
+  const current = task.data?.comparison;
+  // The task after this one, leased while the annotator works on this one. Not
+  // while a submission is in flight: the server would still count the submitted
+  // task as held and answer with the one on screen.
+  const upcoming = useQuery({
+    queryKey: ["task", projectId, "ahead", current],
+    queryFn: () => fetchNextTask(projectId, true),
+    enabled: current !== undefined && saving === null,
+    staleTime: Infinity,
+    gcTime: 0,
+    refetchOnWindowFocus: false,
+    retry: 1,
+  });
+
+  const countSaved = useCallback(() => {
+    queryClient.setQueryData<WorkRow[]>(["work"], (rows) =>
+      rows?.map((row) => (row.project === projectId ? { ...row, done_today: row.done_today + 1 } : row)),
+    );
+    queryClient.invalidateQueries({ queryKey: ["work"] });
+  }, [projectId, queryClient]);
 
   const next = useCallback(
     async (message: string | null, saved = false) => {
+      await inFlight.current; // the server must know the last answer before it names the oldest lease
       setNotice(message);
-      if (saved)
-        queryClient.setQueryData<WorkRow[]>(["work"], (rows) =>
-          rows?.map((row) => (row.project === projectId ? { ...row, done_today: row.done_today + 1 } : row)),
-        );
-      // The queue leases one task per annotator at a time, so the next one is
-      // claimed the moment this one is answered (one round trip, no reload).
-      const upcoming = await fetchNextTask(projectId);
-      queryClient.setQueryData(["task", projectId], upcoming);
-      queryClient.invalidateQueries({ queryKey: ["work"] });
+      if (saved) countSaved();
+      queryClient.setQueryData(["task", projectId], await fetchNextTask(projectId));
     },
-    [projectId, queryClient],
+    [countSaved, projectId, queryClient],
+  );
+
+  const lostLease = (outcome: SubmitOutcome) =>
+    outcome.status === "saved"
+      ? null
+      : `The last task no longer needed your judgment (your lease ran out and others finished it); nothing was saved. ${outcome.message}`;
+
+  /** Submit `draft`: with the next task already here, show it and save in the
+   * background; else (the last task, or the prefetch not back yet) wait for the
+   * save and then ask for the next task. Rejects with what to show the annotator. */
+  const submitDraft = useCallback(
+    async (answered: ServedTask, draft: Draft, body: JudgmentRequest, onRetry: (message: string) => void) => {
+      const following = upcoming.data;
+      const send = (retry: (attempt: number, why: string) => void) =>
+        submitWithRetry(answered.comparison, draft.idempotencyKey, body, retry);
+      const followingLive = !!following && Date.parse(following.lease_expires_at) - following.clockOffsetMs > Date.now();
+      if (!following || !followingLive || following.comparison === answered.comparison || saving !== null) {
+        await inFlight.current;
+        const outcome = await send((attempt, why) => onRetry(`Network trouble (${why}); retrying (try ${attempt + 1})…`));
+        draftDrop(userId, answered.comparison);
+        setFailed((f) => (f?.comparison === answered.comparison ? null : f));
+        await next(lostLease(outcome), outcome.status === "saved");
+        return;
+      }
+      setNotice(null);
+      setFailed(null);
+      setSaving("Saving your last answer…");
+      queryClient.setQueryData(["task", projectId], following);
+      const saved = send((attempt, why) => setSaving(`Saving your last answer: network trouble (${why}); retrying (try ${attempt + 1})…`))
+        .then((outcome) => {
+          draftDrop(userId, answered.comparison);
+          if (outcome.status === "saved") countSaved();
+          else setNotice(lostLease(outcome));
+        })
+        .catch((error: unknown) => {
+          // Back to the task that failed, with its draft: the one shown meanwhile stays leased and comes next.
+          setFailed({ comparison: answered.comparison, draft, error: error instanceof Error ? error.message : String(error) });
+          queryClient.setQueryData(["task", projectId], answered);
+        })
+        .finally(() => setSaving(null));
+      inFlight.current = saved;
+    },
+    [countSaved, next, projectId, queryClient, saving, upcoming.data, userId],
   );
 
   if (project.isError) return <p role="alert">{String(project.error.message)}</p>;
@@ -83,8 +152,22 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
           {notice}
         </p>
       )}
+      {saving && (
+        <p className="saving" role="status" data-testid="saving">
+          {saving}
+        </p>
+      )}
       {task.data ? (
-        <TaskScreen key={task.data.comparison} task={task.data} project={project.data} schema={schema} userId={userId} onDone={next} />
+        <TaskScreen
+          key={task.data.comparison}
+          task={task.data}
+          project={project.data}
+          schema={schema}
+          userId={userId}
+          failed={failed?.comparison === task.data.comparison ? failed : null}
+          onSubmit={submitDraft}
+          onDone={next}
+        />
       ) : (
         <section className="empty" data-testid="queue-empty">
           <h2>All done</h2>
@@ -105,20 +188,28 @@ function TaskScreen({
   project,
   schema,
   userId,
+  failed,
+  onSubmit,
   onDone,
 }: {
   task: ServedTask;
   project: Project;
   schema: LabelingSchema;
   userId: number;
+  failed: { draft: Draft; error: string } | null;
+  onSubmit: (task: ServedTask, draft: Draft, body: JudgmentRequest, onRetry: (message: string) => void) => Promise<void>;
   onDone: (notice: string | null, saved?: boolean) => Promise<void>;
 }) {
   const ids = task.candidates.map((c) => c.id);
   const reducer = useMemo(() => judgmentReducer(schema), [schema]);
-  const [draft, dispatch] = useReducer(reducer, null, () => draftLoad(userId, task.comparison, ids) ?? newDraft(task.comparison, ids));
+  const [draft, dispatch] = useReducer(
+    reducer,
+    null,
+    () => failed?.draft ?? draftLoad(userId, task.comparison, ids) ?? newDraft(task.comparison, ids),
+  );
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(failed?.error ?? null);
   const [help, setHelp] = useState(false);
   const [guidelines, setGuidelines] = useState(false);
   const [markdown, setMarkdown] = useState(false);
@@ -152,23 +243,14 @@ function TaskScreen({
     setError(null);
     setBusy("Submitting…");
     try {
-      const outcome = await submitWithRetry(task.comparison, draft.idempotencyKey, toRequest(draft, schema), (attempt, why) =>
-        setBusy(`Network trouble (${why}); retrying (try ${attempt + 1})…`),
-      );
-      draftDrop(userId, task.comparison);
-      await onDone(
-        outcome.status === "saved"
-          ? null
-          : `The last task no longer needed your judgment (your lease ran out and others finished it); nothing was saved. ${outcome.message}`,
-        outcome.status === "saved",
-      );
+      await onSubmit(task, draft, toRequest(draft, schema), setBusy);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
       setBusy(null);
     } finally {
       submitting.current = false;
     }
-  }, [blockers, draft, onDone, schema, task.comparison, userId]);
+  }, [blockers, draft, onSubmit, schema, task]);
 
   const skip = useCallback(async () => {
     if (submitting.current) return;
