@@ -66,8 +66,16 @@ class JudgmentRow:
     created_at: datetime
     candidates: dict[int, CandidateRow] = field(default_factory=dict)
     spans: list[dict] = field(default_factory=list)
+    unit_pairs: list | None = None  # pairs() at margin scale 1, kept: the votes and the pairs shape both need it
 
     def pairs(self, *, margin_scale: float = 1.0) -> list[tuple[int, int, float, float]]:
+        if margin_scale == 1.0:
+            if self.unit_pairs is None:
+                self.unit_pairs = self._expand(1.0)
+            return self.unit_pairs
+        return self._expand(margin_scale)
+
+    def _expand(self, margin_scale: float) -> list[tuple[int, int, float, float]]:
         return ordered_pairs(
             self.candidate_ids,
             winner=self.winner_id,
@@ -145,10 +153,11 @@ def comparison_groups(
 _loads = orjson.loads
 
 
+_JSON_TEXT = (str, bytes)  # a tuple, not ``str | bytes``: that builds a new union object on every call
+
+
 def _json(value):
-    if value is None or not isinstance(value, str | bytes):
-        return value
-    return _loads(value)
+    return _loads(value) if isinstance(value, _JSON_TEXT) else value
 
 
 def _moment(value) -> datetime:
