@@ -16,6 +16,8 @@ from .shapes import ShapeOptions
 from .source import ComparisonGroup
 
 SOURCE_KEYS_LIMIT = 50  # distinct source/licence entries listed; the rest are counted as "other"
+_POSITIONS = {i: str(i + 1) for i in range(64)}  # winner position labels, made once instead of per judgment
+_MAGNITUDES = {s: str(abs(s)) for s in range(-16, 17)}  # strength labels, likewise
 
 
 class _Bitmap:
@@ -71,19 +73,29 @@ class CardStats:
             self.agreement_sum += agreement
             self.agreement_count += 1
             self.agreement_histogram[f"{min(int(agreement * 10), 9) / 10:.1f}"] += 1
+        # Per judgment: locals, not attribute look-ups (this loop runs once per exported judgment).
+        annotators, splits, answers, positions, strength = (
+            self.annotators,
+            self.splits,
+            self.answers,
+            self.winner_position,
+            self.strength,
+        )
         for j in group.judgments:
-            self.judgments += 1
-            self.annotators[j.annotator] += 1
-            self.splits[j.split] += 1
-            self.gold_judgments += j.is_gold
+            annotators[j.annotator] += 1
+            splits[j.split] += 1
             if j.winner_id is not None:
-                self.answers["winner"] += 1
-                self.winner_position[str(j.candidate_ids.index(j.winner_id) + 1)] += 1
+                answers["winner"] += 1
+                index = j.candidate_ids.index(j.winner_id)
+                positions[_POSITIONS.get(index) or str(index + 1)] += 1
             elif j.tie:
-                self.answers["tie"] += 1
+                answers["tie"] += 1
             else:
-                self.answers["ranking"] += 1
-            self.strength["none" if j.strength is None else str(abs(j.strength))] += 1
+                answers["ranking"] += 1
+            strength["none" if j.strength is None else _MAGNITUDES.get(j.strength) or str(abs(j.strength))] += 1
+        self.judgments += len(group.judgments)
+        if first.is_gold:  # gold is a comparison's flag, the same for all its judgments
+            self.gold_judgments += len(group.judgments)
 
     def add_rows(self, rows: list[dict]) -> None:
         self.rows += len(rows)

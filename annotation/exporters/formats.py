@@ -130,8 +130,8 @@ class JsonlWriter(Writer):
         self.file = target.open(DATA_FILE["jsonl"])
 
     def write(self, rows):
-        dumps = orjson.dumps
-        self.file.write(b"\n".join([dumps(row) for row in rows]) + b"\n" if rows else b"")
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self.file.write(b"".join([dumps(row, option=newline) for row in rows]))
 
     def close(self):
         self.file.close()

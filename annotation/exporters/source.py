@@ -66,8 +66,16 @@ class JudgmentRow:
     created_at: datetime
     candidates: dict[int, CandidateRow] = field(default_factory=dict)
     spans: list[dict] = field(default_factory=list)
+    unit_pairs: list | None = None  # pairs() at margin scale 1, kept: the votes and the pairs shape both need it
 
     def pairs(self, *, margin_scale: float = 1.0) -> list[tuple[int, int, float, float]]:
+        if margin_scale == 1.0:
+            if self.unit_pairs is None:
+                self.unit_pairs = self._expand(1.0)
+            return self.unit_pairs
+        return self._expand(margin_scale)
+
+    def _expand(self, margin_scale: float) -> list[tuple[int, int, float, float]]:
         return ordered_pairs(
             self.candidate_ids,
             winner=self.winner_id,
@@ -127,7 +135,7 @@ def comparison_groups(
     query = filters.judgments(project).order_by("comparison_id", "annotator_id").values_list(*_FIELDS).query
     pending: list[JudgmentRow] = []
     for raw_chunk in _raw_chunks(query, chunk_rows):
-        chunk = [_judgment_row(row) for row in raw_chunk]
+        chunk = _judgment_rows(raw_chunk)
         _attach(chunk)
         pending.extend(chunk)
         # The last comparison of the chunk may go on in the next one: keep it back.
@@ -145,10 +153,11 @@ def comparison_groups(
 _loads = orjson.loads
 
 
+_JSON_TEXT = (str, bytes)  # a tuple, not ``str | bytes``: that builds a new union object on every call
+
+
 def _json(value):
-    if value is None or not isinstance(value, str | bytes):
-        return value
-    return _loads(value)
+    return _loads(value) if isinstance(value, _JSON_TEXT) else value
 
 
 def _moment(value) -> datetime:
@@ -158,35 +167,47 @@ def _moment(value) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _judgment_row(row: tuple) -> JudgmentRow:
-    (pk, comparison_id, comparison_ext, candidate_ids, is_gold, gold_answer, origin, prompt_id, prompt_ext,
-     prompt_text, context, split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale,
-     shown_order, time_spent, created_at) = row  # fmt: skip
-    return JudgmentRow(
-        pk,
-        comparison_id,
-        comparison_ext,
-        _loads(candidate_ids),
-        bool(is_gold),
-        _json(gold_answer),
-        _json(origin) or {},
-        prompt_id,
-        prompt_ext,
-        prompt_text,
-        _json(context) or [],
-        split,
-        _json(metadata) or {},
-        annotator,
-        winner_id,
-        bool(tie),
-        _json(ranking),
-        strength,
-        _json(ratings) or {},
-        rationale,
-        _json(shown_order) or [],
-        time_spent,
-        _moment(created_at),
-    )
+def _judgment_rows(rows: list[tuple]) -> list[JudgmentRow]:
+    """Rows → judgments. The comparison's and prompt's columns repeat on each of a comparison's judgments (rows
+    come by comparison): they are decoded once per comparison and shared, read-only, by its judgments."""
+    out = []
+    shared_key, shared = None, None
+    for row in rows:
+        (pk, comparison_id, comparison_ext, candidate_ids, is_gold, gold_answer, origin, prompt_id, prompt_ext,
+         prompt_text, context, split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale,
+         shown_order, time_spent, created_at) = row  # fmt: skip
+        if comparison_id != shared_key:
+            shared_key = comparison_id
+            shared = (_loads(candidate_ids), _json(gold_answer), _json(origin) or {}, _json(context) or [],
+                      _json(metadata) or {})  # fmt: skip
+        out.append(
+            JudgmentRow(
+                pk,
+                comparison_id,
+                comparison_ext,
+                shared[0],
+                bool(is_gold),
+                shared[1],
+                shared[2],
+                prompt_id,
+                prompt_ext,
+                prompt_text,
+                shared[3],
+                split,
+                shared[4],
+                annotator,
+                winner_id,
+                bool(tie),
+                _json(ranking),
+                strength,
+                _json(ratings) or {},
+                rationale,
+                _json(shown_order) or [],
+                time_spent,
+                _moment(created_at),
+            )
+        )
+    return out
 
 
 def _raw_chunks(query, chunk_rows: int) -> Iterator[list[tuple]]:
@@ -255,7 +276,9 @@ def _by_ids(sql: str, ids) -> Iterator[tuple]:
     ordered = sorted(ids)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(sql.format(ids="= ANY(%s)"), [ordered])
+            # The array as one text literal: psycopg's list dumper cost more per id than the lookup itself.
+            literal = "{" + ",".join(map(str, ordered)) + "}"
+            cursor.execute(sql.format(ids="= ANY(%s::bigint[])"), [literal])
             yield from cursor.fetchall()
             return
         for start in range(0, len(ordered), 900):  # under SQLite's old 999-parameter limit

@@ -173,6 +173,22 @@ def test_chunk_boundaries_inside_a_comparison_change_nothing(world, tmp_path, mo
     assert chunked == whole
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 3])
+@pytest.mark.parametrize("shape", ["judgments", "pairs"])
+def test_per_comparison_decoding_and_cached_pairs_survive_any_chunking(world, tmp_path, monkeypatch, shape, chunk_rows):
+    # A comparison's columns are decoded once and shared by its judgments, and each judgment's pairs are
+    # expanded once: a chunk cut between two judgments of a comparison must not change a row.
+    options = {"ties": "soft", "margin_scale": 0.5} if shape == "pairs" else None
+    whole, _, _ = export(world, tmp_path, shape, "jsonl", options=options)
+    original = export_source.comparison_groups
+    monkeypatch.setattr(
+        "annotation.exporters.core.comparison_groups", lambda p, f: original(p, f, chunk_rows=chunk_rows)
+    )
+    chunked, _, _ = export(world, tmp_path, shape, "jsonl", options=options)
+    assert chunked == whole
+    assert len({row["comparison_id"] for row in whole}) < len(whole)  # some comparison has several rows
+
+
 def test_media_are_packed_beside_the_data_or_referenced_by_url(world, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path / "media-root"
     settings.MEDIA_URL = "/media/"
