@@ -210,7 +210,8 @@ function Exports({ projectId }: { projectId: number }) {
   return (
     <section aria-label="Exports">
       <h2>Export</h2>
-      <form onSubmit={onSubmit} className="row">
+      {/* The server checks the filters and names what is wrong; the browser's own checks would only say less. */}
+      <form onSubmit={onSubmit} className="row" noValidate>
         <label>
           Shape
           <select value={form.shape} onChange={(e) => set("shape")(e.target.value as ExportForm["shape"])}>
