@@ -210,7 +210,8 @@ function Exports({ projectId }: { projectId: number }) {
   return (
     <section aria-label="Exports">
       <h2>Export</h2>
-      {/* The server checks the filters and names what is wrong; the browser's own checks would only say less. */}
+      {/* Plain text dates (ISO 8601, a date or a date-time) rather than date pickers: Chromium draws no focus
+          ring on a picker's inner fields. The server checks every filter and names what is wrong. */}
       <form onSubmit={onSubmit} className="row" noValidate>
         <label>
           Shape
@@ -247,12 +248,12 @@ function Exports({ projectId }: { projectId: number }) {
           </select>
         </label>
         <label>
-          From (judged on or after)
-          <input type="date" value={form.dateFrom} onChange={(e) => set("dateFrom")(e.target.value)} />
+          From (YYYY-MM-DD, judged on or after)
+          <input value={form.dateFrom} placeholder="2026-01-31" onChange={(e) => set("dateFrom")(e.target.value)} />
         </label>
         <label>
-          To (judged before)
-          <input type="date" value={form.dateTo} onChange={(e) => set("dateTo")(e.target.value)} />
+          To (YYYY-MM-DD, judged before)
+          <input value={form.dateTo} placeholder="2026-12-31" onChange={(e) => set("dateTo")(e.target.value)} />
         </label>
         <label>
           Annotators (comma-separated, empty = all)
