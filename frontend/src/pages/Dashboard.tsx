@@ -8,6 +8,7 @@ import { type FormEvent, useState } from "react";
 import { api, HttpError, type Schemas, unwrap } from "../api/client";
 import { BarChart, LineChart, Progress } from "../components/Charts";
 import { Link } from "../router";
+import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive } from "./exportRequest";
 
 type PerAnnotator = { annotator_id: number; annotator__username: string; judgments: number; gold_judgments: number };
 type PerDay = { day: string; judgments: number };
@@ -188,28 +189,131 @@ function Imports({ projectId }: { projectId: number }) {
 }
 
 function Exports({ projectId }: { projectId: number }) {
-  const [state, setState] = useState<string | null>(null);
-  // The export endpoints are another branch's work; until they are here the button
-  // says so instead of failing silently.
-  const start = async () => {
-    setState("Starting…");
-    const response = await fetch(`/api/v1/projects/${projectId}/exports/`, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRFToken": document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/)?.[1] ?? "", "Content-Type": "application/json" },
-      body: JSON.stringify({}),
-    });
-    if (response.status === 404 || response.status === 405) setState("Exports are not available on this server yet.");
-    else if (!response.ok) setState(`Export failed (${response.status}).`);
-    else setState("Export started; it will appear in the list when done.");
+  const queryClient = useQueryClient();
+  const path = { params: { path: { id: projectId } } };
+  const [form, setForm] = useState<ExportForm>(EMPTY_EXPORT_FORM);
+  const set = <K extends keyof ExportForm>(key: K) => (value: ExportForm[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const jobs = useQuery({
+    queryKey: ["exports", projectId],
+    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/exports/", path)),
+    // Poll only while a job is working: that is what moves the progress bars.
+    refetchInterval: (query) => ((query.state.data ?? []).some(isLive) ? 1000 : false),
+  });
+  const start = useMutation({
+    mutationFn: async () => unwrap(await api.POST("/api/v1/projects/{id}/exports/", { ...path, body: exportRequestBody(form) })),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["exports", projectId] }),
+  });
+  const onSubmit = (event: FormEvent) => {
+    event.preventDefault();
+    start.mutate();
   };
   return (
     <section aria-label="Exports">
       <h2>Export</h2>
-      <button type="button" onClick={() => void start()}>
-        Export judgments
-      </button>
-      {state && <p role="status">{state}</p>}
+      {/* Plain text dates (ISO 8601, a date or a date-time) rather than date pickers: Chromium draws no focus
+          ring on a picker's inner fields. The server checks every filter and names what is wrong. */}
+      <form onSubmit={onSubmit} className="row" noValidate>
+        <label>
+          Shape
+          <select value={form.shape} onChange={(e) => set("shape")(e.target.value as ExportForm["shape"])}>
+            <option value="pairs">pairs</option>
+            <option value="rankings">rankings</option>
+            <option value="judgments">judgments</option>
+            <option value="consensus">consensus</option>
+          </select>
+        </label>
+        <label>
+          Format
+          <select value={form.fileFormat} onChange={(e) => set("fileFormat")(e.target.value as ExportForm["fileFormat"])}>
+            <option value="jsonl">jsonl</option>
+            <option value="csv">csv</option>
+            <option value="parquet">parquet</option>
+            <option value="hf">hf (datasets)</option>
+          </select>
+        </label>
+        <label>
+          Split
+          <select value={form.split} onChange={(e) => set("split")(e.target.value as ExportForm["split"])}>
+            <option value="">any</option>
+            <option value="train">train</option>
+            <option value="eval">eval</option>
+          </select>
+        </label>
+        <label>
+          Gold checks
+          <select value={form.gold} onChange={(e) => set("gold")(e.target.value as ExportForm["gold"])}>
+            <option value="exclude">exclude</option>
+            <option value="include">include</option>
+            <option value="only">only</option>
+          </select>
+        </label>
+        <label>
+          From (YYYY-MM-DD, judged on or after)
+          <input value={form.dateFrom} placeholder="2026-01-31" onChange={(e) => set("dateFrom")(e.target.value)} />
+        </label>
+        <label>
+          To (YYYY-MM-DD, judged before)
+          <input value={form.dateTo} placeholder="2026-12-31" onChange={(e) => set("dateTo")(e.target.value)} />
+        </label>
+        <label>
+          Annotators (comma-separated, empty = all)
+          <input value={form.annotators} onChange={(e) => set("annotators")(e.target.value)} />
+        </label>
+        <label>
+          Minimum agreement
+          <input type="number" min={0} max={1} step={0.05} value={form.minAgreement} onChange={(e) => set("minAgreement")(e.target.value)} />
+        </label>
+        <button type="submit" disabled={start.isPending}>
+          Start export
+        </button>
+      </form>
+      {start.isError && (
+        <p role="alert" className="error">
+          {start.error.message}
+        </p>
+      )}
+      {start.isSuccess && <p role="status">Export {start.data.id} started.</p>}
+      {jobs.isError && (
+        <p role="alert" className="error">
+          {jobs.error.message}
+        </p>
+      )}
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Export</th>
+            <th scope="col">Status</th>
+            <th scope="col">Progress</th>
+            <th scope="col">File</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(jobs.data ?? []).slice(0, 10).map((job) => (
+            <tr key={job.id} data-testid={`export-${job.id}`}>
+              <td>
+                #{job.id} {job.shape} · {job.file_format}
+              </td>
+              <td>
+                {job.status}
+                {job.status === "failed" && job.message ? `: ${job.message}` : ""}
+              </td>
+              <td>
+                <Progress value={job.progress} label={`Export ${job.id}`} />
+                {job.rows_total !== null ? ` ${job.rows_done} / ${job.rows_total} judgments` : ""}
+              </td>
+              <td>
+                {job.download_url ? (
+                  <a href={job.download_url} download>
+                    Download export {job.id}
+                  </a>
+                ) : (
+                  "—"
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </section>
   );
 }
