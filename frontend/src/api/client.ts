@@ -37,11 +37,13 @@ export class HttpError extends Error {
   }
 }
 
+/** The API's message, then any field errors it does not already say (it names the first one itself). */
 export function describeError(status: number, body: ApiError | undefined): string {
+  const message = body?.message || `Request failed (${status})`;
   const fields = Object.entries(body?.errors ?? {})
     .map(([field, messages]) => `${field}: ${messages.join(" ")}`)
+    .filter((text) => !message.includes(text))
     .join("; ");
-  const message = body?.message || `Request failed (${status})`;
   return fields ? `${message} ${fields}` : message;
 }
 
