@@ -41,14 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 - after the path is set
+
 PASSWORD = "ui-bench-password"
 
 # Measured in the page: keydown of Ctrl+Enter → first frame after a different task is in the DOM.
@@ -85,6 +79,7 @@ def seed(n: int) -> int:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from annotation.management.commands.demo_load import SCHEMA as DEMO_SCHEMA
     from annotation.models import Candidate, Comparison, Membership, Project, Prompt, Role
 
     call_command("migrate", verbosity=0)
@@ -95,26 +90,7 @@ def seed(n: int) -> int:
     Project.objects.filter(name="UI bench").delete()
     project = Project.objects.create(
         name="UI bench",
-        schema={
-            "arity": 2,
-            "allow_tie": True,
-            "strength": {"min": -3, "max": 3},
-            "criteria": [
-                {"key": "factuality", "label": "Factuality", "min": 1, "max": 5},
-                {"key": "completeness", "label": "Completeness", "min": 1, "max": 5},
-            ],
-            "span_categories": [
-                {"key": k, "label": k.title(), "color": c}
-                for k, c in [
-                    ("irrelevant", "#1f77b4"),
-                    ("wrong", "#d62728"),
-                    ("unverifiable", "#ff7f0e"),
-                    ("redundant", "#9467bd"),
-                    ("incoherent", "#8c564b"),
-                ]
-            ],
-            "rationale": "optional",
-        },
+        schema=DEMO_SCHEMA,  # the demo's: criteria, strength, five span categories
         guidelines="# Guidelines\n\nPrefer grounded answers.",
     )
     Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
@@ -144,7 +120,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--var-dir", default=str(ROOT / "var" / "ui-bench"))
     parser.add_argument("--database-url", default=None, help="default: SQLite under --var-dir")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--back-to-back", action="store_true", help="submit without waiting for the prefetch")
     args = parser.parse_args()
 
@@ -231,7 +207,10 @@ def run_browser(args, base: str, project_id: int) -> list[float]:
             before = task.get_attribute("data-comparison")
             if not args.back_to_back:  # one prefetch per task shown, after the previous answer is saved
                 page.get_by_test_id("saving").wait_for(state="detached")
+                deadline = time.monotonic() + 10
                 while len(prefetched) <= i:
+                    if time.monotonic() > deadline:  # e.g. frontend/dist built before the prefetch existed
+                        raise SystemExit("No prefetch (next?ahead=1) in 10 s: is the app built? Run `make install`.")
                     page.wait_for_timeout(5)
             page.keyboard.press("1")
             page.evaluate(MEASURE_JS, before)  # arms the measurement; returns at once

@@ -5,7 +5,6 @@ alone with ``pytest -m browser``. Screenshots go to test-artifacts/ (git-ignored
 Never downloads a browser: Chromium is /usr/bin/chromium (``apt-get install chromium``).
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,8 @@ from django.conf import settings
 from annotation.models import Role
 
 from ..factories import MembershipFactory, ProjectFactory, UserFactory
+from .browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 PASSWORD = "pw-for-tests"  # tests.factories.UserFactory's
 
