@@ -13,9 +13,12 @@ what each trainer does with them:
 - ``trl-nockpt``: the same with ``activation_checkpointing=False``. TRL's ``RewardConfig`` turns gradient
   (activation) checkpointing ON by default, which recomputes every forward pass in the backward pass; ours turns it
   off unless asked. This arm is the fair baseline for the batching change.
-- ``ours``: ``train_reward_model`` with its defaults (``group_by_length=True``: length-grouped batches).
-- ``ours-random`` (optional): ``train_reward_model`` with ``group_by_length=False`` — isolates our loss/collator
-  overhead from the batching change.
+- ``ours``: ``train_reward_model`` with its defaults: TRL's random batches, each forwarded in up to 4 slices of
+  similar length (``length_buckets=4``), so it learns what TRL learns with less padding to compute.
+- ``ours-onepass`` (optional): ``length_buckets=1``, one padded forward per batch as TRL does — isolates our
+  loss/collator from the slicing.
+- ``ours-grouped`` (optional): ``group_by_length=True`` as well (transformers' length-grouped sampler): other
+  batches, even less padding.
 
 Each arm runs in its own child process (spawned one after the other from this one run) so that its peak RSS is
 its own; arms alternate order across ``--repeats`` (A B, B A, …) so slow phases of a shared machine hit both.
@@ -47,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base_test.public.jsonl"
-ARMS = ("trl", "trl-nockpt", "ours", "ours-random")
+ARMS = ("trl", "trl-nockpt", "ours", "ours-onepass", "ours-grouped")
 
 
 def _setup_env(threads: int) -> None:
@@ -113,9 +116,8 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     _setup_env(args.threads)
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertForSequenceClassification
     from trl import RewardConfig, RewardTrainer
-    from trl.trainer import reward_trainer as trl_reward
 
     from training.ml.backbones import minilm_path
     from training.ml.evaluate import evaluate_reward_model
@@ -134,17 +136,18 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     steps_per_epoch = -(-len(train) // args.batch_size)
     steps = args.steps or round(args.epochs * steps_per_epoch)
 
-    # Count real vs padded token slots in every batch either trainer builds (our collator calls TRL's).
+    # Count real vs computed token slots in every training forward either trainer makes (TRL: one per batch;
+    # ours: one per length slice). Scoring after training runs without gradients and is not counted.
     counts = {"real": 0, "slots": 0}
-    original_call = trl_reward.DataCollatorForPreference.torch_call
+    original_forward = BertForSequenceClassification.forward
 
-    def counting_call(self, examples):
-        batch = original_call(self, examples)
-        counts["real"] += int(batch["attention_mask"].sum())
-        counts["slots"] += batch["attention_mask"].numel()
-        return batch
+    def counting_forward(self, *f_args, attention_mask=None, **f_kwargs):
+        if torch.is_grad_enabled() and attention_mask is not None:
+            counts["real"] += int(attention_mask.sum())
+            counts["slots"] += attention_mask.numel()
+        return original_forward(self, *f_args, attention_mask=attention_mask, **f_kwargs)
 
-    trl_reward.DataCollatorForPreference.torch_call = counting_call
+    BertForSequenceClassification.forward = counting_forward
 
     backbone = str(minilm_path())
     config = RewardTrainingConfig(
@@ -155,7 +158,8 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
         max_steps=steps,
         batch_size=args.batch_size,
         seed=args.seed,
-        group_by_length=arm == "ours",
+        group_by_length=arm == "ours-grouped",
+        length_buckets=1 if arm == "ours-onepass" else RewardTrainingConfig.length_buckets,
         logging_steps=max(steps, 1),
     )
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(backbone))

@@ -189,3 +189,103 @@ def test_a_max_length_beyond_the_backbones_positions_is_cut_to_what_it_can_embed
     model = train_reward_model(pairs, config)
     assert model.tokenizer.model_max_length == 128
     assert max(len(ids) for ids in encode_texts(model.tokenizer, [long_text], ["x"], config=config)) == 128
+
+
+# --- length buckets: fewer padded slots, the same numbers --------------------------------------------------------
+
+
+def _padding_waste(lengths, ends):
+    return sum((stop - start) * lengths[stop - 1] for start, stop in zip([0, *ends[:-1]], ends, strict=True))
+
+
+def test_length_slices_finds_the_cheapest_cuts():
+    """Against every way of cutting small sorted batches into at most k runs."""
+    import itertools
+    import random
+
+    rng = random.Random(0)
+    for _ in range(200):
+        lengths = sorted(rng.randint(1, 60) for _ in range(rng.randint(1, 9)))
+        k = rng.randint(1, 4)
+        n = len(lengths)
+        best = min(
+            _padding_waste(lengths, [*cuts, n])
+            for r in range(min(k, n))
+            for cuts in itertools.combinations(range(1, n), r)
+        )
+        ends = reward.length_slices(lengths, k)
+        assert len(ends) <= k and ends[-1] == n and ends == sorted(set(ends))
+        assert _padding_waste(lengths, ends) == best
+    with pytest.raises(ValueError, match="ascending"):
+        reward.length_slices([3, 1], 2)
+
+
+def _varied_length_pairs(n: int):
+    """Marker pairs whose prompts run from 1 to 20 words, so a random batch mixes short and long sequences."""
+    import random
+
+    rng = random.Random(7)
+    judgments = [
+        dataclasses.replace(j, prompt_text=" ".join(rng.choices(FILLER_A, k=rng.randint(1, 20))))
+        for j in marker_judgments(n, seed=2)
+    ]
+    return build_preference_pairs(judgments, eval_fraction=0.0)
+
+
+@pytest.mark.parametrize("backbone_fixture", ["tiny_backbone", "tiny_causal_backbone"])
+def test_bucketed_forward_gives_the_rewards_and_gradients_of_one_padded_forward(backbone_fixture, request):
+    """Encoder (first-token pooling) and decoder (last-token pooling) alike: padding is masked, so slicing the
+    batch by length must not change a single reward or gradient."""
+    backbone = request.getfixturevalue(backbone_fixture)
+    config = RewardTrainingConfig(backbone=backbone, max_length=32)
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(backbone))
+    pairs = _varied_length_pairs(12).train
+    batch = reward._PairCollator(pad_token_id=tokenizer.pad_token_id)(
+        list(reward._pairs_dataset(pairs, tokenizer, config))
+    )
+    lengths = batch["attention_mask"].sum(1)
+    assert lengths.min() < lengths.max() / 2  # the batch really mixes lengths
+
+    def rewards_and_grads(buckets):
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.eval()  # dropout off, as TRL's trainer sets it
+        trainer = object.__new__(reward._TandemRewardTrainer)
+        trainer._length_buckets = buckets
+        rewards = trainer._rewards(model, batch["input_ids"], batch["attention_mask"])
+        rewards.pow(2).sum().backward()
+        return rewards.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    one_rewards, one_grads = rewards_and_grads(1)
+    sliced_rewards, sliced_grads = rewards_and_grads(4)
+    torch.testing.assert_close(sliced_rewards, one_rewards, rtol=1e-5, atol=1e-6)
+    assert len(sliced_grads) == len(one_grads)
+    for sliced, one in zip(sliced_grads, one_grads, strict=True):
+        torch.testing.assert_close(sliced, one, rtol=1e-4, atol=1e-6)
+
+
+def test_length_buckets_change_speed_not_what_is_learned(tiny_backbone):
+    """Same seed, random batches: training with buckets ends at the weights of training without them."""
+    pairs = _varied_length_pairs(48)
+    base = RewardTrainingConfig(backbone=tiny_backbone, learning_rate=2e-3, max_steps=6, batch_size=8, max_length=32)
+    one = train_reward_model(pairs, dataclasses.replace(base, length_buckets=1)).members[0]
+    sliced = train_reward_model(pairs, dataclasses.replace(base, length_buckets=4)).members[0]
+    untrained = AutoModelForSequenceClassification.from_pretrained(tiny_backbone, num_labels=1)
+    head = dict(untrained.named_parameters())
+    moved = 0
+    for (name, p_one), p_sliced in zip(one.named_parameters(), sliced.parameters(), strict=True):
+        torch.testing.assert_close(p_sliced, p_one, rtol=1e-4, atol=1e-5, msg=name)
+        if name in head and not name.startswith("classifier"):
+            moved += int(not torch.allclose(p_one, head[name]))
+    assert moved > 0  # six steps really trained the backbone
+
+
+def test_scores_come_back_in_the_callers_order(trained):
+    """Scoring sorts by length internally; each score must still belong to its own text."""
+    model, _ = trained
+    prompts = ["q", "q " + " ".join(FILLER_A[:12]), "q " + FILLER_A[0]]
+    responses = [f"{MARKER} {FILLER_A[1]}", FILLER_A[2], " ".join(FILLER_A[3:9])]
+    together = model.score(prompts, responses, batch_size=2)[0]
+    alone = torch.stack([model.score([p], [r])[0, 0] for p, r in zip(prompts, responses, strict=True)])
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-6)
