@@ -72,6 +72,28 @@ def test_a_researcher_exports_from_the_dashboard_and_downloads_the_rows(page, ju
     assert page.errors == []
 
 
+def test_pair_options_rounds_and_media_reach_the_server(page, people):
+    project, _ = people
+    sign_in(page, "rita")
+    page.goto(f"/projects/{project.pk}")
+    panel = page.get_by_role("region", name="Exports")
+    panel.get_by_label("Shape").select_option("judgments")
+    assert panel.get_by_label("Pair form").count() == 0  # judgments have no pairs to shape
+    panel.get_by_label("Shape").select_option("pairs")
+    panel.get_by_label("Pair form").select_option("conversational")
+    panel.get_by_label("Ties").select_option("soft")
+    panel.get_by_label("Margin scale (strength → margin)").fill("0.5")
+    panel.get_by_label("Rounds (ids, comma-separated").fill("none")
+    panel.get_by_label("Media").select_option("pack")
+    panel.get_by_role("button", name="Start export").click()
+    panel.get_by_role("status").filter(has_text="started").wait_for()
+    request = ExportJob.objects.get(project=project).request
+    assert request["options"] == {"form": "conversational", "ties": "soft", "margin_scale": 0.5}
+    assert request["filters"]["rounds"] == ["none"]
+    assert request["media"] == "pack"
+    assert page.errors == []
+
+
 def test_the_api_s_refusal_of_a_bad_filter_is_shown(page, people):
     project, _ = people
     sign_in(page, "rita")

@@ -8,7 +8,7 @@ import { type FormEvent, useState } from "react";
 import { api, HttpError, type Schemas, unwrap } from "../api/client";
 import { BarChart, LineChart, Progress } from "../components/Charts";
 import { Link } from "../router";
-import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive } from "./exportRequest";
+import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive, PAIR_SHAPES } from "./exportRequest";
 
 type PerAnnotator = { annotator_id: number; annotator__username: string; judgments: number; gold_judgments: number };
 type PerDay = { day: string; judgments: number };
@@ -260,8 +260,41 @@ function Exports({ projectId }: { projectId: number }) {
           <input value={form.annotators} onChange={(e) => set("annotators")(e.target.value)} />
         </label>
         <label>
+          Rounds (ids, comma-separated; "none" = not from a round)
+          <input value={form.rounds} placeholder="all" onChange={(e) => set("rounds")(e.target.value)} />
+        </label>
+        <label>
           Minimum agreement
           <input type="number" min={0} max={1} step={0.05} value={form.minAgreement} onChange={(e) => set("minAgreement")(e.target.value)} />
+        </label>
+        {PAIR_SHAPES.has(form.shape) && (
+          <>
+            <label>
+              Pair form
+              <select value={form.pairForm} onChange={(e) => set("pairForm")(e.target.value as ExportForm["pairForm"])}>
+                <option value="standard">standard (prompt, chosen, rejected)</option>
+                <option value="conversational">conversational (messages)</option>
+              </select>
+            </label>
+            <label>
+              Ties
+              <select value={form.ties} onChange={(e) => set("ties")(e.target.value as ExportForm["ties"])}>
+                <option value="drop">drop</option>
+                <option value="soft">keep as soft labels</option>
+              </select>
+            </label>
+            <label>
+              Margin scale (strength → margin)
+              <input type="number" step={0.1} value={form.marginScale} placeholder="1" onChange={(e) => set("marginScale")(e.target.value)} />
+            </label>
+          </>
+        )}
+        <label>
+          Media
+          <select value={form.media} onChange={(e) => set("media")(e.target.value as ExportForm["media"])}>
+            <option value="urls">links (stable URLs)</option>
+            <option value="pack">packed beside the file</option>
+          </select>
         </label>
         <button type="submit" disabled={start.isPending}>
           Start export

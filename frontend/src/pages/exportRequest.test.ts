@@ -14,14 +14,33 @@ test("the filters the user set are sent, annotators as a list of trimmed names",
     dateFrom: "2026-11-01",
     dateTo: "2026-12-01",
     annotators: " anna, rita ,,",
+    rounds: "12, none",
     minAgreement: "0.75",
+    media: "pack",
   });
   expect(body).toEqual({
     shape: "judgments",
     file_format: "csv",
-    filters: { gold: "only", split: "eval", date_from: "2026-11-01", date_to: "2026-12-01", annotators: ["anna", "rita"], min_agreement: 0.75 },
-    media: "urls",
+    filters: {
+      gold: "only",
+      split: "eval",
+      date_from: "2026-11-01",
+      date_to: "2026-12-01",
+      annotators: ["anna", "rita"],
+      rounds: ["12", "none"],
+      min_agreement: 0.75,
+    },
+    media: "pack",
   });
+});
+
+test("pair options go with the shapes made of pairs, and only the ones changed from the defaults", () => {
+  const form = { ...EMPTY_EXPORT_FORM, pairForm: "conversational" as const, ties: "soft" as const, marginScale: "0.5" };
+  expect(exportRequestBody({ ...form, shape: "pairs" }).options).toEqual({ form: "conversational", ties: "soft", margin_scale: 0.5 });
+  expect(exportRequestBody({ ...form, shape: "rankings", ties: "drop", marginScale: "" }).options).toEqual({ form: "conversational" });
+  // The judgments and consensus shapes have no pairs: their request carries no options to be refused.
+  expect(exportRequestBody({ ...form, shape: "judgments" })).not.toHaveProperty("options");
+  expect(exportRequestBody({ ...form, shape: "consensus" })).not.toHaveProperty("options");
 });
 
 test("queued and running jobs are live; finished ones are not", () => {

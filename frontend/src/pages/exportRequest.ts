@@ -9,7 +9,12 @@ export type ExportForm = {
   dateFrom: string;
   dateTo: string;
   annotators: string;
+  rounds: string;
   minAgreement: string;
+  pairForm: Schemas["FormEnum"];
+  ties: Schemas["TiesEnum"];
+  marginScale: string;
+  media: Schemas["MediaEnum"];
 };
 
 export const EMPTY_EXPORT_FORM: ExportForm = {
@@ -20,8 +25,22 @@ export const EMPTY_EXPORT_FORM: ExportForm = {
   dateFrom: "",
   dateTo: "",
   annotators: "",
+  rounds: "",
   minAgreement: "",
+  pairForm: "standard",
+  ties: "drop",
+  marginScale: "",
+  media: "urls",
 };
+
+/** Shapes whose rows are preference pairs: only they read the pair options. */
+export const PAIR_SHAPES: ReadonlySet<Schemas["ShapeEnum"]> = new Set(["pairs", "rankings"]);
+
+const commaList = (text: string) =>
+  text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /** Only the filters the user set go to the server, so its defaults (and its card's record of them) apply. */
 export function exportRequestBody(form: ExportForm): Schemas["ExportCreateRequest"] {
@@ -29,14 +48,21 @@ export function exportRequestBody(form: ExportForm): Schemas["ExportCreateReques
   if (form.split) filters.split = form.split;
   if (form.dateFrom) filters.date_from = form.dateFrom;
   if (form.dateTo) filters.date_to = form.dateTo;
-  const annotators = form.annotators
-    .split(",")
-    .map((name) => name.trim())
-    .filter(Boolean);
+  const annotators = commaList(form.annotators);
   if (annotators.length) filters.annotators = annotators;
+  const rounds = commaList(form.rounds);
+  if (rounds.length) filters.rounds = rounds;
   // The field is an <input type="number">: the browser hands over "" for anything that is not a number.
   if (form.minAgreement.trim()) filters.min_agreement = Number(form.minAgreement);
-  return { shape: form.shape, file_format: form.fileFormat, filters, media: "urls" };
+  const body: Schemas["ExportCreateRequest"] = { shape: form.shape, file_format: form.fileFormat, filters, media: form.media };
+  if (PAIR_SHAPES.has(form.shape)) {
+    const options: Schemas["ExportOptionsRequest"] = {};
+    if (form.pairForm !== EMPTY_EXPORT_FORM.pairForm) options.form = form.pairForm;
+    if (form.ties !== EMPTY_EXPORT_FORM.ties) options.ties = form.ties;
+    if (form.marginScale.trim()) options.margin_scale = Number(form.marginScale);
+    if (Object.keys(options).length) body.options = options;
+  }
+  return body;
 }
 
 export const isLive = (job: { status: string }) => job.status === "queued" || job.status === "running";
