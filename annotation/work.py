@@ -11,12 +11,17 @@ from django.utils import timezone
 
 from .models import Assignment, AssignmentState, Comparison, ComparisonStatus, Judgment, Membership, Project, Role
 
+REMAINING_COUNT_CAP = 1000
+"""``remaining`` is counted up to this many: past it the exact figure tells an annotator nothing, and an exact
+count walks every open comparison of the project (≈ 0.6 s of Postgres at 1M comparisons, on each page load)."""
+
 
 def work_overview(*, user, now: datetime | None = None) -> list[dict]:
     """One row per project the user works in (every project for superusers), newest project first:
     ``remaining`` counts the open, non-gold comparisons that still want judgments
     and that the user has neither answered nor skipped (a live lease of theirs
-    counts as remaining); ``done_today`` their judgments since midnight UTC."""
+    counts as remaining), at most :data:`REMAINING_COUNT_CAP` (``remaining_capped``
+    says so); ``done_today`` their judgments since midnight UTC."""
     now = now or timezone.now()
     roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(pk__in=roles)
@@ -27,15 +32,11 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
         annotator=user,
         state__in=(AssignmentState.SUBMITTED, AssignmentState.SKIPPED),
     )
-    remaining = dict(
-        Comparison.objects.filter(
-            project_id__in=project_ids, status=ComparisonStatus.OPEN, is_gold=False, judged__lt=F("wanted")
-        )
-        .exclude(Exists(answered))
-        .values_list("project_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    open_for_user = Comparison.objects.filter(
+        status=ComparisonStatus.OPEN, is_gold=False, judged__lt=F("wanted")
+    ).exclude(Exists(answered))
+    # One bounded count per project (a LIMIT inside each): the open-queue index finds the first rows fast.
+    remaining = {pid: open_for_user.filter(project_id=pid)[: REMAINING_COUNT_CAP + 1].count() for pid in project_ids}
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = dict(
         Judgment.objects.filter(annotator=user, project_id__in=project_ids, created_at__gte=midnight)
@@ -50,7 +51,8 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
             "modality": p.modality,
             # Superusers act as admins of every project (annotation.access).
             "role": roles.get(p.pk, Role.ADMIN.value),
-            "remaining": remaining.get(p.pk, 0),
+            "remaining": min(remaining[p.pk], REMAINING_COUNT_CAP),
+            "remaining_capped": remaining[p.pk] > REMAINING_COUNT_CAP,
             "done_today": today.get(p.pk, 0),
         }
         for p in projects

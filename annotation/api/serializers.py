@@ -7,6 +7,7 @@ from rest_framework import serializers
 from ..judgments import JudgmentInput, SpanInput, span_as_dict
 from ..models import ImportJob, Judgment, Membership, Project, Role, SpanMark
 from ..schema import SchemaError, parse_schema
+from ..work import REMAINING_COUNT_CAP
 
 User = get_user_model()
 
@@ -282,7 +283,10 @@ class WorkRowSerializer(serializers.Serializer):
     name = serializers.CharField()
     modality = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)
-    remaining = serializers.IntegerField(help_text="Comparisons still open for you (your live lease included).")
+    remaining = serializers.IntegerField(
+        help_text=f"Comparisons still open for you (your live lease included), counted up to {REMAINING_COUNT_CAP}."
+    )
+    remaining_capped = serializers.BooleanField(help_text="True when there are more than `remaining` left for you.")
     done_today = serializers.IntegerField(help_text="Your judgments in this project since midnight UTC.")
 
 

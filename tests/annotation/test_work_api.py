@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from annotation import queue
+from annotation import queue, work
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import Comparison, Role
 
@@ -40,6 +40,7 @@ def test_work_counts_what_is_left_for_me_and_what_i_did_today(api, project, anno
             "modality": "text",
             "role": "annotator",
             "remaining": 2,
+            "remaining_capped": False,
             "done_today": 0,
         }
     ]
@@ -48,6 +49,17 @@ def test_work_counts_what_is_left_for_me_and_what_i_did_today(api, project, anno
     row = api.as_user(annotator).get("/api/v1/me/work/").json()[0]
     # first still wants a second judgment, but not from me.
     assert (row["remaining"], row["done_today"]) == (1, 1)
+
+
+def test_a_large_backlog_is_counted_only_up_to_the_cap(api, project, annotator, monkeypatch):
+    monkeypatch.setattr(work, "REMAINING_COUNT_CAP", 3)
+    for _ in range(5):
+        make_comparison(project, wanted=1)
+    row = api.as_user(annotator).get("/api/v1/me/work/").json()[0]
+    assert (row["remaining"], row["remaining_capped"]) == (3, True)
+    monkeypatch.setattr(work, "REMAINING_COUNT_CAP", 5)
+    row = api.as_user(annotator).get("/api/v1/me/work/").json()[0]
+    assert (row["remaining"], row["remaining_capped"]) == (5, False)  # exactly the cap is still exact
 
 
 def test_a_researcher_sees_their_role(api, project, researcher):

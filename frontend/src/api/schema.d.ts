@@ -1198,8 +1198,10 @@ export interface components {
             name: string;
             modality: string;
             role: components["schemas"]["RoleEnum"];
-            /** @description Comparisons still open for you (your live lease included). */
+            /** @description Comparisons still open for you (your live lease included), counted up to 1000. */
             remaining: number;
+            /** @description True when there are more than `remaining` left for you. */
+            remaining_capped: boolean;
             /** @description Your judgments in this project since midnight UTC. */
             done_today: number;
         };

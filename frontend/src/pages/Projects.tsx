@@ -3,7 +3,12 @@ import { api, unwrap } from "../api/client";
 import { Link } from "../router";
 
 export function Projects() {
-  const work = useQuery({ queryKey: ["work"], queryFn: async () => unwrap(await api.GET("/api/v1/me/work/")) });
+  // Always fresh when the page opens: the workbench only counts its own saves into this cache.
+  const work = useQuery({
+    queryKey: ["work"],
+    queryFn: async () => unwrap(await api.GET("/api/v1/me/work/")),
+    refetchOnMount: "always",
+  });
   if (work.isPending) return <p aria-busy="true">Loading…</p>;
   if (work.isError) return <p role="alert">{work.error.message}</p>;
   if (!work.data.length) return <p>You are not a member of any project yet. Ask a project admin to add you.</p>;
@@ -26,7 +31,7 @@ export function Projects() {
             <tr key={row.project} data-testid={`project-${row.project}`}>
               <td>{row.name}</td>
               <td>{row.modality}</td>
-              <td data-testid="remaining">{row.remaining}</td>
+              <td data-testid="remaining">{row.remaining_capped ? `${row.remaining.toLocaleString("en")}+` : row.remaining}</td>
               <td>{row.done_today}</td>
               <td>{row.role}</td>
               <td className="row">

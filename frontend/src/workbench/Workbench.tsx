@@ -74,11 +74,12 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
     retry: 1,
   });
 
+  // Counted here, not refetched: me/work counts the whole project's open comparisons, which is no query to
+  // repeat after every label. The projects page fetches the real figures when it is opened.
   const countSaved = useCallback(() => {
     queryClient.setQueryData<WorkRow[]>(["work"], (rows) =>
       rows?.map((row) => (row.project === projectId ? { ...row, done_today: row.done_today + 1 } : row)),
     );
-    queryClient.invalidateQueries({ queryKey: ["work"] });
   }, [projectId, queryClient]);
 
   const next = useCallback(
