@@ -602,6 +602,33 @@ def test_text_the_database_cannot_store_is_a_row_error(project, tmp_path):
     assert [(e["line"], e["field"]) for e in errors] == [(1, "text"), (2, "text")]
 
 
+def test_a_lone_surrogate_is_named_as_such_not_as_bad_json(project, tmp_path):
+    """The fast JSON reader refuses lone surrogates; the row check's own message must still be the one shown."""
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "lone \\udc00 surrogate"}\n')
+    (error,) = rejected(project, "prompts", path)
+    assert (error["line"], error["field"]) == (2, "text")
+    assert "lone surrogate" in error["message"]
+
+
+def test_a_bad_json_line_is_named_by_its_line(project, tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "one"}\n{"text": "two"}\n{"text": "three",}\n{"text": NaN}\n{"text": "five"}\n')
+    errors = rejected(project, "prompts", path)
+    assert [e["line"] for e in errors] == [3, 4]
+    assert errors[0]["message"].startswith("Not valid JSON: Expecting property name enclosed in double quotes")
+    assert errors[1]["message"] == "Must be a string, not a number."  # NaN is read, as json reads it
+
+
+def test_integers_beyond_64_bits_are_kept_whole(project, tmp_path):
+    big = 2**64 + 1  # a fast JSON reader would make it a float
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": big, "text": "big", "metadata": {"n": big, "m": -(2**70)}}) + "\n")
+    import_file(project=project, kind="prompts", path=str(path))
+    prompt = Prompt.objects.get(project=project)
+    assert (prompt.external_id, prompt.metadata) == (str(big), {"n": big, "m": -(2**70)})
+
+
 # --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
 
 
@@ -640,16 +667,16 @@ def test_a_write_that_fails_outside_a_transaction_leaves_nothing(tmp_path, monke
     project = ProjectFactory()
     monkeypatch.setattr(files, "BATCH_ROWS", 2)
     calls = []
-    real = writing._plan_write
+    real = writing._batch_send
 
-    def fail_on_the_second(ctx, plan):
-        calls.append(plan)
+    def fail_on_the_second(inserts):
+        calls.append(inserts)
         if len(calls) == 2:
             raise RuntimeError("disk on fire")
-        real(ctx, plan)
+        real(inserts)
 
-    monkeypatch.setattr(writing, "_plan_write", fail_on_the_second)
-    monkeypatch.setattr(jobs, "_plan_write", fail_on_the_second)
+    monkeypatch.setattr(writing, "_batch_send", fail_on_the_second)
+    monkeypatch.setattr(jobs, "_batch_send", fail_on_the_second)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl"))
     assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
