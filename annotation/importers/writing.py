@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.db import connection, models
@@ -82,6 +82,8 @@ def _batch_build(ctx: _Context, plan: _Plan, keys: _KeyDrawer) -> list[_Insert]:
     ``plan`` to be the prompt's own, go in ``candidate_ids``). Nothing is written
     here, so the overlapped import builds a batch while the last one is written."""
     common = {"project_id": ctx.project_id, "created_at": timezone.now()}
+    new = {Prompt: plan.new_prompts, Candidate: plan.new_candidates, Comparison: plan.new_comparisons}
+    keys.draw({model: len(rows) for model, rows in new.items()})
     prompt_pks = plan.prompt_pks
     prompts, new_pks = _insert_build(
         Prompt, ("external_id", "text", "context", "metadata", "split"), plan.new_prompts, common, keys
@@ -146,9 +148,10 @@ def _insert_build(
     constant_fields = [meta.get_field(name) for name in constants]
     columns = [f.column for f in fields] + [f.column for f in constant_fields]
     pks = keys(model, len(rows))
-    rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
+    value_columns = [pks, *zip(*rows, strict=True)]
     build = _copy_text if keys.vendor == "postgresql" else _rows_values
-    return _Insert(meta.db_table, columns, **build(fields, rows, constant_fields, list(constants.values()))), pks
+    insert = _Insert(meta.db_table, columns, **build(fields, value_columns, constant_fields, list(constants.values())))
+    return insert, pks
 
 
 def _defaults(model, names: tuple[str, ...], constants: dict) -> dict:
@@ -176,38 +179,54 @@ class _KeyDrawer:
         self.connection = db_connection
         self.vendor = db_connection.vendor
         self.sequences: dict[str, str] = {}
+        self.drawn: dict[str, list[int]] = {}
+
+    def draw(self, counts: dict) -> None:
+        """Postgres: draw the keys of several tables (``{model: count}``) in one
+        round trip; the next call for each model returns them."""
+        counts = {m: n for m, n in counts.items() if n}
+        if self.vendor != "postgresql" or not counts:
+            return
+        tables = [(m._meta.db_table, m._meta.pk.column) for m in counts]
+        missing = [t for t in tables if t[0] not in self.sequences]
+        with self.connection.cursor() as cursor:
+            if missing:
+                # Looked up once: as an argument of nextval() the lookup would run per key (10x the time, measured).
+                cursor.execute(
+                    " UNION ALL ".join(["SELECT %s, pg_get_serial_sequence(%s, %s)"] * len(missing)),
+                    [v for table, column in missing for v in (table, table, column)],
+                )
+                self.sequences.update(cursor.fetchall())
+            # Usually contiguous: then each table's keys come back as one small row.
+            draw = """
+                SELECT %s, min(v), max(v),
+                       CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
+                FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) drawn
+            """
+            params = [(table, self.sequences[table], n) for (table, _), n in zip(tables, counts.values(), strict=True)]
+            cursor.execute(" UNION ALL ".join([draw] * len(tables)), [v for p in params for v in p])
+            for table, first, last, scattered in cursor.fetchall():
+                self.drawn[table] = list(range(first, last + 1)) if scattered is None else scattered
 
     def __call__(self, model, count: int) -> list[int]:
         table, column = model._meta.db_table, model._meta.pk.column
+        if self.vendor == "postgresql":
+            if len(self.drawn.get(table, ())) != count:
+                self.draw({model: count})
+            return self.drawn.pop(table)
         with self.connection.cursor() as cursor:
-            if self.vendor != "postgresql":
-                cursor.execute(
-                    f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
-                    f"coalesce((SELECT max({column}) FROM {table}), 0))",
-                    [table],
-                )
-                first = cursor.fetchone()[0] + 1
-                return list(range(first, first + count))
-            sequence = self.sequences.get(table)
-            if sequence is None:
-                # Looked up once: as an argument of nextval() the lookup would run per key (10x the time, measured).
-                cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
-                (sequence,) = cursor.fetchone()
-                self.sequences[table] = sequence
             cursor.execute(
-                """
-                SELECT min(v), max(v),
-                       CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
-                FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) drawn
-                """,
-                [sequence, count],
+                f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
+                f"coalesce((SELECT max({column}) FROM {table}), 0))",
+                [table],
             )
-            first, last, scattered = cursor.fetchone()
-        return list(range(first, last + 1)) if scattered is None else scattered
+            first = cursor.fetchone()[0] + 1
+        return list(range(first, first + count))
 
 
-def _rows_values(fields, rows, constant_fields, constant_values) -> dict:
+def _rows_values(fields, value_columns, constant_fields, constant_values) -> dict:
     """SQLite (and any other database): plain values for one ``executemany``."""
+    rows = list(zip(*value_columns, strict=True))
     constant_values = [f.get_db_prep_save(v, connection) for f, v in zip(constant_fields, constant_values, strict=True)]
     json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
     if json_at:
@@ -219,15 +238,16 @@ def _rows_values(fields, rows, constant_fields, constant_values) -> dict:
     return {"rows": [(*row, *constant_values) for row in rows]}
 
 
-def _copy_text(fields, rows, constant_fields, constant_values) -> dict:
+def _copy_text(fields, value_columns, constant_fields, constant_values) -> dict:
     """Postgres: the text of one ``COPY``, built a column at a time: psycopg's
     ``write_row`` and ``json.dumps`` per value cost 5 µs a row, this 1 µs
     (measured, 200k rows)."""
-    suffix = "".join(
-        "\t" + _copy_format(f)([value])[0] for f, value in zip(constant_fields, constant_values, strict=True)
-    )
-    text_columns = [_copy_format(f)(column) for f, column in zip(fields, zip(*rows, strict=True), strict=True)]
-    text = "".join([line + suffix + "\n" for line in map("\t".join, zip(*text_columns, strict=True))])
+    end = (
+        "".join("\t" + _copy_format(f)([value])[0] for f, value in zip(constant_fields, constant_values, strict=True))
+        + "\n"
+    )  # the constant columns end every line
+    text_columns = [_copy_format(f)(column) for f, column in zip(fields, value_columns, strict=True)]
+    text = end.join(map("\t".join, zip(*text_columns, strict=True))) + end
     return {"copy_text": text.encode()}
 
 
@@ -263,7 +283,7 @@ def _copy_format(model_field) -> Callable[[tuple], list[str]]:
         convert = str
     nullable = model_field.null
 
-    def column(values: tuple) -> list[str]:
+    def column(values: Sequence) -> list[str]:
         # (Only for a nullable field: "None in values" compares each value, dicts too.)
         if nullable and None in values:
             return ["\\N" if v is None else convert(v) for v in values]
