@@ -4,6 +4,7 @@ progress reports, and the core that runs reading, validating and writing."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import gc
@@ -350,13 +351,16 @@ def _side_connection():
 
 
 class _BackgroundWriter:
-    """Sends one batch's built inserts at a time on a worker thread, through this
-    thread's database connection (so inside its transaction). The caller must
-    leave the connection alone until :meth:`wait` returns."""
+    """Sends batches' built inserts, one at a time, on a worker thread through this
+    thread's database connection (so inside its transaction); up to ``depth``
+    batches wait their turn, so a batch that Postgres takes longer over does not
+    stop the parser at once. The caller must leave the connection alone until
+    :meth:`wait` returns."""
 
-    def __init__(self):
+    def __init__(self, depth: int = 2):
         self.connection = connections[DEFAULT_DB_ALIAS]
-        self.pending: Future | None = None
+        self.depth = depth
+        self.pending: collections.deque[Future] = collections.deque()
 
     def __enter__(self) -> _BackgroundWriter:
         self.connection.inc_thread_sharing()
@@ -367,21 +371,21 @@ class _BackgroundWriter:
         connections[DEFAULT_DB_ALIAS] = self.connection
 
     def submit(self, inserts) -> None:
-        self.wait()
-        self.pending = self.executor.submit(_batch_send, inserts)
+        while len(self.pending) >= self.depth:
+            self.pending.popleft().result()  # raises what writing it raised
+        self.pending.append(self.executor.submit(_batch_send, inserts))
 
     def wait(self) -> None:
-        """Block until the batch being written is in; raise what writing it raised."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
+        """Block until every batch submitted is in; raise what writing one raised."""
+        while self.pending:
+            self.pending.popleft().result()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self.wait()
-            elif self.pending is not None:
-                futures_wait([self.pending])  # done before the rollback; the first error wins
+            elif self.pending:
+                futures_wait(self.pending)  # done before the rollback; the first error wins
         finally:
             self.executor.shutdown(wait=True)
             self.connection.dec_thread_sharing()
