@@ -94,9 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-explain", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="skip the per-request SQL listing")
     p.add_argument("--json", dest="json_path", help="write the figures to this file")
-    p.add_argument(
-        "--import-only", action="store_true", help="seed (with --reseed: import) and stop: no queue levels"
-    )
+    p.add_argument("--import-only", action="store_true", help="seed (with --reseed: import) and stop: no queue levels")
     args = p.parse_args(argv)
     args.level_specs = []
     for part in args.levels.split(","):
