@@ -281,7 +281,7 @@ def _import_core(*, project: Project, kind: str, path: Path, file_format: str, o
             f"nothing was imported. Run it again: imports are idempotent. Database said: {exc}"
         ) from exc
     if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
-        _analyze()
+        _analyze(counts)
     return counts
 
 

@@ -52,10 +52,13 @@ _COUNTED = {
 }
 
 
-def _analyze() -> None:
+def _analyze(counts: dict) -> None:
+    """Refresh the planner statistics of the tables the import added rows to (by
+    its counts); the others did not change."""
     if connection.vendor != "postgresql":
         return
-    tables = [m._meta.db_table for m in (Prompt, Candidate, Comparison)]
+    models = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
+    tables = [models[name]._meta.db_table for name, c in counts.items() if c["created"]]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(tables))
 

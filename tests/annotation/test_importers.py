@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from annotation.comparisons import GOLD_WANTED
 from annotation.importers import (
@@ -627,6 +629,17 @@ def test_integers_beyond_64_bits_are_kept_whole(project, tmp_path):
     import_file(project=project, kind="prompts", path=str(path))
     prompt = Prompt.objects.get(project=project)
     assert (prompt.external_id, prompt.metadata) == (str(big), {"n": big, "m": -(2**70)})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
+def test_a_large_import_analyzes_only_the_tables_it_added_to(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "ANALYZE_MIN_ROWS", 2)
+    import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
+    rows = [{"prompt_id": "q0", "candidate_ids": ["q0-c", other]} for other in ("q0-a", "q0-b")]
+    with CaptureQueriesContext(connection) as queries:
+        counts = import_file(project=project, kind="comparisons", path=write(tmp_path, rows, "jsonl", name="c"))
+    assert counts["comparisons"]["created"] == 2
+    assert [q["sql"] for q in queries if q["sql"].startswith("ANALYZE")] == ["ANALYZE annotation_comparison"]
 
 
 # --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
