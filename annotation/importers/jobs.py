@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import pickle
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -318,7 +319,7 @@ def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: 
     # The database checks of a batch need the importing connection, so they wait
     # for the batch being written; a first import (empty tables) makes none.
     lookups = not ctx.empty_at_start >= {m._meta.model_name for m in (Prompt, Candidate, Comparison)}
-    with transaction.atomic(), _BackgroundWriter() as writer, _side_connection() as side:
+    with transaction.atomic(), _BackgroundWriter() as writer, _side_connection() as side, _lock_handed_often():
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         keys = _KeyDrawer(side)
@@ -338,6 +339,21 @@ def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: 
             phase="writing",
         )
     return counts
+
+
+@contextlib.contextmanager
+def _lock_handed_often(interval: float = 0.0005):
+    """Let the writer thread take the interpreter's lock back sooner (Python's
+    default: after 5 ms). psycopg hands a COPY to libpq in 128 KB pieces, each
+    needing the lock, which the parsing thread holds; Postgres waited for the
+    next piece meanwhile. At 1M comparisons the writer's time fell from 100.6 s
+    to 89.9 s (Postgres's CPU 80 s both), the import from 102.5 s to 92.1 s."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -673,6 +674,17 @@ def test_an_import_outside_a_transaction_is_all_or_nothing(tmp_path, monkeypatch
     assert (8, "id") in [(e["line"], e["field"]) for e in errors]  # q0 again
     assert {e["line"] for e in errors} == {6, 8}
     assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_leaves_the_thread_switch_interval_as_it_was(tmp_path):
+    """The overlapped import shortens it while it runs; a worker process goes on with the usual one."""
+    project = ProjectFactory()
+    before = sys.getswitchinterval()
+    import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
+    assert sys.getswitchinterval() == before
+    rejected(project, "bundle", write(tmp_path, [bundle_row(1), {"id": "q9"}], "jsonl", name="bad"))
+    assert sys.getswitchinterval() == before
 
 
 @pytest.mark.django_db(transaction=True)
