@@ -94,6 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-explain", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="skip the per-request SQL listing")
     p.add_argument("--json", dest="json_path", help="write the figures to this file")
+    p.add_argument("--import-only", action="store_true", help="seed (with --reseed: import) and stop: no queue levels")
     args = p.parse_args(argv)
     args.level_specs = []
     for part in args.levels.split(","):
@@ -825,6 +826,11 @@ def main(argv=None) -> int:
 
     owner, _ = get_user_model().objects.get_or_create(username="bench-owner")
     project, report["seed"] = project_seed(args, owner)
+    if args.import_only:
+        if args.json_path:
+            Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_path).write_text(json.dumps(report, indent=2, default=str))
+        return 0
     queue_reset(project)
     max_c = max(c for c, _ in args.level_specs)
     annotators = annotators_ensure(project, max_c)

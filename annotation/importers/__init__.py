@@ -20,11 +20,12 @@ parsed rows is in memory at a time.
 
 On Postgres, when the caller is not inside a transaction (the worker, the
 command, the benchmark), phases 2 and 3 run as one pass instead: the write
-transaction opens first, each batch's ``COPY`` runs on a worker thread (with its
-foreign-key checks made immediate) while this thread parses the next batch, and
-at the first bad row writing stops, checking goes on and everything is rolled
-back. Postgres and Python then work at the same time: on 2 cores each was about
-half of the import's CPU (bench/README.md).
+transaction opens first; this thread parses each batch, checks it and builds its
+``COPY`` text (keys drawn through a second connection), and a worker thread only
+sends it (foreign-key checks made immediate) while this one goes on with the next
+batch; at the first bad row writing stops, checking goes on and everything is
+rolled back. Postgres and Python then work at the same time: on 2 cores each was
+about half of the import's CPU (bench/README.md).
 
 Line numbers in errors are 1-based: the line of the file for JSON Lines (blank
 lines count as lines but are skipped), the data row for CSV and Parquet (the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ..comparisons import BuildModeInvalid, candidate_groups, comparison_external_id
@@ -91,7 +92,8 @@ class _PromptRow:
     context: list
     split: str
     metadata: dict
-    given: set  # optional columns the row gave: compared with a stored row of the same id
+    # The row's columns (its dict's keys): optional ones it gave are compared with a stored row of the same id.
+    given: Collection[str]
 
 
 @dataclass(slots=True)
@@ -104,7 +106,7 @@ class _CandidateRow:
     mime_type: str
     metadata: dict
     origin: dict
-    given: set
+    given: Collection[str]
 
 
 @dataclass(slots=True)
@@ -117,7 +119,7 @@ class _ComparisonRow:
     priority: int
     wanted: int | None
     gold: dict | None  # as in the file: candidate external ids
-    given: set
+    given: Collection[str]
 
 
 @dataclass(slots=True)
@@ -147,14 +149,18 @@ class _Seen:
     def __init__(self):
         self.ids = {"prompt": {}, "candidate": {}, "comparison": {}}
 
-    def check(self, what: str, external_id: str, line: int, err, field: str) -> None:
+    def check(self, what: str, rows, err, field: str = "id") -> None:
+        """Record the rows' ids; report each one met before (``field`` after the row's path)."""
         ids = self.ids[what]
-        first = ids.get(external_id)
-        if first is None:
-            ids[external_id] = line
-        else:
-            where = "earlier in this row" if first == line else f"also on line {first}"
-            err(field, f"The {what} id {external_id!r} is {where}; ids must be unique in the project.")
+        known = len(ids)
+        for row in rows:
+            first = ids.setdefault(row.external_id, row.line)
+            if len(ids) > known:
+                known += 1
+                continue
+            where = "earlier in this row" if first == row.line else f"also on line {first}"
+            message = f"The {what} id {row.external_id!r} is {where}; ids must be unique in the project."
+            err(f"{getattr(row, 'path', '')}{field}", message)
 
 
 def _batch_parse(ctx: _Context, batch: list[tuple[int, dict]], errors: _Errors, seen: _Seen) -> _Rows:
@@ -192,12 +198,9 @@ def _seen_check(seen: _Seen, parsed, err) -> None:
         prompts = (parsed,) if isinstance(parsed, _PromptRow) else ()
         candidates = (parsed,) if isinstance(parsed, _CandidateRow) else ()
         comparisons = (parsed,) if isinstance(parsed, _ComparisonRow) else ()
-    for p in prompts:
-        seen.check("prompt", p.external_id, p.line, err, "id")
-    for c in candidates:
-        seen.check("candidate", c.external_id, c.line, err, f"{c.path}id")
-    for m in comparisons:
-        seen.check("comparison", m.external_id, m.line, err, f"{m.path}id")
+    seen.check("prompt", prompts, err)
+    seen.check("candidate", candidates, err)
+    seen.check("comparison", comparisons, err)
 
 
 class _BadRow(dict):
@@ -215,20 +218,16 @@ def _present(raw: dict) -> dict:
 
 
 def _unknown_keys_check(raw: dict, allowed: frozenset, err, path: str = "") -> None:
-    if raw.keys() <= allowed:
-        return
     for key in raw.keys() - allowed:
         err(f"{path}{key}", f"Unknown column {key!r}; the columns are: {', '.join(sorted(allowed))}.")
 
 
 _SPLITS = tuple(Split.values)
-_PROMPT_COMPARED = frozenset(("context", "split", "metadata"))  # optional columns compared on re-import
-_CANDIDATE_COMPARED = frozenset(("mime_type", "metadata", "origin"))
-_COMPARISON_COMPARED = frozenset(("priority", "wanted"))
 
 
 def _prompt_row(ctx: _Context, raw: dict, line: int, err) -> _PromptRow | None:
-    _unknown_keys_check(raw, ctx.column_set, err)
+    if not raw.keys() <= ctx.column_set:
+        _unknown_keys_check(raw, ctx.column_set, err)
     text = _text(raw, "text", err, required=True)
     context = _context_list(raw, err)
     split = raw.get("split", "train")
@@ -240,7 +239,7 @@ def _prompt_row(ctx: _Context, raw: dict, line: int, err) -> _PromptRow | None:
         return None
     if external_id is None:
         external_id = _derived_id("p", json.dumps([text, context], ensure_ascii=False, sort_keys=True))
-    return _PromptRow(line, external_id, text, context, split, metadata, raw.keys() & _PROMPT_COMPARED)
+    return _PromptRow(line, external_id, text, context, split, metadata, raw.keys())
 
 
 def _candidate_row(
@@ -248,13 +247,17 @@ def _candidate_row(
 ) -> _CandidateRow | None:
     """A candidate: a row of a candidates file, or one of a bundle row's ``candidates``
     (then ``path`` locates it in the row and its prompt is the row's)."""
-    _unknown_keys_check(raw, _BUNDLE_CANDIDATE_KEYS if path else ctx.column_set, err, path)
+    allowed = _BUNDLE_CANDIDATE_KEYS if path else ctx.column_set
+    if not raw.keys() <= allowed:
+        _unknown_keys_check(raw, allowed, err, path)
     if prompt_external_id is None:
         prompt_external_id = _external_id(raw, "prompt_id", err, required=True)
     text_required = ctx.modality == Modality.TEXT
     text = _text(raw, "text", err, required=text_required, path=path)
     mime_type = raw.get("mime_type", "text/plain")
-    if not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100 or not _storable(mime_type):
+    if mime_type == "text/plain":
+        pass
+    elif not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100 or not _storable(mime_type):
         err(f"{path}mime_type", "Must be a MIME type such as text/plain or text/markdown.")
     elif text_required and not mime_type.startswith("text/"):
         err(f"{path}mime_type", "This is a text project: use text/plain or text/markdown.")
@@ -266,16 +269,16 @@ def _candidate_row(
     text = text or ""
     if external_id is None:
         external_id = _derived_id("c", f"{prompt_external_id}\x1f{text}")
-    return _CandidateRow(
-        line, path, external_id, prompt_external_id, text, mime_type, metadata, origin, raw.keys() & _CANDIDATE_COMPARED
-    )
+    return _CandidateRow(line, path, external_id, prompt_external_id, text, mime_type, metadata, origin, raw.keys())
 
 
 def _comparison_row(
     ctx: _Context, raw: dict, line: int, err, *, prompt_external_id: str | None = None, path: str = ""
 ) -> _ComparisonRow | None:
     """A comparison: a row of a comparisons file, or one listed in a bundle row's ``comparisons``."""
-    _unknown_keys_check(raw, _BUNDLE_COMPARISON_KEYS if path else ctx.column_set, err, path)
+    allowed = _BUNDLE_COMPARISON_KEYS if path else ctx.column_set
+    if not raw.keys() <= allowed:
+        _unknown_keys_check(raw, allowed, err, path)
     if prompt_external_id is None:
         prompt_external_id = _external_id(raw, "prompt_id", err, required=True)
     candidate_ids = _id_list(raw.get("candidate_ids"), f"{path}candidate_ids", ctx.arity, err)
@@ -292,9 +295,8 @@ def _comparison_row(
         return None
     if external_id is None:
         external_id = comparison_external_id(prompt_external_id, candidate_ids)
-    given = raw.keys() & _COMPARISON_COMPARED
     return _ComparisonRow(
-        line, path, external_id, prompt_external_id, candidate_ids, priority or 0, wanted, gold, given
+        line, path, external_id, prompt_external_id, candidate_ids, priority or 0, wanted, gold, raw.keys()
     )
 
 
@@ -367,6 +369,8 @@ def _derived_id(prefix: str, content: str) -> str:
 
 def _external_id(raw: dict, key: str, err, *, required: bool = False, path: str = "") -> str | None:
     value = raw.get(key)
+    if type(value) is str and 0 < len(value) <= MAX_EXTERNAL_ID and value.isascii() and _ordinary(value):
+        return value  # the common case, in fewer steps: the checks below would pass
     if value is None:
         if required:
             err(f"{path}{key}", "Required.")
@@ -383,6 +387,8 @@ def _external_id(raw: dict, key: str, err, *, required: bool = False, path: str 
 
 def _text(raw: dict, key: str, err, *, required: bool, path: str = "") -> str | None:
     value = raw.get(key)
+    if type(value) is str and value.isascii() and _ordinary(value):
+        return value  # the common case, in fewer steps: the checks below would pass
     if value is None:
         if required:
             err(f"{path}{key}", "Required: the text must not be empty.")
@@ -397,6 +403,11 @@ def _text(raw: dict, key: str, err, *, required: bool, path: str = "") -> str | 
         err(f"{path}{key}", "Holds a NUL character or a lone surrogate (\\u0000, \\ud800…), which cannot be stored.")
         return None
     return value
+
+
+def _ordinary(text: str) -> bool:
+    """Not blank and no NUL: with ``isascii()``, a text every check here passes."""
+    return "\x00" not in text and not text.isspace() and text != ""
 
 
 def _storable(text: str) -> bool:

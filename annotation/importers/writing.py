@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection, models
 from django.db.models import JSONField
@@ -51,70 +52,109 @@ _COUNTED = {
 }
 
 
-def _analyze() -> None:
+def _analyze(counts: dict) -> None:
+    """Refresh the planner statistics of the tables the import added rows to (by
+    its counts); the others did not change."""
     if connection.vendor != "postgresql":
         return
-    tables = [m._meta.db_table for m in (Prompt, Candidate, Comparison)]
+    models = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
+    tables = [models[name]._meta.db_table for name, c in counts.items() if c["created"]]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(tables))
 
 
 def _plan_write(ctx: _Context, plan: _Plan) -> None:
-    """Insert a batch's new rows: prompts, then candidates (they need their prompt's
-    key), then comparisons (their candidates' keys, checked by ``plan`` to be the
-    prompt's own, go in ``candidate_ids``)."""
+    """Insert a batch's new rows through this thread's connection: keys drawn, then written."""
+    _batch_send(_batch_build(ctx, plan, _KeyDrawer(connection)))
+
+
+@dataclass(slots=True)
+class _Insert:
+    """One table's new rows of a batch, ready to send: the text of a ``COPY``
+    (Postgres), or rows of database values for one ``executemany`` (others)."""
+
+    table: str
+    columns: list[str]
+    copy_text: bytes | None = None
+    rows: list[tuple] | None = None
+
+
+def _batch_build(ctx: _Context, plan: _Plan, keys: _KeyDrawer) -> list[_Insert]:
+    """A batch's new rows as inserts, keys drawn: prompts, then candidates (they
+    need their prompt's key), then comparisons (their candidates' keys, checked by
+    ``plan`` to be the prompt's own, go in ``candidate_ids``). Nothing is written
+    here, so the overlapped import builds a batch while the last one is written."""
     common = {"project_id": ctx.project_id, "created_at": timezone.now()}
+    new = {Prompt: plan.new_prompts, Candidate: plan.new_candidates, Comparison: plan.new_comparisons}
+    keys.draw({model: len(rows) for model, rows in new.items()})
     prompt_pks = plan.prompt_pks
-    new_pks = _insert(Prompt, ("external_id", "text", "context", "metadata", "split"), plan.new_prompts, common)
+    prompts, new_pks = _insert_build(
+        Prompt, ("external_id", "text", "context", "metadata", "split"), plan.new_prompts, common, keys
+    )
     prompt_pks.update(zip((p[0] for p in plan.new_prompts), new_pks, strict=True))
 
     candidate_pks = plan.candidate_pks
-    new_pks = _insert(
+    candidates, new_pks = _insert_build(
         Candidate,
         ("prompt_id", "external_id", "text", "mime_type", "origin", "metadata"),
         [(prompt_pks[c[0]], *c[1:]) for c in plan.new_candidates],
         {**common, "source": CandidateSource.IMPORTED.value},
+        keys,
     )
     candidate_pks.update(zip((c[1] for c in plan.new_candidates), new_pks, strict=True))
 
-    comparisons = []
+    rows = []
     for prompt_external_id, external_id, candidate_external_ids, priority, wanted, gold in plan.new_comparisons:
         is_gold, gold_answer = _gold_answer(gold, candidate_pks)
         wanted = GOLD_WANTED if is_gold else (wanted or ctx.overlap)
         pks = [candidate_pks[ext] for ext in candidate_external_ids]
-        comparisons.append((prompt_pks[prompt_external_id], external_id, pks, priority, wanted, is_gold, gold_answer))
-    _insert(
+        rows.append((prompt_pks[prompt_external_id], external_id, pks, priority, wanted, is_gold, gold_answer))
+    comparisons, _ = _insert_build(
         Comparison,
         ("prompt_id", "external_id", "candidate_ids", "priority", "wanted", "is_gold", "gold_answer"),
-        comparisons,
+        rows,
         common,
+        keys,
     )
+    return [insert for insert in (prompts, candidates, comparisons) if insert is not None]
 
 
-def _insert(model, names: tuple[str, ...], rows: list[tuple], constants: dict | None = None) -> list[int]:
-    """Insert rows given as tuples of field values (by attribute name), plus
-    ``constants`` for every row; returns their primary keys, in order. Fields
-    neither named nor constant take their model default.
+def _batch_send(inserts: list[_Insert]) -> None:
+    """Write built inserts, in order, through this thread's connection."""
+    with connection.cursor() as cursor:
+        for insert in inserts:
+            columns = ", ".join(connection.ops.quote_name(c) for c in insert.columns)
+            if insert.copy_text is not None:
+                with cursor.copy(f"COPY {insert.table} ({columns}) FROM STDIN") as copy:
+                    copy.write(insert.copy_text)
+            else:
+                placeholders = ", ".join(["%s"] * len(insert.columns))
+                cursor.executemany(f"INSERT INTO {insert.table} ({columns}) VALUES ({placeholders})", insert.rows)
 
-    The keys are drawn before inserting and ascend in the file's order (the queue
-    serves equal priorities by id). Raw inserts, not ``bulk_create``: building a
-    model instance per row cost more than the database's work (measured).
+
+def _insert_build(
+    model, names: tuple[str, ...], rows: list[tuple], constants: dict, keys: _KeyDrawer
+) -> tuple[_Insert | None, list[int]]:
+    """Rows given as tuples of field values (by attribute name), plus ``constants``
+    for every row, as an :class:`_Insert` with new primary keys; and those keys, in
+    order. Fields neither named nor constant take their model default.
+
+    The keys ascend in the file's order (the queue serves equal priorities by id).
+    Raw inserts, not ``bulk_create``: building a model instance per row cost more
+    than the database's work (measured).
     """
     if not rows:
-        return []
+        return None, []
     meta = model._meta
-    constants = {**_defaults(model, names, constants or {}), **(constants or {})}
-    fields = [meta.get_field(name) for name in names]
+    constants = {**_defaults(model, names, constants), **constants}
+    fields = [meta.pk, *(meta.get_field(name) for name in names)]
     constant_fields = [meta.get_field(name) for name in constants]
     columns = [f.column for f in fields] + [f.column for f in constant_fields]
-    insert = _insert_copy if connection.vendor == "postgresql" else _insert_many
-    with connection.cursor() as cursor:
-        pks = _keys_take(cursor, model, len(rows))
-        columns.insert(0, meta.pk.column)
-        fields.insert(0, meta.pk)
-        rows = [(pk, *row) for pk, row in zip(pks, rows, strict=True)]
-        insert(cursor, meta.db_table, columns, fields, rows, constant_fields, list(constants.values()))
-    return pks
+    pks = keys(model, len(rows))
+    value_columns = [pks, *zip(*rows, strict=True)]
+    build = _copy_text if keys.vendor == "postgresql" else _rows_values
+    insert = _Insert(meta.db_table, columns, **build(fields, value_columns, constant_fields, list(constants.values())))
+    return insert, pks
 
 
 def _defaults(model, names: tuple[str, ...], constants: dict) -> dict:
@@ -126,40 +166,70 @@ def _defaults(model, names: tuple[str, ...], constants: dict) -> dict:
     }
 
 
-def _keys_take(cursor, model, count: int) -> list[int]:
-    """``count`` new primary keys for the model's table, ascending.
+class _KeyDrawer:
+    """Draws new primary keys, ascending, through a given connection: ``keys(model, count)``.
 
-    Postgres: drawn from the table's sequence, so concurrent inserts elsewhere are
-    safe; usually contiguous, then they come back as one small row. SQLite: the
-    write transaction holds the database's only write lock (``BEGIN IMMEDIATE``),
-    so the keys after the highest ever used are ours.
+    Postgres: from the table's sequence, so concurrent inserts elsewhere are safe;
+    usually contiguous, then they come back as one small row. A sequence stands
+    outside transactions, so the overlapped import draws through a second
+    connection while its own is busy writing (a rolled-back import leaves a gap in
+    the ids, as any rollback does). SQLite: the write transaction holds the
+    database's only write lock (``BEGIN IMMEDIATE``), so the keys after the highest
+    ever used are ours; they must be drawn through the importing connection.
     """
-    table, column = model._meta.db_table, model._meta.pk.column
-    if connection.vendor == "postgresql":
-        # The sequence's name is looked up once: as an argument of nextval() the
-        # lookup would run per key (10x the time, measured).
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, column])
-        (sequence,) = cursor.fetchone()
-        cursor.execute(
+
+    def __init__(self, db_connection):
+        self.connection = db_connection
+        self.vendor = db_connection.vendor
+        self.sequences: dict[str, str] = {}
+        self.drawn: dict[str, list[int]] = {}
+
+    def draw(self, counts: dict) -> None:
+        """Postgres: draw the keys of several tables (``{model: count}``) in one
+        round trip; the next call for each model returns them."""
+        counts = {m: n for m, n in counts.items() if n}
+        if self.vendor != "postgresql" or not counts:
+            return
+        tables = [(m._meta.db_table, m._meta.pk.column) for m in counts]
+        missing = [t for t in tables if t[0] not in self.sequences]
+        with self.connection.cursor() as cursor:
+            if missing:
+                # Looked up once: as an argument of nextval() the lookup would run per key (10x the time, measured).
+                cursor.execute(
+                    " UNION ALL ".join(["SELECT %s, pg_get_serial_sequence(%s, %s)"] * len(missing)),
+                    [v for table, column in missing for v in (table, table, column)],
+                )
+                self.sequences.update(cursor.fetchall())
+            # Usually contiguous: then each table's keys come back as one small row.
+            draw = """
+                SELECT %s, min(v), max(v),
+                       CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
+                FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) drawn
             """
-            SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END
-            FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) drawn
-            """,
-            [sequence, count],
-        )
-        first, last, scattered = cursor.fetchone()
-        return list(range(first, last + 1)) if scattered is None else scattered
-    cursor.execute(
-        f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
-        f"coalesce((SELECT max({column}) FROM {table}), 0))",
-        [table],
-    )
-    first = cursor.fetchone()[0] + 1
-    return list(range(first, first + count))
+            params = [(table, self.sequences[table], n) for (table, _), n in zip(tables, counts.values(), strict=True)]
+            cursor.execute(" UNION ALL ".join([draw] * len(tables)), [v for p in params for v in p])
+            for table, first, last, scattered in cursor.fetchall():
+                self.drawn[table] = list(range(first, last + 1)) if scattered is None else scattered
+
+    def __call__(self, model, count: int) -> list[int]:
+        table, column = model._meta.db_table, model._meta.pk.column
+        if self.vendor == "postgresql":
+            if len(self.drawn.get(table, ())) != count:
+                self.draw({model: count})
+            return self.drawn.pop(table)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
+                f"coalesce((SELECT max({column}) FROM {table}), 0))",
+                [table],
+            )
+            first = cursor.fetchone()[0] + 1
+        return list(range(first, first + count))
 
 
-def _insert_many(cursor, table, columns, fields, rows, constant_fields, constant_values) -> None:
-    """SQLite (and any other database): one ``executemany`` of plain values."""
+def _rows_values(fields, value_columns, constant_fields, constant_values) -> dict:
+    """SQLite (and any other database): plain values for one ``executemany``."""
+    rows = list(zip(*value_columns, strict=True))
     constant_values = [f.get_db_prep_save(v, connection) for f, v in zip(constant_fields, constant_values, strict=True)]
     json_at = [i for i, f in enumerate(fields) if isinstance(f, JSONField)]
     if json_at:
@@ -168,22 +238,20 @@ def _insert_many(cursor, table, columns, fields, rows, constant_fields, constant
             for i in json_at:
                 if row[i] is not None:
                     row[i] = json.dumps(row[i], ensure_ascii=False)
-    placeholders = ", ".join(["%s"] * len(columns))
-    sql = f"INSERT INTO {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) VALUES ({placeholders})"
-    cursor.executemany(sql, [(*row, *constant_values) for row in rows])
+    return {"rows": [(*row, *constant_values) for row in rows]}
 
 
-def _insert_copy(cursor, table, columns, fields, rows, constant_fields, constant_values) -> None:
-    """Postgres: one ``COPY``. Its text is built a column at a time: psycopg's
+def _copy_text(fields, value_columns, constant_fields, constant_values) -> dict:
+    """Postgres: the text of one ``COPY``, built a column at a time: psycopg's
     ``write_row`` and ``json.dumps`` per value cost 5 µs a row, this 1 µs
     (measured, 200k rows)."""
-    suffix = "".join(
-        "\t" + _copy_format(f)([value])[0] for f, value in zip(constant_fields, constant_values, strict=True)
-    )
-    text_columns = [_copy_format(f)(column) for f, column in zip(fields, zip(*rows, strict=True), strict=True)]
-    sql = f"COPY {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) FROM STDIN"
-    with cursor.copy(sql) as copy:
-        copy.write("".join([line + suffix + "\n" for line in map("\t".join, zip(*text_columns, strict=True))]))
+    end = (
+        "".join("\t" + _copy_format(f)([value])[0] for f, value in zip(constant_fields, constant_values, strict=True))
+        + "\n"
+    )  # the constant columns end every line
+    text_columns = [_copy_format(f)(column) for f, column in zip(fields, value_columns, strict=True)]
+    text = end.join(map("\t".join, zip(*text_columns, strict=True))) + end
+    return {"copy_text": text.encode()}
 
 
 # COPY's text format: tab-separated, \N for null, backslash escapes in text.
@@ -199,10 +267,10 @@ def _copy_escape_all(texts) -> list[str]:
 
 
 def _copy_json(value) -> str:
-    if value == {}:
+    if type(value) is dict and not value:
         return "{}"
-    if type(value) is list and all(type(v) is int for v in value):  # candidate keys: the common case
-        return f"[{', '.join(map(str, value))}]"
+    if type(value) is list and value and type(value[0]) is int and all(type(v) is int for v in value):
+        return f"[{', '.join(map(str, value))}]"  # candidate keys: the common case
     return _copy_escape(json.dumps(value, ensure_ascii=False))
 
 
@@ -216,12 +284,16 @@ def _copy_format(model_field) -> Callable[[tuple], list[str]]:
         convert = _copy_escape
     else:  # integers, keys, timestamps: str() is COPY's text form
         convert = str
+    nullable = model_field.null
 
-    def column(values: tuple) -> list[str]:
-        if None in values:
+    def column(values: Sequence) -> list[str]:
+        # (Only for a nullable field: "None in values" compares each value, dicts too.)
+        if nullable and None in values:
             return ["\\N" if v is None else convert(v) for v in values]
         if convert is _copy_escape:
             return _copy_escape_all(values)
+        if convert is _copy_json and values[0] == {} and values.count({}) == len(values):
+            return ["{}"] * len(values)  # metadata, origin: usually all empty
         return list(map(convert, values))
 
     return column

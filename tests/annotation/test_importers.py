@@ -3,12 +3,15 @@
 import csv
 import io
 import json
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from annotation.comparisons import GOLD_WANTED
 from annotation.importers import (
@@ -602,6 +605,44 @@ def test_text_the_database_cannot_store_is_a_row_error(project, tmp_path):
     assert [(e["line"], e["field"]) for e in errors] == [(1, "text"), (2, "text")]
 
 
+def test_a_lone_surrogate_is_named_as_such_not_as_bad_json(project, tmp_path):
+    """The fast JSON reader refuses lone surrogates; the row check's own message must still be the one shown."""
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "lone \\udc00 surrogate"}\n')
+    (error,) = rejected(project, "prompts", path)
+    assert (error["line"], error["field"]) == (2, "text")
+    assert "lone surrogate" in error["message"]
+
+
+def test_a_bad_json_line_is_named_by_its_line(project, tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"text": "one"}\n{"text": "two"}\n{"text": "three",}\n{"text": NaN}\n{"text": "five"}\n')
+    errors = rejected(project, "prompts", path)
+    assert [e["line"] for e in errors] == [3, 4]
+    assert errors[0]["message"].startswith("Not valid JSON: Expecting property name enclosed in double quotes")
+    assert errors[1]["message"] == "Must be a string, not a number."  # NaN is read, as json reads it
+
+
+def test_integers_beyond_64_bits_are_kept_whole(project, tmp_path):
+    big = 2**64 + 1  # a fast JSON reader would make it a float
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": big, "text": "big", "metadata": {"n": big, "m": -(2**70)}}) + "\n")
+    import_file(project=project, kind="prompts", path=str(path))
+    prompt = Prompt.objects.get(project=project)
+    assert (prompt.external_id, prompt.metadata) == (str(big), {"n": big, "m": -(2**70)})
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
+def test_a_large_import_analyzes_only_the_tables_it_added_to(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(jobs, "ANALYZE_MIN_ROWS", 2)
+    import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
+    rows = [{"prompt_id": "q0", "candidate_ids": ["q0-c", other]} for other in ("q0-a", "q0-b")]
+    with CaptureQueriesContext(connection) as queries:
+        counts = import_file(project=project, kind="comparisons", path=write(tmp_path, rows, "jsonl", name="c"))
+    assert counts["comparisons"]["created"] == 2
+    assert [q["sql"] for q in queries if q["sql"].startswith("ANALYZE")] == ["ANALYZE annotation_comparison"]
+
+
 # --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
 
 
@@ -636,20 +677,31 @@ def test_an_import_outside_a_transaction_is_all_or_nothing(tmp_path, monkeypatch
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_import_outside_a_transaction_leaves_the_thread_switch_interval_as_it_was(tmp_path):
+    """The overlapped import shortens it while it runs; a worker process goes on with the usual one."""
+    project = ProjectFactory()
+    before = sys.getswitchinterval()
+    import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
+    assert sys.getswitchinterval() == before
+    rejected(project, "bundle", write(tmp_path, [bundle_row(1), {"id": "q9"}], "jsonl", name="bad"))
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_write_that_fails_outside_a_transaction_leaves_nothing(tmp_path, monkeypatch):
     project = ProjectFactory()
     monkeypatch.setattr(files, "BATCH_ROWS", 2)
     calls = []
-    real = writing._plan_write
+    real = writing._batch_send
 
-    def fail_on_the_second(ctx, plan):
-        calls.append(plan)
+    def fail_on_the_second(inserts):
+        calls.append(inserts)
         if len(calls) == 2:
             raise RuntimeError("disk on fire")
-        real(ctx, plan)
+        real(inserts)
 
-    monkeypatch.setattr(writing, "_plan_write", fail_on_the_second)
-    monkeypatch.setattr(jobs, "_plan_write", fail_on_the_second)
+    monkeypatch.setattr(writing, "_batch_send", fail_on_the_second)
+    monkeypatch.setattr(jobs, "_batch_send", fail_on_the_second)
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl"))
     assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
