@@ -92,8 +92,8 @@ class RewardTrainingConfig:
     own longest (:func:`length_slices` picks the cuts that waste the fewest token slots). The batch, the rewards
     and the loss are the same as one padded forward — padding is masked out — so this changes speed, never what is
     learned: on random batches of hh-rlhf dialogues it forwards ~1.6x fewer token slots (``bench/README.md``).
-    1 turns it off (one forward per micro-batch, as TRL does); on a GPU, where a wide batch costs little more
-    than a narrow one, 1 or 2 is usually best."""
+    1 turns it off (one forward per micro-batch, as TRL does). Measured on CPU only: on a GPU, where a wide
+    batch costs little more than a narrow one, fewer slices may be faster — measure (``bench/rm_bench.py``)."""
     gradient_accumulation_steps: int = 1
     """Micro-batches per optimiser step."""
     weight_decay: float = 0.0
