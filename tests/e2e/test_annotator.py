@@ -234,8 +234,14 @@ def test_help_overlay_lists_the_shortcuts_and_guidelines_open_from_the_keyboard(
     for keys in ("1 / 2", "T", "[ / ]", "Ctrl+Enter", "S", "?"):
         assert help_box.get_by_text(keys, exact=True).count() >= 1
     shot(page, "workbench-help")
+    # Tab and Shift+Tab go round the dialog's controls; the page behind stays out of reach.
+    in_dialog = "() => document.activeElement.closest('[role=dialog]')?.getAttribute('aria-label') ?? null"
+    for key in ["Tab"] * 5 + ["Shift+Tab"] * 5:
+        page.keyboard.press(key)
+        assert page.evaluate(in_dialog) == "Keyboard shortcuts", key
     page.keyboard.press("Escape")
     assert help_box.count() == 0
+    assert page.evaluate(in_dialog) is None
     page.keyboard.press("h")
     guidelines = page.get_by_role("dialog", name="Guidelines")
     assert guidelines.locator("strong").text_content() == "grounded"

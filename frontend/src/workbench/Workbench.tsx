@@ -672,11 +672,35 @@ export function LeaseCountdown({ expiresAt, clockOffsetMs = 0 }: { expiresAt: st
   );
 }
 
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
 function Overlay({ title, onClose, children }: { title: string; onClose: () => void; children: React.ReactNode }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => ref.current?.focus(), []);
+  useEffect(() => {
+    const before = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    ref.current?.focus();
+    return () => before?.focus(); // closed: back to where the annotator was
+  }, []);
+  // aria-modal tells screen readers the page behind is out of reach; this tells the keyboard: Tab and
+  // Shift+Tab go round the dialog's own controls.
+  const keepTabInside = (event: React.KeyboardEvent) => {
+    if (event.key !== "Tab" || !ref.current) return;
+    const inside = [...ref.current.querySelectorAll<HTMLElement>(FOCUSABLE)];
+    const first = inside[0];
+    const last = inside[inside.length - 1];
+    const active = document.activeElement;
+    if (!first) {
+      event.preventDefault();
+    } else if (event.shiftKey && (active === first || active === ref.current)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && active === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  };
   return (
-    <div className="overlay" role="dialog" aria-modal="true" aria-label={title} ref={ref} tabIndex={-1}>
+    <div className="overlay" role="dialog" aria-modal="true" aria-label={title} ref={ref} tabIndex={-1} onKeyDown={keepTabInside}>
       <div className="overlay-box">
         <header>
           <h2>{title}</h2>
