@@ -55,10 +55,11 @@ _COUNTED = {
 def _analyze(counts: dict) -> None:
     """Refresh the planner statistics of the tables the import added rows to (by
     its counts); the others did not change."""
-    if connection.vendor != "postgresql":
+    by_kind = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
+    tables = [by_kind[name]._meta.db_table for name, c in counts.items() if c["created"]]
+    # A bare ANALYZE would take the whole database.
+    if connection.vendor != "postgresql" or not tables:
         return
-    models = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
-    tables = [models[name]._meta.db_table for name, c in counts.items() if c["created"]]
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE " + ", ".join(tables))
 
