@@ -36,3 +36,15 @@ def test_the_api_docs_render_without_a_cdn(client, db):
 
 def test_the_health_check_answers(client, db):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_wsgi_application_leaves_what_loading_made_out_of_the_garbage_collectors_walks():
+    """gunicorn serves ``config.wsgi``: what the app loaded is frozen, so full collections skip it."""
+    import subprocess
+    import sys
+
+    probe = "import gc, config.wsgi; print(gc.get_freeze_count())"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=settings.BASE_DIR
+    )
+    assert int(result.stdout) > 10_000
