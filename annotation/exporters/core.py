@@ -25,7 +25,7 @@ from ..models import Project
 from .card import CardStats, _Bitmap, card_markdown
 from .filters import ExportFilter, ExportInvalid
 from .formats import FORMATS, WRITERS, Drain, FolderTarget, Piece, Target, Writer, ZipTarget, piece_dump, piece_load
-from .parallel import Workers
+from .parallel import Send, Workers
 from .shapes import PAIR_FORMS, SHAPES, TIE_POLICIES, RowBuilder, ShapeOptions, schema_for
 from .source import EVERY_COMPARISON, CandidateRow, ComparisonRange, comparison_groups, comparison_ranges
 
@@ -175,7 +175,15 @@ class Export:
     card are the ones a serial export writes.
     """
 
-    def __init__(self, project: Project, request: ExportRequest, target: Target, *, base_url: str = "", processes=None):
+    def __init__(
+        self,
+        project: Project,
+        request: ExportRequest,
+        target: Target,
+        *,
+        base_url: str = "",
+        processes: int | None = None,
+    ):
         self.project, self.request, self.target = project, request, target
         self.processes = settings.EXPORT_PROCESSES if processes is None else processes
         self.schema = schema_for(request.shape, request.options)
@@ -271,7 +279,7 @@ class Export:
                     self.media_pack.add(packed)
                 yield self.stats.judgments
 
-    def _range_in_worker(self, comparisons: ComparisonRange, send) -> tuple[CardStats, dict[int, str]]:
+    def _range_in_worker(self, comparisons: ComparisonRange, send: Send) -> tuple[CardStats, dict[int, str]]:
         # A range's own counts, every source included: the parent's merge applies the sources limit.
         stats, media = CardStats(all_sources=True), _MediaRefs(self.request.media, self.base_url)
         for piece in self._range_pieces(comparisons, stats, media):
@@ -302,9 +310,10 @@ def _snapshot_imported(snapshot: str):
     if not _SNAPSHOT_ID.fullmatch(snapshot):
         raise ValueError(f"not a snapshot id: {snapshot!r}")
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement takes no parameters
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement takes no parameters
             yield
     finally:
         connection.close()
