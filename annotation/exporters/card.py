@@ -3,6 +3,10 @@
 Counts are kept as the rows go out (bounded memory: distinct prompts are bits in a bitmap indexed by the prompt's
 id, annotators and sources are few), so the card describes exactly the data beside it. Its numbers are also
 written as one JSON block (``## Numbers``) that scripts, and the tests, can read back.
+
+A parallel export counts each range of comparisons apart and :meth:`CardStats.merge` adds the ranges up in
+comparison order: every count is one a merge reproduces exactly (no float sums whose rounding depends on
+where the ranges were cut; the ``sources`` limit decided at each source's first comparison, as one pass would).
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ class _Bitmap:
         self.bits = bytearray()
         self.count = 0
 
+    def __contains__(self, n: int) -> bool:
+        byte, bit = divmod(n, 8)
+        return byte < len(self.bits) and bool(self.bits[byte] >> bit & 1)
+
     def add(self, n: int) -> None:
         byte, bit = divmod(n, 8)
         if byte >= len(self.bits):
@@ -35,9 +43,20 @@ class _Bitmap:
             self.bits[byte] |= 1 << bit
             self.count += 1
 
+    def update(self, other: _Bitmap) -> None:
+        size = max(len(self.bits), len(other.bits))
+        union = int.from_bytes(self.bits, "little") | int.from_bytes(other.bits, "little")
+        self.bits = bytearray(union.to_bytes(size, "little"))
+        self.count = union.bit_count()
+
 
 class CardStats:
-    def __init__(self):
+    """The card's counts. ``all_sources``: count every source, not the first ``SOURCE_KEYS_LIMIT`` — a range's
+    partial counts, which :meth:`merge` limits the way one pass over all the comparisons would (a range of a
+    few thousand judgments holds few sources)."""
+
+    def __init__(self, *, all_sources: bool = False):
+        self.all_sources = all_sources
         self.rows = 0
         self.judgments = 0
         self.comparisons = 0
@@ -48,9 +67,9 @@ class CardStats:
         self.strength: Counter[str] = Counter()
         self.splits: Counter[str] = Counter()
         self.gold_judgments = 0
-        self.agreement_sum = 0.0
-        self.agreement_count = 0
-        self.agreement_histogram: Counter[str] = Counter()
+        # Each agreement value with its number of comparisons (a few distinct values): the mean is summed from
+        # these in sorted order, so it is the same float however the comparisons were split into ranges.
+        self.agreements: Counter[float] = Counter()
         self.sources: Counter[tuple] = Counter()
         self.candidate_sources: Counter[str] = Counter()
         self.pair_labels: Counter[str] = Counter()
@@ -60,19 +79,13 @@ class CardStats:
         first = group.judgments[0]
         self._prompts.add(first.prompt_id)
         metadata = first.prompt_metadata if isinstance(first.prompt_metadata, dict) else {}
-        key = (str(metadata.get("source") or "—"), str(metadata.get("license") or "—"))
-        if key in self.sources or len(self.sources) < SOURCE_KEYS_LIMIT:
-            self.sources[key] += 1
-        else:
-            self.sources[("other", "—")] += 1
+        self._count_source((str(metadata.get("source") or "—"), str(metadata.get("license") or "—")), 1)
         for candidate in first.candidates.values():
             version = (candidate.origin or {}).get("model_version")
             self.candidate_sources[candidate.source + (f" (model version {version})" if version else "")] += 1
         agreement = group.agreement
         if agreement is not None:
-            self.agreement_sum += agreement
-            self.agreement_count += 1
-            self.agreement_histogram[f"{min(int(agreement * 10), 9) / 10:.1f}"] += 1
+            self.agreements[agreement] += 1
         # Per judgment: locals, not attribute look-ups (this loop runs once per exported judgment).
         annotators, splits, answers, positions, strength = (
             self.annotators,
@@ -97,6 +110,34 @@ class CardStats:
         if first.is_gold:  # gold is a comparison's flag, the same for all its judgments
             self.gold_judgments += len(group.judgments)
 
+    def _count_source(self, key: tuple[str, str], comparisons: int) -> None:
+        # The first SOURCE_KEYS_LIMIT sources, in comparison order, are listed; later ones count as "other".
+        if key in self.sources or self.all_sources or len(self.sources) < SOURCE_KEYS_LIMIT:
+            self.sources[key] += comparisons
+        else:
+            self.sources[("other", "—")] += comparisons
+
+    def merge(self, later: CardStats) -> None:
+        """Add the counts of the comparisons that come after these (a parallel export's next range)."""
+        self.rows += later.rows
+        self.judgments += later.judgments
+        self.comparisons += later.comparisons
+        self.gold_judgments += later.gold_judgments
+        self._prompts.update(later._prompts)
+        for mine, theirs in (
+            (self.annotators, later.annotators),
+            (self.answers, later.answers),
+            (self.winner_position, later.winner_position),
+            (self.strength, later.strength),
+            (self.splits, later.splits),
+            (self.agreements, later.agreements),
+            (self.candidate_sources, later.candidate_sources),
+            (self.pair_labels, later.pair_labels),
+        ):
+            mine.update(theirs)
+        for key, comparisons in later.sources.items():  # in the order the range first met them
+            self._count_source(key, comparisons)
+
     def add_rows(self, rows: list[dict]) -> None:
         self.rows += len(rows)
         for row in rows:
@@ -104,6 +145,11 @@ class CardStats:
                 self.pair_labels["tie (0.5)" if row["label"] == 0.5 else "preferred (1.0)"] += 1
 
     def numbers(self) -> dict:
+        with_agreement = sum(self.agreements.values())
+        histogram: Counter[str] = Counter()
+        for agreement, comparisons in self.agreements.items():
+            histogram[f"{min(int(agreement * 10), 9) / 10:.1f}"] += comparisons
+        agreement_sum = sum(agreement * comparisons for agreement, comparisons in sorted(self.agreements.items()))
         return {
             "rows": self.rows,
             "judgments": self.judgments,
@@ -118,9 +164,9 @@ class CardStats:
             "strength": dict(sorted(self.strength.items())),
             "pair_labels": dict(sorted(self.pair_labels.items())),
             "agreement": {
-                "comparisons_with_agreement": self.agreement_count,
-                "mean": round(self.agreement_sum / self.agreement_count, 6) if self.agreement_count else None,
-                "histogram": dict(sorted(self.agreement_histogram.items())),
+                "comparisons_with_agreement": with_agreement,
+                "mean": round(agreement_sum / with_agreement, 6) if with_agreement else None,
+                "histogram": dict(sorted(histogram.items())),
             },
             "sources": [{"source": s, "license": lic, "comparisons": n} for (s, lic), n in self.sources.most_common()],
             "candidate_sources": dict(sorted(self.candidate_sources.items())),

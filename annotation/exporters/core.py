@@ -8,24 +8,36 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from ..models import Project
 from .card import CardStats, _Bitmap, card_markdown
 from .filters import ExportFilter, ExportInvalid
-from .formats import FORMATS, WRITERS, Drain, FolderTarget, Target, ZipTarget
+from .formats import FORMATS, WRITERS, Drain, FolderTarget, Piece, Target, Writer, ZipTarget, piece_dump, piece_load
+from .parallel import Send, Workers
 from .shapes import PAIR_FORMS, SHAPES, TIE_POLICIES, RowBuilder, ShapeOptions, schema_for
-from .source import CandidateRow, comparison_groups
+from .source import EVERY_COMPARISON, CandidateRow, ComparisonRange, comparison_groups, comparison_ranges
+
+logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
 """Rows per write: one Parquet row group, one Arrow record batch, one chunk of a streamed response."""
+PARALLEL_MIN_JUDGMENTS = 50_000
+"""Exports of fewer judgments run in one process (see :class:`Export`)."""
+RANGE_JUDGMENTS = 10_000
+"""Judgments per range of a parallel export: many small ranges, handed out in order, keep every worker busy to
+the end and bound what the parent buffers (a few ranges' encoded rows, ~10 MB each at the widest shape)."""
 MEDIA_MODES = ("urls", "pack")
 
 
@@ -107,29 +119,42 @@ def _collector_relaxed():
         gc.unfreeze()
 
 
-class _Media:
-    """A media candidate's reference: a URL (the storage's, made absolute with ``base_url``) or, when packed,
-    ``media/<name>`` — the file itself is copied beside the data once the data is written."""
+class _MediaRefs:
+    """How rows refer to a media candidate: by URL (the storage's, made absolute with ``base_url``) or, when
+    packed, as ``media/<name>``; the packed ones are remembered (id → name, first seen first) until :meth:`take`."""
 
     def __init__(self, mode: str, base_url: str):
         self.mode, self.base_url = mode, base_url
-        self.packed = _Bitmap()
-        self.names = tempfile.TemporaryFile("w+", encoding="utf-8") if mode == "pack" else None
+        self.packed: dict[int, str] = {}
 
     def __call__(self, candidate: CandidateRow) -> str | None:
         if not candidate.media:
             return None
         if self.mode == "urls":
             return urljoin(self.base_url, default_storage.url(candidate.media))
-        before = self.packed.count
-        self.packed.add(candidate.id)
-        if self.packed.count != before:
-            self.names.write(candidate.media + "\n")
+        self.packed.setdefault(candidate.id, candidate.media)
         return f"media/{candidate.media}"
 
+    def take(self) -> dict[int, str]:
+        packed, self.packed = self.packed, {}
+        return packed
+
+
+class _MediaPack:
+    """The media files copied beside the data once it is written: each once, in the order the rows first
+    refer to them. Their names wait in a temporary file (an export may pack millions)."""
+
+    def __init__(self):
+        self.seen = _Bitmap()
+        self.names = tempfile.TemporaryFile("w+", encoding="utf-8")
+
+    def add(self, packed: dict[int, str]) -> None:
+        for candidate_id, name in packed.items():
+            if candidate_id not in self.seen:
+                self.seen.add(candidate_id)
+                self.names.write(name + "\n")
+
     def copy_into(self, target: Target) -> None:
-        if self.names is None:
-            return
         self.names.seek(0)
         for line in self.names:
             name = line.rstrip("\n")
@@ -140,13 +165,32 @@ class _Media:
 
 
 class Export:
-    """One export of ``project`` into ``target``; iterate :meth:`run` to do it (it yields judgments done)."""
+    """One export of ``project`` into ``target``; iterate :meth:`run` to do it (it yields judgments done).
 
-    def __init__(self, project: Project, request: ExportRequest, target: Target, *, base_url: str = ""):
+    The work — judgments → rows → encoded batches, counted for the card — is :meth:`_range_pieces`, over a
+    range of comparisons. A serial export runs it once, over all of them. A parallel one (``processes`` > 1,
+    on Postgres, from ``PARALLEL_MIN_JUDGMENTS`` judgments) cuts the comparisons into ranges of about
+    ``RANGE_JUDGMENTS`` judgments and hands them to worker processes that all read one snapshot of the
+    database; this process writes their batches and adds up their counts in range order, so the files and the
+    card are the ones a serial export writes.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        request: ExportRequest,
+        target: Target,
+        *,
+        base_url: str = "",
+        processes: int | None = None,
+    ):
         self.project, self.request, self.target = project, request, target
+        self.processes = settings.EXPORT_PROCESSES if processes is None else processes
         self.schema = schema_for(request.shape, request.options)
+        self.writer_class = WRITERS[request.file_format]
         self.stats = CardStats()
-        self.media = _Media(request.media, base_url)
+        self.base_url = base_url
+        self.media_pack = _MediaPack() if request.media == "pack" else None
         self.card = ""
 
     def run(self) -> Iterator[int]:
@@ -155,26 +199,22 @@ class Export:
 
     def _run(self) -> Iterator[int]:
         request = self.request
-        writer_class = WRITERS[request.file_format]
         extra = {"description": f"Tandem export of {self.project.name} ({request.shape})"}
-        writer = (
-            writer_class(self.target, self.schema, **extra)
-            if request.file_format == "hf"
-            else writer_class(self.target, self.schema)
-        )
-        builder = RowBuilder(request.shape, request.options, self.media)
-        batch: list[dict] = []
-        for group in comparison_groups(self.project, request.filters):
-            self.stats.add_group(group)
-            batch.extend(builder.rows(group))
-            if len(batch) >= BATCH_ROWS:
-                self._write(writer, batch)
-                batch = []
-                yield self.stats.judgments
-        if batch or self.stats.rows == 0:
-            self._write(writer, batch)  # an empty export still has its columns
+        writer = self.writer_class(self.target, self.schema, **(extra if request.file_format == "hf" else {}))
+        try:
+            yield from self._in_parallel(writer) if self._worth_parallel() else self._in_process(writer)
+            if self.stats.rows == 0:
+                writer.write(self.writer_class.encoder(self.schema)([]))  # an empty export still has its columns
+        except BaseException:
+            # Closed now, while the sink is open: else pyarrow and zipfile close them when they are collected,
+            # writing into a file the caller has closed by then.
+            with contextlib.suppress(Exception):
+                writer.close()
+                self.target.close()
+            raise
         writer.close()
-        self.media.copy_into(self.target)
+        if self.media_pack:
+            self.media_pack.copy_into(self.target)
         self.card = card_markdown(
             project=self.project,
             shape=request.shape,
@@ -191,10 +231,95 @@ class Export:
         self.target.close()
         yield self.stats.judgments
 
-    def _write(self, writer, batch: list[dict]) -> None:
-        if batch or not isinstance(writer, WRITERS["csv"] | WRITERS["jsonl"]):
-            writer.write(batch)
-        self.stats.add_rows(batch)
+    def _range_pieces(self, comparisons: ComparisonRange, stats: CardStats, media: _MediaRefs) -> Iterator[Piece]:
+        """The rows of a range of comparisons, a batch at a time, encoded for the file; counted into ``stats``."""
+        builder = RowBuilder(self.request.shape, self.request.options, media)
+        encode = self.writer_class.encoder(self.schema)
+        batch: list[dict] = []
+        for group in comparison_groups(self.project, self.request.filters, comparisons):
+            stats.add_group(group)
+            batch.extend(builder.rows(group))
+            if len(batch) >= BATCH_ROWS:
+                stats.add_rows(batch)
+                yield encode(batch)
+                batch = []
+        if batch:
+            stats.add_rows(batch)
+            yield encode(batch)
+
+    def _in_process(self, writer: Writer) -> Iterator[int]:
+        media = _MediaRefs(self.request.media, self.base_url)
+        for piece in self._range_pieces(EVERY_COMPARISON, self.stats, media):
+            writer.write(piece)
+            if self.media_pack:
+                self.media_pack.add(media.take())
+            yield self.stats.judgments
+
+    def _worth_parallel(self) -> bool:
+        # Inside a transaction the workers would not see its uncommitted rows; SQLite has one writer and no
+        # exported snapshots; a small export is over before worker processes would have started.
+        if self.processes < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
+            return False
+        judgments = self.request.filters.judgments(self.project)
+        return judgments[:PARALLEL_MIN_JUDGMENTS].count() >= PARALLEL_MIN_JUDGMENTS
+
+    def _in_parallel(self, writer: Writer) -> Iterator[int]:
+        connections.close_all()  # before forking: a worker opens its own connection, never shares this one
+        workers = Workers(self.processes, session=_snapshot_imported, work=self._range_in_worker)
+        with workers, _snapshot_exported() as (cursor, snapshot):
+            ranges = comparison_ranges(cursor, self.project, self.request.filters, RANGE_JUDGMENTS)
+            logger.info("export of project %s: %d ranges in %d processes", self.project.pk, len(ranges), len(workers))
+            for kind, output in workers.results(snapshot, ranges):
+                if kind == "piece":
+                    writer.write(piece_load(output, writer))
+                    continue
+                stats, packed = output
+                self.stats.merge(stats)
+                if self.media_pack:
+                    self.media_pack.add(packed)
+                yield self.stats.judgments
+
+    def _range_in_worker(self, comparisons: ComparisonRange, send: Send) -> tuple[CardStats, dict[int, str]]:
+        # A range's own counts, every source included: the parent's merge applies the sources limit.
+        stats, media = CardStats(all_sources=True), _MediaRefs(self.request.media, self.base_url)
+        for piece in self._range_pieces(comparisons, stats, media):
+            send(piece_dump(piece))
+        return stats, media.take()
+
+
+@contextlib.contextmanager
+def _snapshot_exported():
+    """A repeatable-read transaction on a connection of its own, and the id of its snapshot: the workers read
+    that same snapshot (``SET TRANSACTION SNAPSHOT``), so the ranges cut here cover exactly what they read. It
+    stays open until the export ends (a snapshot can be imported only while its transaction is open); the
+    export's own connection stays free for progress reports."""
+    db = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        db.set_autocommit(False)
+        with db.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("SELECT pg_export_snapshot()")
+            yield cursor, cursor.fetchone()[0]
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def _snapshot_imported(snapshot: str):
+    """In a worker: one repeatable-read transaction in the parent's snapshot for all the ranges it exports."""
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"not a snapshot id: {snapshot!r}")
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement takes no parameters
+            yield
+    finally:
+        connection.close()
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 def export_to_folder(
@@ -211,7 +336,9 @@ def export_to_folder(
 def export_stream(project: Project, request: ExportRequest, *, base_url: str = "") -> Iterator[bytes]:
     """A zip archive of the export, produced as it is written (for a streamed HTTP response)."""
     drain = Drain()
-    export = Export(project, request, ZipTarget(drain), base_url=base_url)
+    # Serial: a web process serves other requests from its threads, and forking it is unsafe (a thread may hold
+    # a lock the workers would need). Large exports are jobs.
+    export = Export(project, request, ZipTarget(drain), base_url=base_url, processes=1)
     for _ in export.run():
         if data := drain.take():
             yield data

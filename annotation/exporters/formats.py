@@ -1,10 +1,10 @@
 """Writers for the four file formats, and where they write (a folder, or a zip archive streamed out).
 
-Every writer takes rows a batch at a time and keeps none of them: JSON Lines and CSV write each batch out;
-Parquet writes each batch as one row group (``pyarrow.parquet.ParquetWriter``); the Hugging Face format is
-what ``datasets.Dataset.save_to_disk`` writes — an Arrow stream file, ``dataset_info.json`` and ``state.json``
-— written with pyarrow a record batch at a time, so ``datasets.load_from_disk`` opens it (memory-mapped) and
-the web image needs no ``datasets`` package.
+Every writer takes rows a batch at a time, encoded (:class:`Writer`), and keeps none of them: JSON Lines and
+CSV write each batch out; Parquet writes each batch as one row group (``pyarrow.parquet.ParquetWriter``); the
+Hugging Face format is what ``datasets.Dataset.save_to_disk`` writes — an Arrow stream file,
+``dataset_info.json`` and ``state.json`` — written with pyarrow a record batch at a time, so
+``datasets.load_from_disk`` opens it (memory-mapped) and the web image needs no ``datasets`` package.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -113,15 +114,43 @@ class Drain(io.RawIOBase):
         return data
 
 
+Piece = bytes | pa.RecordBatch
+
+
 class Writer:
+    """A data file written a piece at a time. A piece is one batch of rows already encoded by the format's
+    :meth:`encoder` — bytes, or an Arrow record batch — so the encoding can happen in another process (a
+    parallel export's workers encode, the parent only writes; :func:`piece_dump` / :func:`piece_load` carry a
+    piece between them)."""
+
+    arrow = False  # pieces are Arrow record batches (else bytes)
+
     def __init__(self, target: Target, schema: pa.Schema):
         self.target, self.schema = target, schema
 
-    def write(self, rows: list[dict]) -> None:
+    @staticmethod
+    def encoder(schema: pa.Schema) -> Callable[[list[dict]], Piece]:
+        raise NotImplementedError
+
+    def write(self, piece: Piece) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
+
+
+def piece_dump(piece: Piece):
+    """A piece as bytes for a pipe (a record batch as one Arrow IPC message, without its schema)."""
+    return piece.serialize() if isinstance(piece, pa.RecordBatch) else piece
+
+
+def piece_load(data: bytes, writer: Writer) -> Piece:
+    return pa.ipc.read_record_batch(pa.py_buffer(data), writer.schema) if writer.arrow else data
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    return b"".join([dumps(row, option=newline) for row in rows])
 
 
 class JsonlWriter(Writer):
@@ -129,29 +158,28 @@ class JsonlWriter(Writer):
         super().__init__(target, schema)
         self.file = target.open(DATA_FILE["jsonl"])
 
-    def write(self, rows):
-        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-        self.file.write(b"".join([dumps(row, option=newline) for row in rows]))
+    @staticmethod
+    def encoder(schema):
+        return _jsonl
+
+    def write(self, piece):
+        self.file.write(piece)
 
     def close(self):
         self.file.close()
 
 
-class CsvWriter(Writer):
-    """Lists and objects as JSON text, a missing value as an empty cell, booleans as ``true``/``false``."""
+class _CsvRows:
+    """Rows as CSV lines: lists and objects as JSON text, a missing value as an empty cell, booleans as
+    ``true``/``false``."""
 
-    def __init__(self, target, schema):
-        super().__init__(target, schema)
-        self.raw = target.open(DATA_FILE["csv"])
-        self.text = io.TextIOWrapper(self.raw, encoding="utf-8", newline="", write_through=True)
-        self.csv = csv.writer(self.text)
+    def __init__(self, schema: pa.Schema):
         self.names = schema.names
-        self.csv.writerow(self.names)
         nested = {f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_struct(f.type)}
         self.nested = [i for i, n in enumerate(self.names) if n in nested]
         self.flags = [i for i, f in enumerate(schema) if pa.types.is_boolean(f.type)]
 
-    def write(self, rows):
+    def __call__(self, rows: list[dict]) -> bytes:
         names = self.names
         out = []
         for row in rows:
@@ -163,22 +191,48 @@ class CsvWriter(Writer):
                 if cells[i] is not None:
                     cells[i] = "true" if cells[i] else "false"
             out.append(cells)
-        self.csv.writerows(out)
+        return self.lines(out)
+
+    @staticmethod
+    def lines(cells: list[list]) -> bytes:
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(cells)
+        return text.getvalue().encode()
+
+
+class CsvWriter(Writer):
+    def __init__(self, target, schema):
+        super().__init__(target, schema)
+        self.file = target.open(DATA_FILE["csv"])
+        self.file.write(_CsvRows.lines([schema.names]))
+
+    @staticmethod
+    def encoder(schema):
+        return _CsvRows(schema)
+
+    def write(self, piece):
+        self.file.write(piece)
 
     def close(self):
-        self.text.flush()
-        self.text.detach()
-        self.raw.close()
+        self.file.close()
+
+
+def _record_batch_encoder(schema: pa.Schema) -> Callable[[list[dict]], pa.RecordBatch]:
+    return lambda rows: pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
 class ParquetWriter(Writer):
+    arrow = True
+
     def __init__(self, target, schema):
         super().__init__(target, schema)
         self.file = target.open(DATA_FILE["parquet"])
         self.writer = pq.ParquetWriter(self.file, schema, compression="zstd")
 
-    def write(self, rows):
-        self.writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))  # one row group per batch
+    encoder = staticmethod(_record_batch_encoder)
+
+    def write(self, piece):
+        self.writer.write_batch(piece)  # one row group per piece
 
     def close(self):
         self.writer.close()
@@ -188,26 +242,31 @@ class ParquetWriter(Writer):
 class HuggingFaceWriter(Writer):
     """The layout of ``Dataset.save_to_disk``: one Arrow stream shard plus two JSON files."""
 
+    arrow = True
+
     def __init__(self, target, schema, *, description: str = "", license: str = ""):
         super().__init__(target, schema)
         self.file = target.open(DATA_FILE["hf"])
         self.stream = pa.ipc.new_stream(self.file, schema)
         self.description, self.license = description, license
-        self.fingerprint = hashlib.sha256()
+        self.rows = 0
 
-    def write(self, rows):
-        batch = pa.RecordBatch.from_pylist(rows, schema=self.schema)
-        self.stream.write_batch(batch)
-        self.fingerprint.update(str(batch.num_rows).encode())
+    encoder = staticmethod(_record_batch_encoder)
+
+    def write(self, piece):
+        self.stream.write_batch(piece)
+        self.rows += piece.num_rows
 
     def close(self):
         self.stream.close()
         self.file.close()
-        # Features are left to datasets: it reads them from the Arrow schema.
+        # Features are left to datasets: it reads them from the Arrow schema. The fingerprint (a cache key for
+        # datasets' transforms) depends on the data, not on how the rows were cut into record batches.
+        fingerprint = hashlib.sha256(f"{self.schema}\n{self.rows}".encode()).hexdigest()[:16]
         info = {"description": self.description, "citation": "", "homepage": "", "license": self.license}
         state = {
             "_data_files": [{"filename": DATA_FILE["hf"]}],
-            "_fingerprint": self.fingerprint.hexdigest()[:16],
+            "_fingerprint": fingerprint,
             "_format_columns": None,
             "_format_kwargs": {},
             "_format_type": None,

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import orjson
 from django.db import connection
@@ -125,16 +126,31 @@ _FIELDS = (
 )
 
 
+class ComparisonRange(NamedTuple):
+    """Comparisons with ``after < id <= upto``; None: no bound on that side."""
+
+    after: int | None = None
+    upto: int | None = None
+
+
+EVERY_COMPARISON = ComparisonRange()
+
+
 def comparison_groups(
-    project: Project, filters: ExportFilter, *, chunk_rows: int = CHUNK_ROWS
+    project: Project, filters: ExportFilter, comparisons: ComparisonRange = EVERY_COMPARISON
 ) -> Iterator[ComparisonGroup]:
-    """Every comparison with exported judgments, in id order, its judgments by annotator id.
+    """Every comparison in ``comparisons`` with exported judgments, in id order, its judgments by annotator id.
 
     ``filters.min_agreement`` is applied here, per comparison.
     """
-    query = filters.judgments(project).order_by("comparison_id", "annotator_id").values_list(*_FIELDS).query
+    judgments = filters.judgments(project)
+    if comparisons.after is not None:
+        judgments = judgments.filter(comparison_id__gt=comparisons.after)
+    if comparisons.upto is not None:
+        judgments = judgments.filter(comparison_id__lte=comparisons.upto)
+    query = judgments.order_by("comparison_id", "annotator_id").values_list(*_FIELDS).query
     pending: list[JudgmentRow] = []
-    for raw_chunk in _raw_chunks(query, chunk_rows):
+    for raw_chunk in _raw_chunks(query, CHUNK_ROWS):
         chunk = _judgment_rows(raw_chunk)
         _attach(chunk)
         pending.extend(chunk)
@@ -146,6 +162,21 @@ def comparison_groups(
         ready, pending = pending[:cut], pending[cut:]
         yield from _groups(ready, filters)
     yield from _groups(pending, filters)
+
+
+def comparison_ranges(cursor, project: Project, filters: ExportFilter, judgments: int) -> list[ComparisonRange]:
+    """The filtered judgments cut into ranges of comparisons of about ``judgments`` judgments each (more when
+    one comparison has more), in id order, covering every comparison. Read with ``cursor`` (a parallel export's
+    snapshot)."""
+    ids_sql, params = filters.judgments(project).order_by().values_list("comparison_id").query.sql_with_params()
+    # The comparison of every n-th judgment in (comparison, annotator) order ends a range.
+    cursor.execute(
+        "SELECT DISTINCT comparison_id FROM (SELECT comparison_id, row_number() OVER (ORDER BY comparison_id) AS n "
+        f"FROM ({ids_sql}) AS judgment) AS numbered WHERE n %% %s = 0 ORDER BY comparison_id",
+        [*params, judgments],
+    )
+    ends = [row[0] for row in cursor.fetchall()]
+    return [ComparisonRange(after, upto) for after, upto in zip([None, *ends], [*ends, None], strict=True)]
 
 
 # The ORM builds each query (filters, joins) but the rows are read raw: Django's per-value converters (a

@@ -167,8 +167,6 @@ def test_bad_arguments_are_named():
 def test_chunk_boundaries_inside_a_comparison_change_nothing(world, tmp_path, monkeypatch):
     whole, _, _ = export(world, tmp_path, "consensus", "jsonl")
     monkeypatch.setattr(export_source, "CHUNK_ROWS", 2)
-    original = export_source.comparison_groups
-    monkeypatch.setattr("annotation.exporters.core.comparison_groups", lambda p, f: original(p, f, chunk_rows=2))
     chunked, _, _ = export(world, tmp_path, "consensus", "jsonl")
     assert chunked == whole
 
@@ -180,10 +178,7 @@ def test_per_comparison_decoding_and_cached_pairs_survive_any_chunking(world, tm
     # expanded once: a chunk cut between two judgments of a comparison must not change a row.
     options = {"ties": "soft", "margin_scale": 0.5} if shape == "pairs" else None
     whole, _, _ = export(world, tmp_path, shape, "jsonl", options=options)
-    original = export_source.comparison_groups
-    monkeypatch.setattr(
-        "annotation.exporters.core.comparison_groups", lambda p, f: original(p, f, chunk_rows=chunk_rows)
-    )
+    monkeypatch.setattr(export_source, "CHUNK_ROWS", chunk_rows)
     chunked, _, _ = export(world, tmp_path, shape, "jsonl", options=options)
     assert chunked == whole
     assert len({row["comparison_id"] for row in whole}) < len(whole)  # some comparison has several rows
