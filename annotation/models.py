@@ -12,6 +12,12 @@ Django still cascades deletes through it. Checking it cost one foreign-key
 lookup per row (600,000 per 200,000-comparison import) and one per claim and
 submission.
 
+The keys an import writes by the million (a prompt's project, a candidate's and
+a comparison's prompt) are checked on Postgres by statement-level triggers, not
+constraints (migration 0008, docs/DECISIONS.md): one check per ``COPY`` batch
+instead of one per row. They are as strict: a missing parent fails the insert,
+removing a parent that still has children fails.
+
 Models hold fields, constraints and trivial properties. Every write with rules
 goes through a service module (``queue.py``, ``judgments.py``, ``importers.py``…);
 invariants the database can keep are declared here as constraints.
@@ -84,7 +90,9 @@ class Membership(models.Model):
 
 
 class Prompt(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="prompts", db_index=False, db_constraint=False
+    )
     # Unique per project: re-importing the same file updates nothing twice.
     external_id = models.CharField(max_length=255)
     text = models.TextField()
@@ -114,7 +122,7 @@ class Candidate(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="candidates", db_index=False, db_constraint=False
     )
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates", db_constraint=False)
     external_id = models.CharField(max_length=255)
     text = models.TextField(blank=True)
     media = models.FileField(upload_to="candidates/%Y/%m/", blank=True)
@@ -153,7 +161,7 @@ class Comparison(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False, db_constraint=False
     )
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons", db_constraint=False)
     external_id = models.CharField(max_length=255)
     # Candidate ids in their stored order (left to right before shuffling): the
     # only link between a comparison and its candidates (no through table: its
