@@ -4,6 +4,7 @@ drawn first, then ``COPY`` on Postgres or one ``executemany`` elsewhere; and
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 from collections.abc import Callable, Sequence
@@ -106,7 +107,7 @@ def _batch_build(ctx: _Context, plan: _Plan, keys: _KeyDrawer) -> list[_Insert]:
 
     rows = []
     for prompt_external_id, external_id, candidate_external_ids, priority, wanted, gold in plan.new_comparisons:
-        is_gold, gold_answer = _gold_answer(gold, candidate_pks)
+        is_gold, gold_answer = _gold_answer(gold, candidate_pks) if gold is not None else (False, None)
         wanted = GOLD_WANTED if is_gold else (wanted or ctx.overlap)
         pks = [candidate_pks[ext] for ext in candidate_external_ids]
         rows.append((prompt_pks[prompt_external_id], external_id, pks, priority, wanted, is_gold, gold_answer))
@@ -260,19 +261,32 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def _copy_escape_all(texts) -> list[str]:
+def _copy_escape_all(texts: Sequence[str]) -> Sequence[str]:
     """``_copy_escape`` of each text, done on the texts joined by NUL (which no
     stored text holds: rows.py refuses it): four passes over one string instead of
-    four calls per value."""
-    return _copy_escape("\x00".join(texts)).split("\x00")
+    four calls per value. A column with nothing to escape (most of them: ids,
+    one-line texts) comes back as it is, without splitting the joined text again."""
+    joined = "\x00".join(texts)
+    escaped = _copy_escape(joined)
+    return texts if escaped == joined else escaped.split("\x00")
 
 
 def _copy_json(value) -> str:
-    if type(value) is dict and not value:
-        return "{}"
-    if type(value) is list and value and type(value[0]) is int and all(type(v) is int for v in value):
-        return f"[{', '.join(map(str, value))}]"  # candidate keys: the common case
     return _copy_escape(json.dumps(value, ensure_ascii=False))
+
+
+def _copy_json_column(values: Sequence) -> list[str] | None:
+    """The COPY text of a JSON column in one step for its two common shapes, else
+    None: every value the same empty object or list (metadata, origin, context),
+    or every value a list of integers (candidate keys), whose ``repr`` is its JSON
+    text (``[1, 2]``)."""
+    first = values[0]
+    if type(first) in (dict, list) and not first and values.count(first) == len(values):
+        return [json.dumps(first)] * len(values)
+    if type(first) is list and all(type(v) is list for v in values):
+        if set(map(type, itertools.chain.from_iterable(values))) == {int}:
+            return list(map(repr, values))
+    return None
 
 
 def _copy_format(model_field) -> Callable[[tuple], list[str]]:
@@ -293,8 +307,10 @@ def _copy_format(model_field) -> Callable[[tuple], list[str]]:
             return ["\\N" if v is None else convert(v) for v in values]
         if convert is _copy_escape:
             return _copy_escape_all(values)
-        if convert is _copy_json and values[0] == {} and values.count({}) == len(values):
-            return ["{}"] * len(values)  # metadata, origin: usually all empty
+        if convert is _copy_json:
+            texts = _copy_json_column(values)
+            if texts is not None:
+                return texts
         return list(map(convert, values))
 
     return column
