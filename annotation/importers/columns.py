@@ -60,7 +60,7 @@ def _bundle_batch_plain(ctx: _Context, batch: list[tuple[int, dict]], seen: _See
     texts = _column(raws, "text")
     splits = [raw.get("split", "train") for raw in raws]
     metadatas = _column(raws, "metadata")
-    candidate_lists = _column(raws, "candidates")
+    candidate_lists = [raw.get("candidates", []) for raw in raws]
     modes = [raw.get("comparisons", ctx.default_comparisons) for raw in raws]
     if not (
         _strings_plain(prompt_ids, MAX_EXTERNAL_ID)
@@ -69,82 +69,124 @@ def _bundle_batch_plain(ctx: _Context, batch: list[tuple[int, dict]], seen: _See
         and _SPLITS.issuperset(splits)
         and _types_within(metadatas, dict)
         and _types_within(candidate_lists, list)
-        and _types_within(modes, str, type(None))
+        and _modes_plain(ctx, modes)
     ):
         return None
 
-    candidates_all = list(itertools.chain.from_iterable(c for c in candidate_lists if c is not _ABSENT))
-    if candidates_all:
-        # The candidates' own checks in rows._candidate_row, here for all of them at once.
-        if set(map(type, candidates_all)) != {dict}:
-            return None
-        if not (
-            all(map(_PLAIN_CANDIDATE_KEYS.issuperset, candidates_all))
-            and _strings_plain(_column(candidates_all, "id"), MAX_EXTERNAL_ID)
-            and _strings_plain(_column(candidates_all, "text"))
-            and _types_within(_column(candidates_all, "metadata"), dict)
-            and _types_within(_column(candidates_all, "origin"), dict)
-        ):
-            return None
-
-    rows = _Rows()
-    for line, raw, prompt_id, text, split, metadata, candidate_list, mode in zip(
-        lines, raws, prompt_ids, texts, splits, metadatas, candidate_lists, modes, strict=True
+    # The candidates' own checks in rows._candidate_row, here for all of them at once.
+    candidates = list(itertools.chain.from_iterable(candidate_lists))
+    if not _types_within(candidates, dict) or not all(map(_PLAIN_CANDIDATE_KEYS.issuperset, candidates)):
+        return None
+    candidate_ids = _column(candidates, "id")
+    candidate_texts = _column(candidates, "text")
+    candidate_metadatas = _column(candidates, "metadata")
+    candidate_origins = _column(candidates, "origin")
+    if candidates and not (
+        _strings_plain(candidate_ids, MAX_EXTERNAL_ID)
+        and _strings_plain(candidate_texts)
+        and _types_within(candidate_metadatas, dict)
+        and _types_within(candidate_origins, dict)
     ):
-        rows.prompts.append(
-            _PromptRow(
-                line, prompt_id, text, [], split, {} if metadata is _ABSENT else metadata, raw.keys() - _BUNDLE_ONLY
-            )
-        )
-        if candidate_list is _ABSENT:
-            candidate_list = []
-        rows.candidates.extend(
-            _CandidateRow(
-                line,
-                _path("candidates", i),
-                c["id"],
-                prompt_id,
-                c["text"],
-                "text/plain",
-                c.get("metadata", {}),
-                c.get("origin", {}),
-                c.keys(),
-            )
-            for i, c in enumerate(candidate_list)
-        )
-        if mode is None:
-            continue
-        try:
-            groups = candidate_groups([c["id"] for c in candidate_list], mode=mode, arity=ctx.arity)
-        except BuildModeInvalid:
-            return None
-        rows.comparisons.extend(
-            _ComparisonRow(
-                line,
-                _path("comparisons", i),
-                comparison_external_id(prompt_id, group),
-                prompt_id,
-                group,
-                0,
-                None,
-                None,
-                _NO_PRIORITY,
-            )
-            for i, group in enumerate(groups)
-        )
+        return None
+
+    # Each row's comparisons, by annotation.comparisons as row by row.
+    candidate_counts = list(map(len, candidate_lists))
+    row_candidate_ids = _split(candidate_ids, candidate_counts)
+    groups_by_row = [
+        [] if mode is None else candidate_groups(ids, mode=mode, arity=ctx.arity)
+        for mode, ids in zip(modes, row_candidate_ids, strict=True)
+    ]
+    comparison_counts = list(map(len, groups_by_row))
+    groups = list(itertools.chain.from_iterable(groups_by_row))
+    comparison_prompt_ids = _repeated(prompt_ids, comparison_counts)
+    comparison_ids = list(map(comparison_external_id, comparison_prompt_ids, groups))
 
     # Ids must not repeat in the file; one that does goes row by row, for its message.
+    candidate_lines = _repeated(lines, candidate_counts)
+    comparison_lines = _repeated(lines, comparison_counts)
     recorded = (
-        ("prompt", lines, prompt_ids),
-        ("candidate", [c.line for c in rows.candidates], [c.external_id for c in rows.candidates]),
-        ("comparison", [m.line for m in rows.comparisons], [m.external_id for m in rows.comparisons]),
+        ("prompt", prompt_ids, lines),
+        ("candidate", candidate_ids, candidate_lines),
+        ("comparison", comparison_ids, comparison_lines),
     )
-    for what, _, ids in recorded:
+    for what, ids, _ in recorded:
         if len(set(ids)) != len(ids) or not seen.ids[what].keys().isdisjoint(ids):
             return None
-    for what, id_lines, ids in recorded:
+    for what, ids, id_lines in recorded:
         seen.ids[what].update(zip(ids, id_lines, strict=True))
-    return rows
+
+    # The rows, a column at a time: map() calls each row class without a Python loop.
+    return _Rows(
+        prompts=list(
+            map(
+                _PromptRow,
+                lines,
+                prompt_ids,
+                texts,
+                [[] for _ in raws],  # context
+                splits,
+                _objects(metadatas),
+                [raw.keys() - _BUNDLE_ONLY for raw in raws],  # given: the prompt's own columns
+            )
+        ),
+        candidates=list(
+            map(
+                _CandidateRow,
+                candidate_lines,
+                _paths("candidates", candidate_counts),
+                candidate_ids,
+                _repeated(prompt_ids, candidate_counts),
+                candidate_texts,
+                itertools.repeat("text/plain"),
+                _objects(candidate_metadatas),
+                _objects(candidate_origins),
+                map(dict.keys, candidates),  # given
+            )
+        ),
+        comparisons=list(
+            map(
+                _ComparisonRow,
+                comparison_lines,
+                _paths("comparisons", comparison_counts),
+                comparison_ids,
+                comparison_prompt_ids,
+                groups,
+                itertools.repeat(0),  # priority
+                itertools.repeat(None),  # wanted
+                itertools.repeat(None),  # gold
+                itertools.repeat(_NO_PRIORITY),  # given
+            )
+        ),
+    )
+
+
+def _modes_plain(ctx: _Context, modes: list) -> bool:
+    """Every row's ``comparisons`` None or a mode name that candidate_groups takes
+    for this project (a list of comparisons goes row by row)."""
+    if not _types_within(modes, str, type(None)):
+        return False
+    try:
+        for mode in set(modes) - {None}:
+            candidate_groups([], mode=mode, arity=ctx.arity)
+    except BuildModeInvalid:
+        return False
+    return True
+
+
+def _repeated(values: list, counts: list[int]) -> list:
+    """Each value as many times as its count: ``(["a", "b"], [2, 1])`` → ``["a", "a", "b"]``."""
+    return list(itertools.chain.from_iterable(map(itertools.repeat, values, counts)))
+
+
+def _split(values: list, counts: list[int]) -> list[list]:
+    """``values`` cut into consecutive lists of the given lengths."""
+    ends = list(itertools.accumulate(counts))
+    return [values[end - count : end] for end, count in zip(ends, counts, strict=True)]
+
+
+def _objects(values: list) -> list:
+    """A JSON-object column with its left-out values as ``{}`` (a new one each, as row by row)."""
+    return [{} if value is _ABSENT else value for value in values]
 
 
 def _column(dicts: list[dict], key: str) -> list:
@@ -171,13 +213,14 @@ def _strings_plain(values: Sequence, max_length: int | None = None) -> bool:
     return _storable("\n".join(values))
 
 
-_PATHS: dict[tuple[str, int], str] = {}
+_PATHS: dict[str, list[str]] = {"candidates": [], "comparisons": []}
 
 
-def _path(name: str, index: int) -> str:
-    """Where in the row an item is, for messages: ``candidates[2].``; the same few
-    strings for every row, so made once."""
-    path = _PATHS.get((name, index))
-    if path is None:
-        path = _PATHS[(name, index)] = f"{name}[{index}]."
-    return path
+def _paths(name: str, counts: list[int]) -> itertools.chain:
+    """Where in its row each item is, for messages (``candidates[0].``,
+    ``candidates[1].``, ...), for rows of ``counts`` items: the same few strings
+    for every row, so made once."""
+    made = _PATHS[name]
+    for index in range(len(made), max(counts, default=0)):
+        made.append(f"{name}[{index}].")
+    return itertools.chain.from_iterable(map(made.__getitem__, map(slice, counts)))
