@@ -1,10 +1,13 @@
 """The column-at-a-time parse of bundle batches (importers/columns.py) against the
 row-by-row parse (importers/rows.py), which stays the rule: the same rows from a
-plain batch, and every other batch left to the rows, which name its errors."""
+plain batch, and every other batch left to the rows, which name its errors. And
+the COPY text built a column at a time (importers/writing.py) against the same
+text built value by value."""
 
 import json
 
 import pytest
+from django.db.models import JSONField
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +15,7 @@ from annotation.importers import import_file, jobs
 from annotation.importers.columns import _bundle_batch_plain
 from annotation.importers.rejection import ImportRejected, _Errors
 from annotation.importers.rows import _BadRow, _batch_parse, _context, _Seen
+from annotation.importers.writing import _copy_escape, _copy_escape_all, _copy_format
 from annotation.models import Candidate, Comparison, Prompt
 
 from ..factories import ProjectFactory
@@ -260,3 +264,34 @@ def test_a_file_with_errors_is_reported_the_same_by_either_path(tmp_path, monkey
     assert taken == [False]
     assert by_columns == by_rows
     assert {e["line"] for e in by_columns} == {5, 6, 7}
+
+
+# --- COPY text built a column at a time (importers/writing.py) -----------------------------------
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.one_of(
+        st.lists(_json_values, min_size=1, max_size=6),
+        st.lists(st.lists(st.integers(), max_size=4), min_size=1, max_size=6),  # candidate keys
+        st.sampled_from([[{}] * 3, [[]] * 3, [{}, []], [[1, 2], [3, True]], [[1, 2], []]]),
+    )
+)
+def test_a_json_column_is_copied_as_json_dumps_of_each_value(values):
+    expected = [_copy_escape(json.dumps(v, ensure_ascii=False)) for v in values]
+    assert _copy_format(JSONField())(values) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(st.characters(exclude_characters="\x00")), min_size=1, max_size=6))
+def test_a_text_column_is_escaped_for_copy_as_each_text_alone(texts):
+    def escaped(text: str) -> str:  # COPY's text format, spelled out
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+    assert list(_copy_escape_all(texts)) == [escaped(t) for t in texts]
