@@ -47,6 +47,8 @@ The modules, in the order a file goes through them:
   that runs the three phases.
 - ``files``: reading JSON Lines, CSV and Parquet into rows, a batch at a time.
 - ``rows``: parsing and checking one row on its own (no database).
+- ``columns``: the same for a plain batch of bundle rows, a column at a time (the
+  common case, fast); any other batch goes to ``rows``, which names each error.
 - ``plan``: checking a batch against the database and deciding what it writes.
 - ``writing``: writing the plans (``COPY`` on Postgres), then ``ANALYZE``.
 - ``rejection``: :class:`ImportRejected` and the capped list of row errors.

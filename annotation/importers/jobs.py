@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from ..models import Candidate, Comparison, ImportJob, ImportStatus, Project, Prompt
+from .columns import _bundle_batch_plain
 from .files import _batches, _rows_count, _rows_read
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
@@ -425,7 +426,11 @@ def _validate(
     seen = _Seen()
     done = 0
     for batch in _batches(_rows_read(path, file_format, ctx), errors):
-        rows = _batch_parse(ctx, batch, errors, seen)
+        # A plain bundle batch is parsed a column at a time; any other batch, or
+        # one with an error, row by row (which names each error).
+        rows = _bundle_batch_plain(ctx, batch, seen) if ctx.kind == "bundle" else None
+        if rows is None:
+            rows = _batch_parse(ctx, batch, errors, seen)
         if before_lookups is not None:
             before_lookups()
         plan = _batch_plan(ctx, rows, errors)
