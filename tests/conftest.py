@@ -1,4 +1,5 @@
 import pytest
+from django.db import DEFAULT_DB_ALIAS, connections
 from rest_framework.test import APIClient
 
 from annotation.models import Role
@@ -54,3 +55,13 @@ def api():
 
     client.as_user = as_user
     return client
+
+
+@pytest.fixture
+def other():
+    """A second connection, in a transaction the test commits when it chooses."""
+    conn = connections.create_connection(DEFAULT_DB_ALIAS)
+    conn.set_autocommit(False)
+    yield conn
+    conn.rollback()
+    conn.close()

@@ -8,14 +8,14 @@ These tests commit (``transaction=True``): SQLite checks its constraints at
 commit, and the races need two connections that see each other's commits.
 """
 
-import threading
 import time
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from annotation.models import Candidate, Comparison, Project, Prompt
 
+from ..concurrency import in_thread
 from ..factories import CandidateFactory, ProjectFactory, PromptFactory, make_comparison
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -229,39 +229,6 @@ def test_deleting_a_prompt_still_cascades_to_its_candidates_and_comparisons():
 # --- Races (Postgres: SQLite has one writer at a time) ---------------------------------------------
 
 
-@pytest.fixture
-def other():
-    """A second connection, in a transaction the test commits when it chooses."""
-    conn = connections.create_connection(DEFAULT_DB_ALIAS)
-    conn.set_autocommit(False)
-    yield conn
-    conn.rollback()
-    conn.close()
-
-
-def _in_thread(fn):
-    """Run ``fn`` on its own connection; the returned ``join()`` gives the exception it raised, if any."""
-    outcome = {}
-
-    def run():
-        try:
-            fn()
-        except BaseException as exc:  # handed to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-
-    def join():
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the statement hung"
-        return outcome.get("error")
-
-    return join
-
-
 def _wait_for_a_lock_wait(seconds: float = 10) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -292,10 +259,10 @@ def test_a_prompt_deleted_while_a_candidate_for_it_is_uncommitted_waits_and_is_r
     with other.cursor() as cursor:
         cursor.execute(sql, params)  # not committed: Django's collector below cannot see it
 
-    join = _in_thread(lambda: Prompt.objects.get(pk=prompt.pk).delete())
+    join = in_thread(lambda: Prompt.objects.get(pk=prompt.pk).delete())
     assert _wait_for_a_lock_wait(), "the delete did not wait for the inserting transaction"
     other.commit()
-    error = join()
+    _, error = join()
 
     assert isinstance(error, IntegrityError)
     assert "is still referenced" in str(error)
@@ -310,10 +277,10 @@ def test_a_candidate_inserted_while_its_prompt_is_being_deleted_waits_and_is_ref
     with other.cursor() as cursor:
         cursor.execute("DELETE FROM annotation_prompt WHERE id = %s", [prompt.pk])  # not committed
 
-    join = _in_thread(lambda: CandidateFactory(prompt=prompt))
+    join = in_thread(lambda: CandidateFactory(prompt=prompt))
     assert _wait_for_a_lock_wait(), "the insert did not wait for the deleting transaction"
     other.commit()
-    error = join()
+    _, error = join()
 
     assert isinstance(error, IntegrityError)
     assert str(prompt.pk) in str(error)

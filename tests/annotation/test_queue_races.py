@@ -7,57 +7,24 @@ lock or an uncommitted row, and watches ``pg_stat_activity`` to know when the
 requests under test are waiting on it.
 """
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import Assignment, AssignmentState, Comparison, Judgment
 
+from ..concurrency import in_thread
 from ..factories import UserFactory, make_comparison
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif("connection.vendor != 'postgresql'", reason="row locks and snapshots of Postgres"),
 ]
-
-
-@pytest.fixture
-def other():
-    """A second connection, in a transaction the test commits when it chooses."""
-    conn = connections.create_connection(DEFAULT_DB_ALIAS)
-    conn.set_autocommit(False)
-    yield conn
-    conn.rollback()
-    conn.close()
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run ``fn`` on its own connection; ``.join()`` returns (result, exception)."""
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed to the test
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-
-    def join():
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "the request hung"
-        return outcome.get("result"), outcome.get("error")
-
-    return join
 
 
 def sessions(condition: str) -> int:
