@@ -282,10 +282,12 @@ def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people, prefetched
     sign_in(page, "anna")
     page.goto(f"/projects/{project.pk}/label")
     page.get_by_test_id("task").wait_for()
-    if prefetched:
-        page.wait_for_function(
-            "() => performance.getEntriesByType('resource').some(e => e.name.includes('/next/?ahead=1'))"
-        )
+    # The page asks for the task after this one as soon as this one shows (with nothing left, it is told so).
+    # Wait for that answer: arriving after the expiry below, it would find Anna's lease expired and take the
+    # task back for her before Bob can be served it.
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.includes('/next/?ahead=1'))"
+    )
     # Anna's lease runs out while she thinks; Bob is served the task and answers it.
     Assignment.objects.filter(annotator=users["anna"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     bob = UserFactory(username="bob")
