@@ -1,10 +1,13 @@
 """The judgments of an export, read a chunk at a time and handed out one comparison at a time.
 
-Memory stays flat whatever the project's size: one server-side cursor (``QuerySet.iterator(chunk_size=…)``,
-a named cursor on Postgres) walks the filtered judgments in (comparison, annotator) order — the order of the
-unique index — and for each chunk of rows one query fetches the candidates they show and one the spans they
-mark. A comparison's judgments are contiguous in that order, so they are grouped (for agreement) without
-holding more than one chunk and one comparison. Nothing is cached across chunks.
+Memory stays flat whatever the project's size: one server-side cursor (a named cursor on Postgres) walks the
+judgments in (comparison, annotator) order — the order of the unique index — reading their own columns only,
+filtered on them (time, annotators). For each chunk of rows one query fetches their comparisons with their
+prompts, filtered on them (rounds, split, gold: a judgment whose comparison is not kept is dropped), one the
+candidates they show and one the spans they mark; usernames are fetched once per annotator. So a comparison's
+and its prompt's columns travel and are decoded once, not once per judgment. A comparison's judgments are
+contiguous in that order, so they are grouped (for agreement) without holding more than one chunk and one
+comparison. Nothing but usernames is kept across chunks.
 """
 
 from __future__ import annotations
