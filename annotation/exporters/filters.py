@@ -114,9 +114,10 @@ class ExportFilter:
             qs = qs.filter(annotator__in=users)
         return qs
 
-    def comparisons(self, project: Project) -> QuerySet:
-        """The project's comparisons the filters on the comparison and its prompt keep (rounds, split, gold)."""
-        return Comparison.objects.filter(project=project).filter(self._comparison_q(""))
+    def comparisons(self) -> QuerySet:
+        """The comparisons the filters on the comparison and its prompt keep (rounds, split, gold), of any
+        project: :meth:`own_judgments` chooses the project, as :meth:`judgments` does."""
+        return Comparison.objects.filter(self._comparison_q(""))
 
     def _comparison_q(self, path: str) -> Q:
         """The filters on the comparison (reached from the filtered model by ``path``) and its prompt."""

@@ -157,7 +157,7 @@ def comparison_groups(
     if comparisons.upto is not None:
         judgments = judgments.filter(comparison_id__lte=comparisons.upto)
     query = judgments.order_by("comparison_id", "annotator_id").values_list(*_JUDGMENT_COLUMNS).query
-    kept = filters.comparisons(project).order_by().values_list(*_COMPARISON_COLUMNS)
+    kept = filters.comparisons().order_by().values_list(*_COMPARISON_COLUMNS)
     usernames: dict[int, str] = {}  # by user id: at most one entry per annotator
     pending: list[JudgmentRow] = []
     for raw_chunk in _judgment_chunks(query, CHUNK_ROWS):
@@ -373,7 +373,8 @@ def _queryset_by_ids(queryset, ids) -> list[tuple]:
     queries them."""
     ordered = sorted(ids)
     if connection.vendor == "postgresql":
-        pk = f"{connection.ops.quote_name(queryset.model._meta.db_table)}.{connection.ops.quote_name(queryset.model._meta.pk.column)}"
+        quote, meta = connection.ops.quote_name, queryset.model._meta
+        pk = f"{quote(meta.db_table)}.{quote(meta.pk.column)}"
         # The ids are a parameter; the SQL around it is fixed.
         return _raw(queryset.extra(where=[f"{pk} = ANY(%s::bigint[])"], params=[_array(ordered)]))  # noqa: S610
     rows = []
