@@ -337,8 +337,7 @@ def _attach(chunk: list[JudgmentRow], comparisons: dict[int, tuple]) -> None:
             shown_ids = judgment.candidate_ids
             shown = {c: candidates[c] for c in shown_ids}
         judgment.candidates = shown
-    spans_sql = _SPANS_SQL_POSTGRES if connection.vendor == "postgresql" else _SPANS_SQL
-    for judgment_id, candidate_id, start, end, box, category, note in _by_ids(spans_sql, by_judgment):
+    for judgment_id, candidate_id, start, end, box, category, note in _spans(by_judgment):
         judgment = by_judgment[judgment_id]
         judgment.spans.append(
             {
@@ -350,6 +349,27 @@ def _attach(chunk: list[JudgmentRow], comparisons: dict[int, tuple]) -> None:
                 "note": note,
             }
         )
+
+
+SPANS_RANGE_SPREAD = 4
+"""A chunk's spans are read by one range of judgment ids when its ids lie within this many times their number
+(judgments made or imported comparison by comparison), else by probing each id."""
+_SPANS_BETWEEN_SQL = (
+    'SELECT judgment_id, candidate_id, start, "end", box, category, note FROM annotation_spanmark '
+    "WHERE judgment_id BETWEEN %s AND %s ORDER BY id"
+)
+
+
+def _spans(judgments: dict[int, JudgmentRow]) -> list[tuple]:
+    """The spans of these judgments (by id), in the order they were marked."""
+    first, last = min(judgments), max(judgments)
+    if last - first < SPANS_RANGE_SPREAD * len(judgments):
+        # One walk of the judgment_id index, not a probe per judgment (most have no span); the spans of the
+        # few judgments in the range that are not in the chunk are dropped.
+        with connection.cursor() as cursor:
+            cursor.execute(_SPANS_BETWEEN_SQL, [first, last])
+            return [row for row in cursor.fetchall() if row[0] in judgments]
+    return _by_ids(_SPANS_SQL_POSTGRES if connection.vendor == "postgresql" else _SPANS_SQL, judgments)
 
 
 def _by_ids(sql: str, ids) -> Iterator[tuple]:

@@ -204,12 +204,21 @@ def test_filters_on_the_comparison_drop_whole_chunks_without_changing_the_export
     if "min_agreement" not in filters:
         assert {row["judgment_id"] for row in whole} == set(selected.values_list("pk", flat=True))
     assert whole
+    # Spans are read by a range of judgment ids when they lie close together: those of judgments the filter
+    # leaves out, inside that range, must not turn up.
+    marked = Counter(SpanMark.objects.values_list("judgment_id", flat=True))
+    assert {row["judgment_id"]: len(row["spans"]) for row in whole} == {
+        row["judgment_id"]: marked[row["judgment_id"]] for row in whole
+    }
     monkeypatch.setattr(export_source, "CHUNK_ROWS", 1)
     chunked, chunked_numbers, _ = export(world, tmp_path, "judgments", "jsonl", filters=filters)
     assert chunked == whole and chunked_numbers == numbers
 
 
-def test_spans_come_in_the_order_they_were_marked_whatever_the_chunking(world, tmp_path, monkeypatch):
+@pytest.mark.parametrize("spread", [export_source.SPANS_RANGE_SPREAD, 0])
+def test_spans_come_in_the_order_they_were_marked_whatever_the_chunking(world, tmp_path, monkeypatch, spread):
+    # spread 0: every chunk's spans are probed judgment by judgment, never read as one range of ids.
+    monkeypatch.setattr(export_source, "SPANS_RANGE_SPREAD", spread)
     judgment = Judgment.objects.get(comparison=world.pairwise[2], annotator__username="bob")
     ids = world.pairwise[2].candidate_ids
     for candidate_id, start, end, category in [(ids[1], 3.25, 7.5, "wrong"), (ids[0], 0.1, 0.3, "style")]:
