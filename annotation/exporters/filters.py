@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
-from ..models import Judgment, Project, Split
+from ..models import Comparison, Judgment, Project, Split
 
 GOLD_CHOICES = ("exclude", "include", "only")
 
@@ -99,6 +99,11 @@ class ExportFilter:
 
     def judgments(self, project: Project) -> QuerySet:
         """The project's judgments this filter keeps (all but ``min_agreement``, applied per comparison)."""
+        return self.own_judgments(project).filter(self._comparison_q("comparison__"))
+
+    def own_judgments(self, project: Project) -> QuerySet:
+        """The project's judgments the filters on the judgment itself keep (time, annotators): with
+        :meth:`comparisons`, what :meth:`judgments` keeps, in two queries that join nothing to the judgments."""
         qs = Judgment.objects.filter(project=project)
         if self.date_from:
             qs = qs.filter(created_at__gte=_moment(self.date_from))
@@ -107,23 +112,33 @@ class ExportFilter:
         if self.annotators:
             users = get_user_model().objects.filter(username__in=self.annotators).values("pk")
             qs = qs.filter(annotator__in=users)
+        return qs
+
+    def comparisons(self) -> QuerySet:
+        """The comparisons the filters on the comparison and its prompt keep (rounds, split, gold), of any
+        project: :meth:`own_judgments` chooses the project, as :meth:`judgments` does."""
+        return Comparison.objects.filter(self._comparison_q(""))
+
+    def _comparison_q(self, path: str) -> Q:
+        """The filters on the comparison (reached from the filtered model by ``path``) and its prompt."""
+        q = Q()
         if self.rounds:
             wanted = Q()
             for value in self.rounds:
                 if value == "none":
-                    wanted |= Q(comparison__origin__round__isnull=True)
+                    wanted |= Q(**{f"{path}origin__round__isnull": True})
                 else:
                     # Round ids are stored as numbers; a number too long for a database integer is just text.
                     number = value.isdigit() and len(value) <= 18
-                    wanted |= Q(comparison__origin__round=int(value) if number else value)
-            qs = qs.filter(wanted)
+                    wanted |= Q(**{f"{path}origin__round": int(value) if number else value})
+            q &= wanted
         if self.split:
-            qs = qs.filter(comparison__prompt__split=self.split)
+            q &= Q(**{f"{path}prompt__split": self.split})
         if self.gold == "exclude":
-            qs = qs.filter(comparison__is_gold=False)
+            q &= Q(**{f"{path}is_gold": False})
         elif self.gold == "only":
-            qs = qs.filter(comparison__is_gold=True)
-        return qs
+            q &= Q(**{f"{path}is_gold": True})
+        return q
 
 
 def _moment(value) -> datetime | None:

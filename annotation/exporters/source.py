@@ -1,10 +1,13 @@
 """The judgments of an export, read a chunk at a time and handed out one comparison at a time.
 
-Memory stays flat whatever the project's size: one server-side cursor (``QuerySet.iterator(chunk_size=…)``,
-a named cursor on Postgres) walks the filtered judgments in (comparison, annotator) order — the order of the
-unique index — and for each chunk of rows one query fetches the candidates they show and one the spans they
-mark. A comparison's judgments are contiguous in that order, so they are grouped (for agreement) without
-holding more than one chunk and one comparison. Nothing is cached across chunks.
+Memory stays flat whatever the project's size: one server-side cursor (a named cursor on Postgres) walks the
+judgments in (comparison, annotator) order — the order of the unique index — reading their own columns only,
+filtered on them (time, annotators). For each chunk of rows one query fetches their comparisons with their
+prompts, filtered on them (rounds, split, gold: a judgment whose comparison is not kept is dropped), one the
+candidates they show and one the spans they mark; usernames are fetched once per annotator. So a comparison's
+and its prompt's columns travel and are decoded once, not once per judgment. A comparison's judgments are
+contiguous in that order, so they are grouped (for agreement) without holding more than one chunk and one
+comparison. Nothing but usernames is kept across chunks.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
+from django.contrib.auth import get_user_model
 from django.db import connection
 
 from preference.expansion import PairVotes, ordered_pairs
@@ -99,21 +103,10 @@ class ComparisonGroup:
         return self.votes.comparison_agreement()
 
 
-_FIELDS = (
+_JUDGMENT_COLUMNS = (
     "pk",
     "comparison_id",
-    "comparison__external_id",
-    "comparison__candidate_ids",
-    "comparison__is_gold",
-    "comparison__gold_answer",
-    "comparison__origin",
-    "comparison__prompt_id",
-    "comparison__prompt__external_id",
-    "comparison__prompt__text",
-    "comparison__prompt__context",
-    "comparison__prompt__split",
-    "comparison__prompt__metadata",
-    "annotator__username",
+    "annotator_id",
     "winner_id",
     "tie",
     "ranking",
@@ -123,6 +116,21 @@ _FIELDS = (
     "shown_order",
     "time_spent_ms",
     "created_at",
+)
+_COMPARISON_COLUMNS = (
+    "pk",
+    # From here on, in the order of JudgmentRow's fields from comparison_external_id to prompt_metadata.
+    "external_id",
+    "candidate_ids",
+    "is_gold",
+    "gold_answer",
+    "origin",
+    "prompt_id",
+    "prompt__external_id",
+    "prompt__text",
+    "prompt__context",
+    "prompt__split",
+    "prompt__metadata",
 )
 
 
@@ -143,16 +151,21 @@ def comparison_groups(
 
     ``filters.min_agreement`` is applied here, per comparison.
     """
-    judgments = filters.judgments(project)
+    judgments = filters.own_judgments(project)
     if comparisons.after is not None:
         judgments = judgments.filter(comparison_id__gt=comparisons.after)
     if comparisons.upto is not None:
         judgments = judgments.filter(comparison_id__lte=comparisons.upto)
-    query = judgments.order_by("comparison_id", "annotator_id").values_list(*_FIELDS).query
+    query = judgments.order_by("comparison_id", "annotator_id").values_list(*_JUDGMENT_COLUMNS).query
+    kept = filters.comparisons().order_by().values_list(*_COMPARISON_COLUMNS)
+    usernames: dict[int, str] = {}  # by user id: at most one entry per annotator
     pending: list[JudgmentRow] = []
-    for raw_chunk in _raw_chunks(query, CHUNK_ROWS):
-        chunk = _judgment_rows(raw_chunk)
-        _attach(chunk)
+    for raw_chunk in _judgment_chunks(query, CHUNK_ROWS):
+        shared = _comparisons(kept, raw_chunk)
+        chunk = _judgment_rows(raw_chunk, shared, _usernames(usernames, raw_chunk))
+        if not chunk:  # every comparison of the chunk filtered out
+            continue
+        _attach(chunk, shared)
         pending.extend(chunk)
         # The last comparison of the chunk may go on in the next one: keep it back.
         last = pending[-1].comparison_id
@@ -198,56 +211,78 @@ def _moment(value) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _judgment_rows(rows: list[tuple]) -> list[JudgmentRow]:
-    """Rows → judgments. The comparison's and prompt's columns repeat on each of a comparison's judgments (rows
-    come by comparison): they are decoded once per comparison and shared, read-only, by its judgments."""
-    out = []
-    shared_key, shared = None, None
-    for row in rows:
-        (pk, comparison_id, comparison_ext, candidate_ids, is_gold, gold_answer, origin, prompt_id, prompt_ext,
-         prompt_text, context, split, metadata, annotator, winner_id, tie, ranking, strength, ratings, rationale,
-         shown_order, time_spent, created_at) = row  # fmt: skip
-        if comparison_id != shared_key:
-            shared_key = comparison_id
-            shared = (_loads(candidate_ids), _json(gold_answer), _json(origin) or {}, _json(context) or [],
-                      _json(metadata) or {})  # fmt: skip
-        out.append(
-            JudgmentRow(
-                pk,
-                comparison_id,
-                comparison_ext,
-                shared[0],
-                bool(is_gold),
-                shared[1],
-                shared[2],
-                prompt_id,
-                prompt_ext,
-                prompt_text,
-                shared[3],
-                split,
-                shared[4],
-                annotator,
-                winner_id,
-                bool(tie),
-                _json(ranking),
-                strength,
-                _json(ratings) or {},
-                rationale,
-                _json(shown_order) or [],
-                time_spent,
-                _moment(created_at),
-            )
-        )
+def _judgment_chunks(query, chunk_rows: int) -> Iterator[list[tuple]]:
+    """The judgment query's rows, ``chunk_rows`` at a time, from a server-side cursor on Postgres; ``tie`` a
+    bool and ``created_at`` an aware datetime whatever the database."""
+    sql, params = query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg.types.datetime import TimestamptzLoader
+
+            # psycopg's own (C) loader: Django's, a Python subclass that only sets the time zone psycopg already
+            # takes from the connection (Django sets the session's), took 2.7 µs a row.
+            cursor.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+            cursor.execute(sql, params)
+            while rows := cursor.fetchmany(chunk_rows):
+                yield rows
+            return
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield [(*row[:4], bool(row[4]), *row[5:11], _moment(row[11])) for row in rows]
+
+
+def _comparisons(kept, rows: list[tuple]) -> dict[int, tuple]:
+    """The columns of the chunk's comparisons that ``kept`` (the filters' comparisons) keeps, by id, in the
+    order of :class:`JudgmentRow`'s fields from ``comparison_external_id`` to ``prompt_metadata``, decoded
+    once per comparison and shared, read-only, by its judgments."""
+    ids = dict.fromkeys(row[1] for row in rows)  # rows come by comparison
+    out = {}
+    for row in _queryset_by_ids(kept, ids):
+        (pk, ext, candidate_ids, is_gold, gold_answer, origin, prompt_id, prompt_ext, prompt_text, context, split,
+         metadata) = row  # fmt: skip
+        out[pk] = (ext, _loads(candidate_ids), bool(is_gold), _json(gold_answer), _json(origin) or {}, prompt_id,
+                   prompt_ext, prompt_text, _json(context) or [], split, _json(metadata) or {})  # fmt: skip
     return out
 
 
-def _raw_chunks(query, chunk_rows: int) -> Iterator[list[tuple]]:
-    """The query's rows, ``chunk_rows`` at a time, from a server-side cursor on Postgres."""
-    sql, params = query.sql_with_params()
-    with connection.chunked_cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(chunk_rows):
-            yield rows
+def _usernames(known: dict[int, str], rows: list[tuple]) -> dict[int, str]:
+    """``known`` with the usernames of the chunk's annotators added (one query for those not known yet)."""
+    missing = {row[2] for row in rows}.difference(known)
+    if missing:
+        known.update(_queryset_by_ids(get_user_model().objects.order_by().values_list("pk", "username"), missing))
+    return known
+
+
+def _judgment_rows(rows: list[tuple], comparisons: dict[int, tuple], usernames: dict[int, str]) -> list[JudgmentRow]:
+    """Rows → judgments, with their comparison's columns (shared); a judgment whose comparison the filters do
+    not keep is left out."""
+    out = []
+    append = out.append
+    shared_key, shared = None, None
+    for pk, comparison_id, annotator_id, winner_id, tie, ranking, strength, ratings, rationale, shown_order, \
+            time_spent, created_at in rows:  # fmt: skip
+        if comparison_id != shared_key:
+            shared_key, shared = comparison_id, comparisons.get(comparison_id)
+        if shared is None:
+            continue
+        append(
+            JudgmentRow(
+                pk,
+                comparison_id,
+                *shared,
+                usernames[annotator_id],
+                winner_id,
+                tie,
+                None if ranking is None else _loads(ranking),
+                strength,
+                _loads(ratings) or {},
+                rationale,
+                _loads(shown_order) or [],
+                time_spent,
+                created_at,
+            )
+        )
+    return out
 
 
 def _raw(queryset) -> list[tuple]:
@@ -275,19 +310,34 @@ _SPANS_SQL = (
     'SELECT judgment_id, candidate_id, start, "end", box, category, note FROM annotation_spanmark '
     "WHERE judgment_id {ids} ORDER BY id"
 )
+# On Postgres, one index probe per judgment, always: a judgment in ten or fewer has spans, which the planner
+# cannot know; estimating one per id, it chose to scan the whole table for each chunk (8 ms at 110,000 spans
+# against 2 ms of probes). OFFSET 0 keeps the subquery apart, so it can only be probed once per id.
+_SPANS_SQL_POSTGRES = (
+    'SELECT s.judgment_id, s.candidate_id, s.start, s."end", s.box, s.category, s.note '
+    "FROM unnest({array}) AS j(id) CROSS JOIN LATERAL ("
+    'SELECT id, judgment_id, candidate_id, start, "end", box, category, note FROM annotation_spanmark '
+    "WHERE judgment_id = j.id OFFSET 0) AS s ORDER BY s.id"
+)
 
 
-def _attach(chunk: list[JudgmentRow]) -> None:
-    """Fill each judgment's candidates and spans: one query per table per chunk."""
+def _attach(chunk: list[JudgmentRow], comparisons: dict[int, tuple]) -> None:
+    """Fill each judgment's candidates (one dict per comparison, shared by its judgments) and spans: one query
+    per table per chunk."""
     candidates = {}
-    for row in _by_ids(_CANDIDATES_SQL, {c for j in chunk for c in j.candidate_ids}):
+    for row in _by_ids(_CANDIDATES_SQL, {c for shared in comparisons.values() for c in shared[1]}):
         candidate = CandidateRow(*row)
         candidate.origin = _json(candidate.origin_json) or {}
         candidates[candidate.id] = candidate
-    by_judgment = {j.id: j for j in chunk}
+    by_judgment = {}
+    shown_ids, shown = None, None
     for judgment in chunk:
-        judgment.candidates = {c: candidates[c] for c in judgment.candidate_ids}
-    for judgment_id, candidate_id, start, end, box, category, note in _by_ids(_SPANS_SQL, by_judgment):
+        by_judgment[judgment.id] = judgment
+        if judgment.candidate_ids is not shown_ids:  # the same list for a comparison's judgments in a chunk
+            shown_ids = judgment.candidate_ids
+            shown = {c: candidates[c] for c in shown_ids}
+        judgment.candidates = shown
+    for judgment_id, candidate_id, start, end, box, category, note in _spans(by_judgment):
         judgment = by_judgment[judgment_id]
         judgment.spans.append(
             {
@@ -301,18 +351,58 @@ def _attach(chunk: list[JudgmentRow]) -> None:
         )
 
 
+SPANS_RANGE_SPREAD = 4
+"""A chunk's spans are read by one range of judgment ids when its ids lie within this many times their number
+(judgments made or imported comparison by comparison), else by probing each id."""
+_SPANS_BETWEEN_SQL = (
+    'SELECT judgment_id, candidate_id, start, "end", box, category, note FROM annotation_spanmark '
+    "WHERE judgment_id BETWEEN %s AND %s ORDER BY id"
+)
+
+
+def _spans(judgments: dict[int, JudgmentRow]) -> list[tuple]:
+    """The spans of these judgments (by id), in the order they were marked."""
+    first, last = min(judgments), max(judgments)
+    if last - first < SPANS_RANGE_SPREAD * len(judgments):
+        # One walk of the judgment_id index, not a probe per judgment (most have no span); the spans of the
+        # few judgments in the range that are not in the chunk are dropped.
+        with connection.cursor() as cursor:
+            cursor.execute(_SPANS_BETWEEN_SQL, [first, last])
+            return [row for row in cursor.fetchall() if row[0] in judgments]
+    return _by_ids(_SPANS_SQL_POSTGRES if connection.vendor == "postgresql" else _SPANS_SQL, judgments)
+
+
 def _by_ids(sql: str, ids) -> Iterator[tuple]:
     """Rows of ``sql`` for these ids: one ``= ANY(array)`` on Postgres (a single parameter: thousands of
-    ``IN`` placeholders cost more to build and parse than the query takes), ``IN`` batches elsewhere."""
+    ``IN`` placeholders cost more to build and parse than the query takes), ``IN`` batches elsewhere. ``sql``
+    names the test on the ids ``{ids}`` (``= ANY(…)`` or ``IN (…)``), or, Postgres only, the array ``{array}``."""
     ordered = sorted(ids)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The array as one text literal: psycopg's list dumper cost more per id than the lookup itself.
-            literal = "{" + ",".join(map(str, ordered)) + "}"
-            cursor.execute(sql.format(ids="= ANY(%s::bigint[])"), [literal])
+            cursor.execute(sql.format(ids="= ANY(%s::bigint[])", array="%s::bigint[]"), [_array(ordered)])
             yield from cursor.fetchall()
             return
         for start in range(0, len(ordered), 900):  # under SQLite's old 999-parameter limit
             batch = ordered[start : start + 900]
             cursor.execute(sql.format(ids=f"IN ({', '.join(['%s'] * len(batch))})"), batch)
             yield from cursor.fetchall()
+
+
+def _queryset_by_ids(queryset, ids) -> list[tuple]:
+    """The rows of ``queryset`` (a ``values_list``) whose primary key is one of ``ids``, as :func:`_by_ids`
+    queries them."""
+    ordered = sorted(ids)
+    if connection.vendor == "postgresql":
+        quote, meta = connection.ops.quote_name, queryset.model._meta
+        pk = f"{quote(meta.db_table)}.{quote(meta.pk.column)}"
+        # The ids are a parameter; the SQL around it is fixed.
+        return _raw(queryset.extra(where=[f"{pk} = ANY(%s::bigint[])"], params=[_array(ordered)]))  # noqa: S610
+    rows = []
+    for start in range(0, len(ordered), 900):
+        rows.extend(_raw(queryset.filter(pk__in=ordered[start : start + 900])))
+    return rows
+
+
+def _array(ids) -> str:
+    # The array as one text literal: psycopg's list dumper cost more per id than the lookup itself.
+    return "{" + ",".join(map(str, ids)) + "}"

@@ -18,7 +18,8 @@ from annotation.exporters import (
     export_to_folder,
 )
 from annotation.exporters import source as export_source
-from annotation.models import Candidate, ExportJob, Membership, Role
+from annotation.exporters.filters import ExportFilter
+from annotation.models import Candidate, ExportJob, Judgment, Membership, Role, SpanMark
 
 from ..factories import UserFactory
 from .export_read import card, read_rows
@@ -182,6 +183,59 @@ def test_per_comparison_decoding_and_cached_pairs_survive_any_chunking(world, tm
     chunked, _, _ = export(world, tmp_path, shape, "jsonl", options=options)
     assert chunked == whole
     assert len({row["comparison_id"] for row in whole}) < len(whole)  # some comparison has several rows
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"gold": "only"},
+        {"gold": "include", "split": "eval"},
+        {"rounds": ["7", "none"], "annotators": ["anna", "bob"]},
+        {"split": "train", "date_from": "2026-03-03", "date_to": "2026-03-11"},
+        {"rounds": ["none"], "gold": "include", "min_agreement": 0.6},
+    ],
+)
+def test_filters_on_the_comparison_drop_whole_chunks_without_changing_the_export(world, tmp_path, monkeypatch, filters):
+    # The judgments are read filtered on their own columns (time, annotators), then each chunk's comparisons
+    # filtered on theirs (rounds, split, gold): a chunk whose judgments all go changes nothing, and together
+    # they keep exactly the judgments the filter selects.
+    whole, numbers, _ = export(world, tmp_path, "judgments", "jsonl", filters=filters)
+    selected = ExportFilter.parse(filters).judgments(world.project)
+    if "min_agreement" not in filters:
+        assert {row["judgment_id"] for row in whole} == set(selected.values_list("pk", flat=True))
+    assert whole
+    # Spans are read by a range of judgment ids when they lie close together: those of judgments the filter
+    # leaves out, inside that range, must not turn up.
+    marked = Counter(SpanMark.objects.values_list("judgment_id", flat=True))
+    assert {row["judgment_id"]: len(row["spans"]) for row in whole} == {
+        row["judgment_id"]: marked[row["judgment_id"]] for row in whole
+    }
+    monkeypatch.setattr(export_source, "CHUNK_ROWS", 1)
+    chunked, chunked_numbers, _ = export(world, tmp_path, "judgments", "jsonl", filters=filters)
+    assert chunked == whole and chunked_numbers == numbers
+
+
+@pytest.mark.parametrize("spread", [export_source.SPANS_RANGE_SPREAD, 0])
+def test_spans_come_in_the_order_they_were_marked_whatever_the_chunking(world, tmp_path, monkeypatch, spread):
+    # spread 0: every chunk's spans are probed judgment by judgment, never read as one range of ids.
+    monkeypatch.setattr(export_source, "SPANS_RANGE_SPREAD", spread)
+    judgment = Judgment.objects.get(comparison=world.pairwise[2], annotator__username="bob")
+    ids = world.pairwise[2].candidate_ids
+    for candidate_id, start, end, category in [(ids[1], 3.25, 7.5, "wrong"), (ids[0], 0.1, 0.3, "style")]:
+        SpanMark.objects.create(judgment=judgment, candidate_id=candidate_id, start=start, end=end, category=category)
+    SpanMark.objects.create(judgment=judgment, candidate_id=ids[0], box=[0.1, 0.2, 0.5, 0.25], category="image")
+    whole, _, _ = export(world, tmp_path)
+    row = next(r for r in whole if r["judgment_id"] == judgment.pk)
+    names = {ids[0]: row["candidates"][0]["id"], ids[1]: row["candidates"][1]["id"]}
+    assert [(s["candidate"], s["start"], s["end"], s["box"], s["category"]) for s in row["spans"]] == [
+        (names[ids[1]], 3.25, 7.5, None, "wrong"),
+        (names[ids[0]], 0.1, 0.3, None, "style"),
+        (names[ids[0]], None, None, [0.1, 0.2, 0.5, 0.25], "image"),
+    ]
+    assert sum(len(r["spans"]) for r in whole) == 3 + 3  # and the unanimous comparison's three
+    monkeypatch.setattr(export_source, "CHUNK_ROWS", 1)
+    chunked, _, _ = export(world, tmp_path)
+    assert chunked == whole
 
 
 def test_media_are_packed_beside_the_data_or_referenced_by_url(world, tmp_path, settings):
