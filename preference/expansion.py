@@ -13,7 +13,7 @@ for a tie).
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 
 OrderedPair = tuple[Hashable, Hashable, float, float]
@@ -57,19 +57,28 @@ class PairVotes:
     """Votes of several judgments of ONE comparison on each candidate pair (ties count half each way)."""
 
     def __init__(self, expansions: Iterable[Sequence[OrderedPair]] = ()):
-        self.tally: defaultdict[frozenset, Counter] = defaultdict(Counter)
+        # Each voted pair → each of its two candidates → its votes. Plain dicts, not Counters: an export builds
+        # one of these per comparison, and Counter's missing-key hook ran in Python on every first vote.
+        self.tally: dict[frozenset, dict[Hashable, float]] = {}
         for pairs in expansions:
             self.add(pairs)
 
     def add(self, pairs: Sequence[OrderedPair]) -> None:
+        tally = self.tally
         for better, worse, label, _ in pairs:
-            votes = self.tally[frozenset((better, worse))]
-            votes[better] += label
-            votes[worse] += 1.0 - label
+            key = frozenset((better, worse))
+            votes = tally.get(key)
+            if votes is None:
+                tally[key] = {better: label, worse: 1.0 - label}
+            else:
+                votes[better] += label
+                votes[worse] += 1.0 - label
 
     def pair_agreement(self, better: Hashable, worse: Hashable) -> float | None:
         """Share of the votes on this pair that agree with ``better`` over ``worse``; None when voted once."""
-        votes = self.tally[frozenset((better, worse))]
+        votes = self.tally.get(frozenset((better, worse)))
+        if votes is None:
+            return None
         total = votes[better] + votes[worse]
         return votes[better] / total if total > 1.0 else None
 
