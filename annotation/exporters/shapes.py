@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
@@ -230,32 +231,40 @@ class RowBuilder:
 
     # (c) raw judgments --------------------------------------------------------------------------------------
     def _judgments(self, group: ComparisonGroup) -> Iterator[dict]:
+        # What comes from the comparison (its prompt, candidates, gold answer) is the same for all its judgments:
+        # made once per comparison, the rows share it (and CSV encodes a shared candidates list once).
+        first = group.judgments[0]
+        names = {c: cand.external_id for c, cand in first.candidates.items()}
+        comparison_id, prompt_id, prompt = first.comparison_external_id, first.prompt_external_id, first.prompt_text
+        context, split, is_gold = first.prompt_context or [], first.split, first.is_gold
+        gold_answer, round_ = _gold_answer(first.gold_answer, names), _round(first.comparison_origin)
+        candidates = [self._candidate(first.candidates[c]) for c in first.candidate_ids]
+        dumps = orjson.dumps
         for j in group.judgments:
-            names = {c: cand.external_id for c, cand in j.candidates.items()}
             yield {
                 "judgment_id": j.id,
-                "comparison_id": j.comparison_external_id,
-                "prompt_id": j.prompt_external_id,
-                "prompt": j.prompt_text,
-                "context": j.prompt_context or [],
-                "split": j.split,
-                "is_gold": j.is_gold,
-                "gold_answer": _gold_answer(j.gold_answer, names),
-                "round": _round(j.comparison_origin),
+                "comparison_id": comparison_id,
+                "prompt_id": prompt_id,
+                "prompt": prompt,
+                "context": context,
+                "split": split,
+                "is_gold": is_gold,
+                "gold_answer": gold_answer,
+                "round": round_,
                 "annotator": j.annotator,
-                "candidates": [self._candidate(j.candidates[c]) for c in j.candidate_ids],
+                "candidates": candidates,
                 "winner": names[j.winner_id] if j.winner_id is not None else None,
                 "tie": j.tie,
                 "ranking": [names[c] for c in j.ranking] if j.ranking is not None else None,
                 "strength": j.strength,
-                "ratings": orjson.dumps(
+                "ratings": dumps(
                     {names.get(int(k), k) if str(k).isdigit() else k: v for k, v in (j.ratings or {}).items()}
                 ).decode(),
                 "spans": j.spans,
                 "rationale": j.rationale,
                 "shown_order": [names[c] for c in j.shown_order or [] if c in names],
                 "time_spent_ms": j.time_spent_ms,
-                "created_at": j.created_at.isoformat(),
+                "created_at": _isoformat(j.created_at),
             }
 
     def _candidate(self, c: CandidateRow) -> dict:
@@ -315,6 +324,17 @@ def judgment_ranks(j: JudgmentRow) -> tuple[list[int], list[int]]:
         return list(j.candidate_ids), [1] * len(j.candidate_ids)
     others = [c for c in j.candidate_ids if c != j.winner_id]
     return [j.winner_id, *others], [1] + [2] * len(others)
+
+
+_UTC = UTC
+
+
+def _isoformat(moment: datetime) -> str:
+    """``moment.isoformat()``; orjson writes a UTC datetime the same way (tested for every date) in a third of
+    the time."""
+    if moment.tzinfo is _UTC and type(moment) is datetime:
+        return orjson.dumps(moment)[1:-1].decode()
+    return moment.isoformat()
 
 
 def _gold_answer(answer: dict | None, names: dict[int, str]) -> str | None:
