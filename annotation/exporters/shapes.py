@@ -180,28 +180,42 @@ class RowBuilder:
 
     # (a) pairs ----------------------------------------------------------------------------------------------
     def _pairs(self, group: ComparisonGroup) -> Iterator[dict]:
-        conversational = self.options.form == "conversational"
+        options = self.options
+        conversational, drop_ties = options.form == "conversational", options.ties == "drop"
+        # The prompt, each candidate's text and media, and each pair's agreement are the comparison's: made once
+        # for all its pairs (media in the order the rows first refer to them, as a packed export lists them).
+        first = group.judgments[0]
+        prompt = prompt_messages(first.prompt_text, first.prompt_context) if conversational else _prompt(first)
+        texts: dict[int, str | list] = {}
+        media: dict[int, str | None] = {}
+        agreements: dict[tuple, float | None] = {}
+        pair_agreement = group.votes.pair_agreement
         for j in group.judgments:
-            prompt = prompt_messages(j.prompt_text, j.prompt_context) if conversational else _prompt(j)
-            for better, worse, label, margin in j.pairs(margin_scale=self.options.margin_scale):
-                if label == 0.5 and self.options.ties == "drop":
+            for better, worse, label, margin in j.pairs(margin_scale=options.margin_scale):
+                if label == 0.5 and drop_ties:
                     continue
                 chosen, rejected = j.candidates[better], j.candidates[worse]
-                if conversational:
-                    chosen_text = [{"role": "assistant", "content": chosen.text}]
-                    rejected_text = [{"role": "assistant", "content": rejected.text}]
-                else:
-                    chosen_text, rejected_text = chosen.text, rejected.text
+                if better not in texts:
+                    texts[better] = self._pair_text(chosen, conversational)
+                if worse not in texts:
+                    texts[worse] = self._pair_text(rejected, conversational)
+                if better not in media:
+                    media[better] = self.media(chosen)
+                if worse not in media:
+                    media[worse] = self.media(rejected)
+                pair = (better, worse)
+                if pair not in agreements:
+                    agreements[pair] = pair_agreement(better, worse)
                 yield {
                     "prompt": prompt,
-                    "chosen": chosen_text,
-                    "rejected": rejected_text,
+                    "chosen": texts[better],
+                    "rejected": texts[worse],
                     "margin": margin,
                     "label": label,
                     "strength": j.strength,
-                    "agreement": group.votes.pair_agreement(better, worse),
-                    "chosen_media": self.media(chosen),
-                    "rejected_media": self.media(rejected),
+                    "agreement": agreements[pair],
+                    "chosen_media": media[better],
+                    "rejected_media": media[worse],
                     "prompt_id": j.prompt_external_id,
                     "comparison_id": j.comparison_external_id,
                     "chosen_id": chosen.external_id,
@@ -211,12 +225,17 @@ class RowBuilder:
                     "split": j.split,
                 }
 
+    @staticmethod
+    def _pair_text(candidate: CandidateRow, conversational: bool) -> str | list:
+        return [{"role": "assistant", "content": candidate.text}] if conversational else candidate.text
+
     # (b) rankings -------------------------------------------------------------------------------------------
     def _rankings(self, group: ComparisonGroup) -> Iterator[dict]:
+        prompt = _prompt(group.judgments[0])  # the comparison's, the same for all its judgments
         for j in group.judgments:
             ordered, ranks = judgment_ranks(j)
             yield {
-                "prompt": _prompt(j),
+                "prompt": prompt,
                 "responses": [j.candidates[c].text for c in ordered],
                 "response_ids": [j.candidates[c].external_id for c in ordered],
                 "ranks": ranks,
@@ -239,6 +258,8 @@ class RowBuilder:
         context, split, is_gold = first.prompt_context or [], first.split, first.is_gold
         gold_answer, round_ = _gold_answer(first.gold_answer, names), _round(first.comparison_origin)
         candidates = [self._candidate(first.candidates[c]) for c in first.candidate_ids]
+        # Ratings' keys that are candidate ids (as text), renamed by lookup; any other key as _rating_key says.
+        rating_keys = {str(c): name for c, name in names.items() if type(c) is int and c >= 0}
         dumps = orjson.dumps
         for j in group.judgments:
             yield {
@@ -258,7 +279,10 @@ class RowBuilder:
                 "ranking": [names[c] for c in j.ranking] if j.ranking is not None else None,
                 "strength": j.strength,
                 "ratings": dumps(
-                    {names.get(int(k), k) if str(k).isdigit() else k: v for k, v in (j.ratings or {}).items()}
+                    {
+                        rating_keys[k] if k in rating_keys else _rating_key(k, names): v
+                        for k, v in (j.ratings or {}).items()
+                    }
                 ).decode(),
                 "spans": j.spans,
                 "rationale": j.rationale,
@@ -327,6 +351,11 @@ def judgment_ranks(j: JudgmentRow) -> tuple[list[int], list[int]]:
 
 
 _UTC = UTC
+
+
+def _rating_key(key, names: dict[int, str]):
+    """A ratings key: a candidate's id (digits) becomes its external id; any other key stays."""
+    return names.get(int(key), key) if str(key).isdigit() else key
 
 
 def _isoformat(moment: datetime) -> str:
