@@ -231,6 +231,8 @@ def _csv_nested(values: list) -> list[str]:
     for v in values:
         if v is None:
             out.append("")
+        elif v == [] and type(v) is list:  # spans, context, ...: mostly empty
+            out.append("[]")
         elif v is last:
             out.append(last_cell)
         else:
