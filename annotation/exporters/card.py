@@ -36,11 +36,12 @@ class _Bitmap:
         return byte < len(self.bits) and bool(self.bits[byte] >> bit & 1)
 
     def add(self, n: int) -> None:
-        byte, bit = divmod(n, 8)
-        if byte >= len(self.bits):
-            self.bits.extend(bytes(byte - len(self.bits) + 1024))
-        if not self.bits[byte] >> bit & 1:
-            self.bits[byte] |= 1 << bit
+        byte, bit = n >> 3, 1 << (n & 7)
+        bits = self.bits
+        if byte >= len(bits):
+            bits.extend(bytes(byte - len(bits) + 1024))
+        if not bits[byte] & bit:
+            bits[byte] |= bit
             self.count += 1
 
     def update(self, other: _Bitmap) -> None:
@@ -73,20 +74,42 @@ class CardStats:
         self.sources: Counter[tuple] = Counter()
         self.candidate_sources: Counter[str] = Counter()
         self.pair_labels: Counter[str] = Counter()
+        # (annotator, split, winner's position or None, tie, strength) → judgments, until _settle.
+        self._combined: Counter[tuple] = Counter()
 
     def add_group(self, group: ComparisonGroup) -> None:
         self.comparisons += 1
         first = group.judgments[0]
         self._prompts.add(first.prompt_id)
         metadata = first.prompt_metadata if isinstance(first.prompt_metadata, dict) else {}
-        self._count_source((str(metadata.get("source") or "—"), str(metadata.get("license") or "—")), 1)
+        source = (str(metadata.get("source") or "—"), str(metadata.get("license") or "—"))
+        if source in self.sources:
+            self.sources[source] += 1
+        else:
+            self._count_source(source, 1)
+        candidate_sources = self.candidate_sources
         for candidate in first.candidates.values():
             version = (candidate.origin or {}).get("model_version")
-            self.candidate_sources[candidate.source + (f" (model version {version})" if version else "")] += 1
+            if version:
+                candidate_sources[f"{candidate.source} (model version {version})"] += 1
+            else:
+                candidate_sources[candidate.source] += 1
         agreement = group.agreement
         if agreement is not None:
             self.agreements[agreement] += 1
-        # Per judgment: locals, not attribute look-ups (this loop runs once per exported judgment).
+        # Per judgment, one count of what the card tells apart (this loop runs once per exported judgment);
+        # :meth:`_settle` spreads them over the card's counters.
+        combined = self._combined
+        for j in group.judgments:
+            winner = j.winner_id
+            key = (j.annotator, j.split, None if winner is None else j.candidate_ids.index(winner), j.tie, j.strength)
+            combined[key] += 1
+        self.judgments += len(group.judgments)
+        if first.is_gold:  # gold is a comparison's flag, the same for all its judgments
+            self.gold_judgments += len(group.judgments)
+
+    def _settle(self) -> None:
+        """Spread the per-judgment combined counts over annotators, splits, answers, positions and strengths."""
         annotators, splits, answers, positions, strength = (
             self.annotators,
             self.splits,
@@ -94,21 +117,18 @@ class CardStats:
             self.winner_position,
             self.strength,
         )
-        for j in group.judgments:
-            annotators[j.annotator] += 1
-            splits[j.split] += 1
-            if j.winner_id is not None:
-                answers["winner"] += 1
-                index = j.candidate_ids.index(j.winner_id)
-                positions[_POSITIONS.get(index) or str(index + 1)] += 1
-            elif j.tie:
-                answers["tie"] += 1
+        for (annotator, split, position, tie, magnitude), n in self._combined.items():
+            annotators[annotator] += n
+            splits[split] += n
+            if position is not None:
+                answers["winner"] += n
+                positions[_POSITIONS.get(position) or str(position + 1)] += n
+            elif tie:
+                answers["tie"] += n
             else:
-                answers["ranking"] += 1
-            strength["none" if j.strength is None else _MAGNITUDES.get(j.strength) or str(abs(j.strength))] += 1
-        self.judgments += len(group.judgments)
-        if first.is_gold:  # gold is a comparison's flag, the same for all its judgments
-            self.gold_judgments += len(group.judgments)
+                answers["ranking"] += n
+            strength["none" if magnitude is None else _MAGNITUDES.get(magnitude) or str(abs(magnitude))] += n
+        self._combined.clear()
 
     def _count_source(self, key: tuple[str, str], comparisons: int) -> None:
         # The first SOURCE_KEYS_LIMIT sources, in comparison order, are listed; later ones count as "other".
@@ -119,6 +139,8 @@ class CardStats:
 
     def merge(self, later: CardStats) -> None:
         """Add the counts of the comparisons that come after these (a parallel export's next range)."""
+        self._settle()
+        later._settle()
         self.rows += later.rows
         self.judgments += later.judgments
         self.comparisons += later.comparisons
@@ -145,6 +167,7 @@ class CardStats:
                 self.pair_labels["tie (0.5)" if row["label"] == 0.5 else "preferred (1.0)"] += 1
 
     def numbers(self) -> dict:
+        self._settle()
         with_agreement = sum(self.agreements.values())
         histogram: Counter[str] = Counter()
         for agreement, comparisons in self.agreements.items():

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
 """Rows per write: one Parquet row group, one Arrow record batch, one chunk of a streamed response."""
+ENCODE_ROWS = 1000
+"""Rows built and encoded at a time (a batch is joined from these parts; see :meth:`Export._range_pieces`)."""
 PARALLEL_MIN_JUDGMENTS = 50_000
 """Exports of fewer judgments run in one process (see :class:`Export`)."""
 RANGE_JUDGMENTS = 10_000
@@ -232,20 +234,32 @@ class Export:
         yield self.stats.judgments
 
     def _range_pieces(self, comparisons: ComparisonRange, stats: CardStats, media: _MediaRefs) -> Iterator[Piece]:
-        """The rows of a range of comparisons, a batch at a time, encoded for the file; counted into ``stats``."""
+        """The rows of a range of comparisons, a batch at a time, encoded for the file; counted into ``stats``.
+
+        Rows are built, counted and encoded ``ENCODE_ROWS`` at a time, and a batch's encoded parts joined: a whole
+        batch of rows held at once outgrows the CPU's caches, and that cost more than encoding them."""
         builder = RowBuilder(self.request.shape, self.request.options, media)
         encode = self.writer_class.encoder(self.schema)
-        batch: list[dict] = []
+        combine = self.writer_class.combine
+        rows: list[dict] = []
+        parts: list[Piece] = []
+        done = 0  # rows of this batch already encoded (in parts)
         for group in comparison_groups(self.project, self.request.filters, comparisons):
             stats.add_group(group)
-            batch.extend(builder.rows(group))
-            if len(batch) >= BATCH_ROWS:
-                stats.add_rows(batch)
-                yield encode(batch)
-                batch = []
-        if batch:
-            stats.add_rows(batch)
-            yield encode(batch)
+            rows.extend(builder.rows(group))
+            if len(rows) >= ENCODE_ROWS or done + len(rows) >= BATCH_ROWS:
+                stats.add_rows(rows)
+                parts.append(encode(rows))
+                done += len(rows)
+                rows = []
+                if done >= BATCH_ROWS:
+                    yield combine(parts)
+                    parts, done = [], 0
+        if rows:
+            stats.add_rows(rows)
+            parts.append(encode(rows))
+        if parts:
+            yield combine(parts)
 
     def _in_process(self, writer: Writer) -> Iterator[int]:
         media = _MediaRefs(self.request.media, self.base_url)

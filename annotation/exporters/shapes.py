@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 import pyarrow as pa
@@ -179,28 +180,42 @@ class RowBuilder:
 
     # (a) pairs ----------------------------------------------------------------------------------------------
     def _pairs(self, group: ComparisonGroup) -> Iterator[dict]:
-        conversational = self.options.form == "conversational"
+        options = self.options
+        conversational, drop_ties = options.form == "conversational", options.ties == "drop"
+        # The prompt, each candidate's text and media, and each pair's agreement are the comparison's: made once
+        # for all its pairs (media in the order the rows first refer to them, as a packed export lists them).
+        first = group.judgments[0]
+        prompt = prompt_messages(first.prompt_text, first.prompt_context) if conversational else _prompt(first)
+        texts: dict[int, str | list] = {}
+        media: dict[int, str | None] = {}
+        agreements: dict[tuple, float | None] = {}
+        pair_agreement = group.votes.pair_agreement
         for j in group.judgments:
-            prompt = prompt_messages(j.prompt_text, j.prompt_context) if conversational else _prompt(j)
-            for better, worse, label, margin in j.pairs(margin_scale=self.options.margin_scale):
-                if label == 0.5 and self.options.ties == "drop":
+            for better, worse, label, margin in j.pairs(margin_scale=options.margin_scale):
+                if label == 0.5 and drop_ties:
                     continue
                 chosen, rejected = j.candidates[better], j.candidates[worse]
-                if conversational:
-                    chosen_text = [{"role": "assistant", "content": chosen.text}]
-                    rejected_text = [{"role": "assistant", "content": rejected.text}]
-                else:
-                    chosen_text, rejected_text = chosen.text, rejected.text
+                if better not in texts:
+                    texts[better] = self._pair_text(chosen, conversational)
+                if worse not in texts:
+                    texts[worse] = self._pair_text(rejected, conversational)
+                if better not in media:
+                    media[better] = self.media(chosen)
+                if worse not in media:
+                    media[worse] = self.media(rejected)
+                pair = (better, worse)
+                if pair not in agreements:
+                    agreements[pair] = pair_agreement(better, worse)
                 yield {
                     "prompt": prompt,
-                    "chosen": chosen_text,
-                    "rejected": rejected_text,
+                    "chosen": texts[better],
+                    "rejected": texts[worse],
                     "margin": margin,
                     "label": label,
                     "strength": j.strength,
-                    "agreement": group.votes.pair_agreement(better, worse),
-                    "chosen_media": self.media(chosen),
-                    "rejected_media": self.media(rejected),
+                    "agreement": agreements[pair],
+                    "chosen_media": media[better],
+                    "rejected_media": media[worse],
                     "prompt_id": j.prompt_external_id,
                     "comparison_id": j.comparison_external_id,
                     "chosen_id": chosen.external_id,
@@ -210,12 +225,17 @@ class RowBuilder:
                     "split": j.split,
                 }
 
+    @staticmethod
+    def _pair_text(candidate: CandidateRow, conversational: bool) -> str | list:
+        return [{"role": "assistant", "content": candidate.text}] if conversational else candidate.text
+
     # (b) rankings -------------------------------------------------------------------------------------------
     def _rankings(self, group: ComparisonGroup) -> Iterator[dict]:
+        prompt = _prompt(group.judgments[0])  # the comparison's, the same for all its judgments
         for j in group.judgments:
             ordered, ranks = judgment_ranks(j)
             yield {
-                "prompt": _prompt(j),
+                "prompt": prompt,
                 "responses": [j.candidates[c].text for c in ordered],
                 "response_ids": [j.candidates[c].external_id for c in ordered],
                 "ranks": ranks,
@@ -230,32 +250,45 @@ class RowBuilder:
 
     # (c) raw judgments --------------------------------------------------------------------------------------
     def _judgments(self, group: ComparisonGroup) -> Iterator[dict]:
+        # What comes from the comparison (its prompt, candidates, gold answer) is the same for all its judgments:
+        # made once per comparison, the rows share it (and CSV encodes a shared candidates list once).
+        first = group.judgments[0]
+        names = {c: cand.external_id for c, cand in first.candidates.items()}
+        comparison_id, prompt_id, prompt = first.comparison_external_id, first.prompt_external_id, first.prompt_text
+        context, split, is_gold = first.prompt_context or [], first.split, first.is_gold
+        gold_answer, round_ = _gold_answer(first.gold_answer, names), _round(first.comparison_origin)
+        candidates = [self._candidate(first.candidates[c]) for c in first.candidate_ids]
+        # Ratings' keys that are candidate ids (as text), renamed by lookup; any other key as _rating_key says.
+        rating_keys = {str(c): name for c, name in names.items() if type(c) is int and c >= 0}
+        dumps = orjson.dumps
         for j in group.judgments:
-            names = {c: cand.external_id for c, cand in j.candidates.items()}
             yield {
                 "judgment_id": j.id,
-                "comparison_id": j.comparison_external_id,
-                "prompt_id": j.prompt_external_id,
-                "prompt": j.prompt_text,
-                "context": j.prompt_context or [],
-                "split": j.split,
-                "is_gold": j.is_gold,
-                "gold_answer": _gold_answer(j.gold_answer, names),
-                "round": _round(j.comparison_origin),
+                "comparison_id": comparison_id,
+                "prompt_id": prompt_id,
+                "prompt": prompt,
+                "context": context,
+                "split": split,
+                "is_gold": is_gold,
+                "gold_answer": gold_answer,
+                "round": round_,
                 "annotator": j.annotator,
-                "candidates": [self._candidate(j.candidates[c]) for c in j.candidate_ids],
+                "candidates": candidates,
                 "winner": names[j.winner_id] if j.winner_id is not None else None,
                 "tie": j.tie,
                 "ranking": [names[c] for c in j.ranking] if j.ranking is not None else None,
                 "strength": j.strength,
-                "ratings": orjson.dumps(
-                    {names.get(int(k), k) if str(k).isdigit() else k: v for k, v in (j.ratings or {}).items()}
+                "ratings": dumps(
+                    {
+                        rating_keys[k] if k in rating_keys else _rating_key(k, names): v
+                        for k, v in (j.ratings or {}).items()
+                    }
                 ).decode(),
                 "spans": j.spans,
                 "rationale": j.rationale,
                 "shown_order": [names[c] for c in j.shown_order or [] if c in names],
                 "time_spent_ms": j.time_spent_ms,
-                "created_at": j.created_at.isoformat(),
+                "created_at": _isoformat(j.created_at),
             }
 
     def _candidate(self, c: CandidateRow) -> dict:
@@ -315,6 +348,22 @@ def judgment_ranks(j: JudgmentRow) -> tuple[list[int], list[int]]:
         return list(j.candidate_ids), [1] * len(j.candidate_ids)
     others = [c for c in j.candidate_ids if c != j.winner_id]
     return [j.winner_id, *others], [1] + [2] * len(others)
+
+
+_UTC = UTC
+
+
+def _rating_key(key, names: dict[int, str]):
+    """A ratings key: a candidate's id (digits) becomes its external id; any other key stays."""
+    return names.get(int(key), key) if str(key).isdigit() else key
+
+
+def _isoformat(moment: datetime) -> str:
+    """``moment.isoformat()``; orjson writes a UTC datetime the same way (tested for every date) in a third of
+    the time."""
+    if moment.tzinfo is _UTC and type(moment) is datetime:
+        return orjson.dumps(moment)[1:-1].decode()
+    return moment.isoformat()
 
 
 def _gold_answer(answer: dict | None, names: dict[int, str]) -> str | None:
