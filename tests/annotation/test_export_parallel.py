@@ -121,6 +121,25 @@ def test_a_parallel_export_writes_what_a_serial_one_writes(
     assert processes == 3 and ranges >= 5
 
 
+@pytest.mark.parametrize("processes", [2, 3])
+def test_a_smaller_export_is_cut_into_enough_ranges_to_keep_every_process_busy(
+    world, tmp_path, monkeypatch, many_ranges, processes
+):
+    # Ranges of at most 1,000 judgments would make this project one range, run by one process while the others
+    # idle: it is cut into RANGES_PER_PROCESS ranges per process instead (the last range takes the remainder).
+    monkeypatch.setattr(export_core, "RANGE_JUDGMENTS", 1000)
+    monkeypatch.setattr(export_core, "RANGES_PER_PROCESS", 2)
+    request = {"shape": "judgments", "filters": {"gold": "include"}}
+    serial = exported(world, tmp_path, 1, file_format="jsonl", **request)
+    parallel = exported(world, tmp_path, processes, file_format="jsonl", **request)
+    assert_same_export(serial, parallel, "jsonl")
+    judgments = Judgment.objects.filter(project=world.project).count()
+    assert judgments > 4 * 2 * processes  # enough for every range to hold at least two
+    [(used, ranges)] = many_ranges
+    assert used == processes
+    assert processes < ranges <= 2 * processes + 1
+
+
 def test_the_cards_sources_keep_the_first_ones_in_comparison_order_across_ranges(
     world, tmp_path, monkeypatch, many_ranges
 ):
