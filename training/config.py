@@ -1,4 +1,5 @@
-"""The settings of one reward-training round, as one dataclass (STYLE: one config per entry point).
+"""The settings of one training round (the reward model; for policy rounds the whole loop), as one dataclass
+(STYLE: one config per entry point).
 
 Where a value comes from, later winning:
 
@@ -34,7 +35,7 @@ class ConfigInvalid(ValueError):
 
 @dataclass(frozen=True)
 class RoundConfig:
-    """What decides a reward-training round. Every field may be set per project or per round."""
+    """What decides a training round. Every field may be set per project or per round."""
 
     backbone: str | None = None
     """``builtin:minilm`` / ``builtin:smollm2``, a Hugging Face model id (local cache only) or an absolute folder
@@ -76,6 +77,8 @@ class RoundConfig:
     """Let the scheduler (Celery beat) start rounds for this project."""
     min_new_judgments: int = 200
     """The scheduler starts a round once this many non-gold judgments arrived since the last round."""
+    schedule_every_hours: float = 0.0
+    """With ``schedule``: also start a round when the last one started this many hours ago (0: only by count)."""
     span_rewards: bool = True
     """When the project's schema has span categories and judgments carry span marks, also train the fine-grained
     span-reward model (``training.ml.span_rewards``) and register it as a ``span`` version."""
@@ -83,6 +86,56 @@ class RoundConfig:
     """Passes over the marked texts for the span-reward model."""
     span_learning_rate: float = 5e-5
     """Peak AdamW learning rate of the span-reward model."""
+
+    # --- the policy loop (rounds of kind "policy"; DESIGN §1) ---------------------------------------------------
+    policy: str | None = None
+    """The generator to improve: ``builtin:smollm2``, a hub id in the local cache or a folder under the allowed
+    roots (like ``backbone``). Naming one makes rounds run the whole loop (generate → score → optimise → push)."""
+    policy_algorithm: str = "dpo"
+    """How the policy learns from the reward model: ``dpo`` (TRL's DPOTrainer on best-vs-worst-of-K pairs)."""
+    loss_type: str = "sigmoid"
+    """TRL's DPO loss variant: ``sigmoid`` (DPO), ``ipo``, ``robust`` (label-noise robust), ``hinge``."""
+    beta: float = 0.1
+    """DPO's β: the strength of the KL tie to the reference (higher keeps the policy closer)."""
+    label_smoothing: float = 0.0
+    """Assumed share of flipped labels, for ``robust`` (and conservative DPO)."""
+    reference: str = "base"
+    """The DPO reference: ``base`` (the policy model named in ``policy``) or ``previous`` (the active version)."""
+    policy_learning_rate: float = 5e-5
+    """Peak AdamW learning rate of the policy update."""
+    policy_epochs: float = 1.0
+    """Passes over the round's preference pairs."""
+    policy_max_steps: int = -1
+    """If > 0, stop the policy update after this many optimiser steps (overrides ``policy_epochs``)."""
+    policy_batch_size: int = 4
+    """Preference pairs per policy micro-batch."""
+    policy_lora_r: int | None = 8
+    """LoRA rank of the policy update (PEFT); null for a full fine-tune."""
+    policy_max_length: int = 512
+    """Tokens per (prompt + answer) in the policy update; longer prompts are cut from the left."""
+    prompts_per_round: int = 16
+    """Train-split prompts that get new candidates each round."""
+    prompt_selection: str = "unused"
+    """Which prompts: ``unused`` (never generated for, then the least recently), ``recent`` (newest first) or
+    ``random`` (seeded by the round)."""
+    candidates_per_prompt: int = 4
+    """K: candidates generated per prompt; the best and worst by the reward model make a DPO pair."""
+    max_new_tokens: int = 128
+    """Bound on each generated answer."""
+    temperature: float = 0.8
+    """Sampling temperature of generation."""
+    top_p: float = 0.95
+    """Nucleus sampling: keep the smallest set of tokens with this much probability."""
+    generation_batch_size: int = 16
+    """Sequences per ``generate`` call."""
+    human_pairs: bool = True
+    """Mix the human pairs judged since the last policy round into the policy update."""
+    eval_prompts: int = 16
+    """Eval-split prompts on which the new policy is compared with the previous one (RM and humans)."""
+    push_active_pairs: int = 16
+    """Generated pairs with the highest reward-model disagreement pushed to annotators (active selection)."""
+    push_priority: int = 10
+    """Queue priority of the pushed comparisons (higher is served first); head-to-head ones get one more."""
 
     def snapshot(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,11 +145,30 @@ class RoundConfig:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
-_CHOICES = {"tie_policy": ("drop", "soft")}
+LOSS_TYPES = ("sigmoid", "ipo", "robust", "hinge")
+_CHOICES = {
+    "tie_policy": ("drop", "soft"),
+    "policy_algorithm": ("dpo",),
+    "loss_type": LOSS_TYPES,
+    "reference": ("base", "previous"),
+    "prompt_selection": ("unused", "recent", "random"),
+}
 _POSITIVE = {"epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_length", "ensemble_size"}
 _POSITIVE |= {"lora_r", "min_new_judgments", "min_train_pairs", "span_epochs", "span_learning_rate"}
 _LIMITS = {"ensemble_size": 16, "max_length": 32768, "batch_size": 4096, "epochs": 1000, "learning_rate": 1.0}
 _LIMITS |= {"span_epochs": 1000, "span_learning_rate": 1.0}
+_POSITIVE |= {"beta", "policy_learning_rate", "policy_epochs", "policy_batch_size", "policy_lora_r"}
+_POSITIVE |= {"policy_max_length", "prompts_per_round", "max_new_tokens", "temperature", "generation_batch_size"}
+_LIMITS |= {"policy_learning_rate": 1.0, "policy_epochs": 1000, "policy_batch_size": 4096, "beta": 100.0}
+_LIMITS |= {"policy_max_length": 32768, "prompts_per_round": 100_000, "candidates_per_prompt": 64}
+_LIMITS |= {"max_new_tokens": 4096, "temperature": 10.0, "top_p": 1.0, "generation_batch_size": 4096}
+_LIMITS |= {
+    "schedule_every_hours": 24 * 365,
+    "eval_prompts": 100_000,
+    "push_active_pairs": 100_000,
+    "label_smoothing": 0.5,
+}
+_NULLABLE = ("backbone", "lora_r", "seed", "policy", "policy_lora_r")
 
 
 def round_config_build(*, project_settings: dict | None = None, overrides: dict | None = None) -> RoundConfig:
@@ -135,7 +207,7 @@ def round_config_build(*, project_settings: dict | None = None, overrides: dict 
 
 def _check(name: str, value: Any) -> Any:
     default = next(f.default for f in fields(RoundConfig) if f.name == name)
-    nullable = name in ("backbone", "lora_r", "seed")
+    nullable = name in _NULLABLE
     if value is None:
         if nullable:
             return None
@@ -144,7 +216,7 @@ def _check(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("Must be true or false.")
         return value
-    if name == "backbone":
+    if name in ("backbone", "policy"):
         if not isinstance(value, str) or not value.strip() or len(value) > 500:
             raise ValueError("Must be a model id or a local path (a non-empty string of at most 500 characters).")
         backbone_check(value.strip())  # BackboneRefused is a ValueError: a 400 that names "backbone"
@@ -155,7 +227,7 @@ def _check(name: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("Must be a number.")
-    if isinstance(default, int) or name in ("lora_r", "seed"):
+    if isinstance(default, int) or name in ("lora_r", "seed", "policy_lora_r"):
         if not float(value).is_integer():
             raise ValueError("Must be an integer.")
         value = int(value)
@@ -165,7 +237,11 @@ def _check(name: str, value: Any) -> Any:
         raise ValueError("Must be a finite number.")
     if name in _POSITIVE and value <= 0:
         raise ValueError("Must be greater than 0.")
-    if name == "max_steps" and value != -1 and value <= 0:
+    if name == "candidates_per_prompt" and value < 2:
+        raise ValueError("Must be at least 2: a pair needs two candidates.")
+    if name in ("top_p", "label_smoothing", "schedule_every_hours", "eval_prompts", "push_active_pairs") and value < 0:
+        raise ValueError("Must not be negative.")
+    if name in ("max_steps", "policy_max_steps") and value != -1 and value <= 0:
         raise ValueError("Must be -1 (use epochs) or a positive number of steps.")
     if name == "seed" and not 0 <= value < 2**32 - 1024:
         # numpy wants a seed in [0, 2**32); ensemble members use seed + i.

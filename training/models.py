@@ -80,11 +80,12 @@ LIVE_ROUND_STATUSES = (RoundStatus.QUEUED, RoundStatus.RUNNING)
 class RoundTrigger(models.TextChoices):
     MANUAL = "manual"  # an admin, through the API or the UI
     SCHEDULE = "schedule"  # the scheduler (Celery beat): enough new judgments
-    COMMAND = "command"  # `manage.py train_reward`
+    COMMAND = "command"  # `manage.py train_reward`, `manage.py run_round`, `manage.py flywheel`
 
 
 class Round(models.Model):
-    """One turn of the loop for one project (today: train, evaluate and register a reward model).
+    """One turn of the loop for one project: a ``reward`` round trains the reward model; a ``policy`` round runs
+    the whole loop (training/steps).
 
     ``attempts`` doubles as the fencing token of the worker that runs it: every write a worker makes is
     conditional on the attempt it claimed, so a worker that lost the round (its heartbeat went stale and
@@ -95,6 +96,9 @@ class Round(models.Model):
     kind = models.CharField(max_length=10, choices=ModelKind.choices, default=ModelKind.REWARD)
     status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.QUEUED)
     step = models.CharField(max_length=40, blank=True, help_text="What it is doing now, e.g. 'training'.")
+    # The round's steps in order: [{"name", "status": pending|running|succeeded|failed|cancelled, "started_at",
+    # "seconds"}], written with every progress report (training.progress).
+    steps = models.JSONField(default=list, blank=True)
     progress = models.FloatField(default=0.0)
     config = models.JSONField(default=dict, blank=True, help_text="Snapshot of training.config.RoundConfig.")
     metrics = models.JSONField(default=dict, blank=True)

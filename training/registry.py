@@ -11,6 +11,7 @@ back at the same moment are serialised instead of one of them failing on the one
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -117,3 +118,41 @@ def _lock_project(project_id: int) -> None:
     # Postgres: a row lock that serialises activations of one project. SQLite ignores FOR UPDATE, but its
     # writers are already serialised (BEGIN IMMEDIATE, see config.settings).
     list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk", flat=True))
+
+
+def should_activate(config, eval_metrics: dict | None, previous_eval: dict | None, *, key: str) -> bool:
+    """Whether a round's new version replaces the active one. ``key``: the held-out metric that must not drop
+    under ``require_no_regression`` (accuracy; F1 for spans).
+
+    A version with no held-out metrics never replaces one that was evaluated: nothing says it is not worse.
+    """
+    if not config.auto_activate:
+        return False
+    if previous_eval and not eval_metrics:
+        return False
+    if config.require_no_regression and eval_metrics and previous_eval:
+        now, before = eval_metrics.get(key), previous_eval.get(key)
+        if now is not None and before is not None and now < before:
+            return False
+    return True
+
+
+def code_version() -> str:
+    """The git commit of the running code, for the manifest beside the checkpoint (no subprocess)."""
+    if os.environ.get("TANDEM_CODE_VERSION"):
+        return os.environ["TANDEM_CODE_VERSION"]
+    git = Path(settings.BASE_DIR) / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if head.startswith("ref: "):
+            ref = head[5:]
+            ref_file = git / ref
+            if ref_file.exists():
+                return ref_file.read_text().strip()
+            for line in (git / "packed-refs").read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split()[0]
+            return "unknown"
+        return head
+    except OSError:
+        return "unknown"

@@ -107,3 +107,18 @@ def previous_version(project, **fields) -> ModelVersion:
         "is_active": True,
     }
     return ModelVersion.objects.create(project=project, **{**values, **fields})
+
+
+@pytest.fixture
+def sent_rounds(monkeypatch):
+    """Ids of the rounds whose task was sent to the broker (nothing reaches a broker)."""
+    from training import dispatch
+
+    sent = []
+
+    def record(name, round_id):
+        assert name == dispatch.ROUND_RUN
+        sent.append(round_id)
+
+    monkeypatch.setattr(dispatch, "send", record)
+    return sent

@@ -9,7 +9,6 @@ from django.core.management import call_command
 
 from training import rounds
 from training.models import ModelVersion, Round, RoundStatus
-from training.tasks import round_run_task
 
 from .conftest import add_judgments, previous_version
 
@@ -23,10 +22,8 @@ def with_data(trainable):
 
 
 def test_an_admin_starts_a_round_and_it_is_queued_for_the_gpu_worker(
-    api, admin, with_data, django_capture_on_commit_callbacks, monkeypatch
+    api, admin, with_data, django_capture_on_commit_callbacks, sent_rounds
 ):
-    sent = []
-    monkeypatch.setattr(round_run_task, "delay", lambda round_id: sent.append(round_id))
     with django_capture_on_commit_callbacks(execute=True):
         response = api.as_user(admin).post(
             f"/api/v1/projects/{with_data.pk}/rounds/", {"config": {"epochs": 1}}, format="json"
@@ -39,7 +36,7 @@ def test_an_admin_starts_a_round_and_it_is_queued_for_the_gpu_worker(
         "adam",
         1,
     )
-    assert sent == [body["id"]]
+    assert sent_rounds == [body["id"]]
 
 
 def test_a_second_round_while_one_is_live_is_409(api, admin, with_data):

@@ -44,7 +44,9 @@ def test_a_round_trains_registers_and_activates_a_new_version(trainable, admin):
     # Held-out metrics on the version and the round, and the model loads with plain from_pretrained.
     assert version.metrics["eval"]["n_pairs"] > 0 and 0.0 <= version.metrics["eval"]["accuracy"] <= 1.0
     assert version.metrics["pairs"]["gold_excluded"] == 3
+    assert finished.metrics.pop("reward_version") == {"id": version.pk, "version": 1, "active": True}
     assert finished.metrics == version.metrics
+    assert [(s["name"], s["status"]) for s in finished.steps] == [("reward", "succeeded"), ("register", "succeeded")]
     assert AutoModelForSequenceClassification.from_pretrained(folder).config.num_labels == 1
     assert "held-out accuracy" in finished.log_tail
     assert finished.started_at and finished.finished_at and finished.heartbeat_at
@@ -186,21 +188,21 @@ def test_the_reaper_requeues_a_silent_round_or_fails_it_when_out_of_attempts(tra
 def test_a_round_whose_message_was_lost_is_sent_again_and_runs(
     trainable, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from training import tasks
+    from training import dispatch
 
     add_judgments(trainable, 4)
 
-    def broker_down(round_id):
+    def broker_down(name, round_id):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.round_run_task, "delay", broker_down)
+    monkeypatch.setattr(dispatch, "send", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         started = rounds.round_start(project=trainable)  # the send fails after commit; the start does not
     assert Round.objects.get(pk=started.pk).status == RoundStatus.QUEUED
     assert rounds.rounds_reap_stale() == []  # queued only just now
 
     sent = []
-    monkeypatch.setattr(tasks.round_run_task, "delay", sent.append)
+    monkeypatch.setattr(dispatch, "send", lambda name, round_id: sent.append(round_id))
     Round.objects.filter(pk=started.pk).update(created_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
         assert rounds.rounds_reap_stale() == [started.pk]

@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from training import scheduling
+from training import dispatch, scheduling
 from training.models import Round, RoundStatus, RoundTrigger
 from training.tasks import round_run_task, rounds_schedule_task
 
@@ -19,9 +19,7 @@ def scheduled(project, tiny_backbone):
     return project
 
 
-def test_no_round_below_the_threshold_and_one_at_it(scheduled, django_capture_on_commit_callbacks, monkeypatch):
-    sent = []
-    monkeypatch.setattr(round_run_task, "delay", lambda round_id: sent.append(round_id))
+def test_no_round_below_the_threshold_and_one_at_it(scheduled, django_capture_on_commit_callbacks, sent_rounds):
     add_judgments(scheduled, 4)
     assert scheduling.rounds_schedule() == []
 
@@ -30,7 +28,7 @@ def test_no_round_below_the_threshold_and_one_at_it(scheduled, django_capture_on
         [started] = scheduling.rounds_schedule()
 
     assert (started.trigger, started.status, started.triggered_by) == (RoundTrigger.SCHEDULE, RoundStatus.QUEUED, None)
-    assert sent == [started.pk]  # queued for the gpu worker once the transaction committed
+    assert sent_rounds == [started.pk]  # queued for the gpu worker once the transaction committed
 
 
 def test_no_second_round_while_one_is_live_and_counting_restarts_after_the_last_round(scheduled):
@@ -79,6 +77,7 @@ def test_the_tasks_go_to_their_queues():
         return app.amqp.router.route(task._get_exec_options(), task.name)["queue"].name
 
     assert queue_of(round_run_task) == "gpu"
+    assert dispatch.ROUND_RUN == round_run_task.name  # the services send it by this name
     assert queue_of(rounds_schedule_task) == "default"
     assert round_run_task.acks_late and round_run_task.reject_on_worker_lost and round_run_task.ignore_result
     assert round_run_task.time_limit > round_run_task.soft_time_limit > 0

@@ -16,7 +16,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from config.celery import app
-from training import rounds
+from training import progress, rounds
 from training.models import ModelVersion, Round, RoundStatus
 from training.registry import artifact_location
 from training.tasks import round_run_task
@@ -143,7 +143,7 @@ def test_the_heartbeat_thread_keeps_a_quiet_phase_alive_and_stops_with_its_attem
     old = timezone.now() - timedelta(hours=1)
     Round.objects.filter(pk=started.pk).update(heartbeat_at=old)
 
-    beat = rounds._Heartbeat(round_id=started.pk, attempt=attempt)
+    beat = progress.Heartbeat(round_id=started.pk, attempt=attempt)
     beat.start()
     try:
         wait_for(started.pk, lambda r: r.heartbeat_at > old, timeout=10)
@@ -152,7 +152,7 @@ def test_the_heartbeat_thread_keeps_a_quiet_phase_alive_and_stops_with_its_attem
     assert not beat.is_alive()
     # Fenced: a beat of an attempt that lost the round does not touch it.
     Round.objects.filter(pk=started.pk).update(heartbeat_at=old, attempts=attempt + 1)
-    stale = rounds._Heartbeat(round_id=started.pk, attempt=attempt)
+    stale = progress.Heartbeat(round_id=started.pk, attempt=attempt)
     stale.start()
     time.sleep(0.4)
     stale.stop()

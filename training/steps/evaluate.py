@@ -1,0 +1,5 @@
+"""Step evaluate (being written)."""
+
+
+def run(ctx) -> None:
+    raise NotImplementedError

@@ -1,0 +1,5 @@
+"""Step generate (being written)."""
+
+
+def run(ctx) -> None:
+    raise NotImplementedError

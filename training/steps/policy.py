@@ -1,0 +1,5 @@
+"""Step policy (being written)."""
+
+
+def run(ctx) -> None:
+    raise NotImplementedError

@@ -1,0 +1,5 @@
+"""Step push (being written)."""
+
+
+def run(ctx) -> None:
+    raise NotImplementedError
