@@ -6,26 +6,19 @@ a given span version, and returns each sentence segment with its code-point offs
 annotation stores for span marks, so a client can lay scores over the same text it marks) and, per category, the
 penalty P(error of that category in this segment) and the segment's reward −Σ_c w_c · penalty_c.
 
-Loaded models are kept per process (versions are immutable, so a cached model never goes stale); two at most,
-because each holds a backbone in memory.
+Loaded models are kept per process (``training.model_cache``).
 """
 
 from __future__ import annotations
-
-import threading
-from collections import OrderedDict
 
 from annotation.models import Candidate
 
 from . import registry
 from .judgments_source import render_prompt
+from .model_cache import cached_model
 from .models import ModelKind, ModelVersion, VersionStatus
 
 TEXT_MAX_CHARS = 100_000
-CACHED_MODELS = 2
-
-_cache: OrderedDict[str, object] = OrderedDict()
-_cache_lock = threading.Lock()
 
 
 class SpanScoringError(Exception):
@@ -97,18 +90,12 @@ def span_scores(*, version: ModelVersion, text: str, prompt: str = "") -> dict:
 
 def _load(version: ModelVersion):
     path = registry.artifact_location(version)
-    key = str(path)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
     if not path.is_dir():
         raise SpanScoringError(f"The artifact of span model version {version.version} is missing at {path}.")
-    from training.ml.span_rewards import load_span_reward_model  # torch: only in processes that score
 
-    model = load_span_reward_model(path)
-    with _cache_lock:
-        _cache[key] = model
-        while len(_cache) > CACHED_MODELS:
-            _cache.popitem(last=False)
-    return model
+    def load(path):
+        from training.ml.span_rewards import load_span_reward_model  # torch: only in processes that score
+
+        return load_span_reward_model(path)
+
+    return cached_model(path, load)

@@ -1,11 +1,19 @@
 """Input and output shapes of the training API (rounds and model versions)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import ModelVersion, Round
+from ..win_rates import human_win_rates
 
 
 class RoundStartSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["reward", "policy"],
+        required=False,
+        help_text="reward: train the reward model. policy: the whole loop (reward model, generate, score, optimise "
+        "the policy, evaluate, push new comparisons). Default: policy when the training settings name a policy.",
+    )
     config = serializers.DictField(
         required=False,
         default=dict,
@@ -18,10 +26,32 @@ class RoundStartSerializer(serializers.Serializer):
 KIND = {"read_only": True, "help_text": "reward | span | policy"}
 
 
+class RoundStepSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="reward | generate | score | optimise | evaluate | push | register")
+    status = serializers.CharField(help_text="pending | running | succeeded | failed | cancelled")
+    started_at = serializers.DateTimeField(required=False)
+    seconds = serializers.FloatField(required=False, help_text="How long it ran (when it ended).")
+
+
+class WinRateSerializer(serializers.Serializer):
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    n = serializers.IntegerField()
+    rate = serializers.FloatField(help_text="(wins + ties / 2) / n")
+    low = serializers.FloatField(help_text="Wilson 95 % interval")
+    high = serializers.FloatField()
+
+
 class RoundSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(**KIND)
     triggered_by = serializers.CharField(source="triggered_by.username", default=None, read_only=True)
     model_version = serializers.SerializerMethodField()
+    steps = RoundStepSerializer(many=True, read_only=True)
+    human_win_rate = serializers.SerializerMethodField(
+        help_text="Policy rounds: how often people preferred the new policy's answer to the previous one's on the "
+        "pushed head-to-head comparisons; null until someone judged one."
+    )
 
     class Meta:
         model = Round
@@ -32,6 +62,7 @@ class RoundSerializer(serializers.ModelSerializer):
             "status",
             "step",
             "progress",
+            "steps",
             "config",
             "metrics",
             "log_tail",
@@ -42,6 +73,7 @@ class RoundSerializer(serializers.ModelSerializer):
             "attempts",
             "judgment_max_id",
             "model_version",
+            "human_win_rate",
             "created_at",
             "started_at",
             "heartbeat_at",
@@ -51,6 +83,16 @@ class RoundSerializer(serializers.ModelSerializer):
 
     def get_model_version(self, obj) -> int | None:
         return obj.model_version_id
+
+    @extend_schema_field(WinRateSerializer(allow_null=True))
+    def get_human_win_rate(self, obj) -> dict | None:
+        if obj.kind != "policy":
+            return None
+        # A list view computes every round of the page in one query and passes them in the context.
+        rates = self.context.get("win_rates")
+        if rates is None:
+            rates = human_win_rates(round_ids=[obj.pk])
+        return rates.get(obj.pk)
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -123,3 +165,22 @@ class SpanScoresSerializer(serializers.Serializer):
     text_length = serializers.IntegerField(help_text="In code points.")
     segments = SpanSegmentSerializer(many=True)
     total = serializers.FloatField(help_text="Sum of the segment rewards.")
+
+
+class PolicySampleRequestSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=20_000, help_text="A user message for the policy to answer.")
+    max_new_tokens = serializers.IntegerField(min_value=1, max_value=1024, default=128)
+    temperature = serializers.FloatField(min_value=0.01, max_value=10.0, default=0.8)
+    top_p = serializers.FloatField(min_value=0.01, max_value=1.0, default=0.95)
+    seed = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, help_text="Reproduces an answer; random when absent."
+    )
+
+
+class PolicySampleSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    version = serializers.IntegerField()
+    text = serializers.CharField()
+    seed = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    finish_reason = serializers.CharField(help_text="eos | length")

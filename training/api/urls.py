@@ -13,5 +13,7 @@ urlpatterns = [
     path("projects/<id:pk>/model-versions/", views.ModelVersionListView.as_view(), name="project-model-versions"),
     path("model-versions/<id:pk>/", views.ModelVersionDetailView.as_view(), name="model-version-detail"),
     path("projects/<id:pk>/span-scores/", views.SpanScoresView.as_view(), name="project-span-scores"),
+    path("model-versions/<id:pk>/sample/", views.PolicySampleView.as_view(), name="model-version-sample"),
+    path("model-versions/<id:pk>/download/", views.PolicyDownloadView.as_view(), name="model-version-download"),
     path("model-versions/<id:pk>/activate/", views.ModelVersionActivateView.as_view(), name="model-version-activate"),
 ]

@@ -5,7 +5,9 @@ model; only admins start or cancel rounds and change the active version. Annotat
 model scores, DESIGN §8); non-members 404.
 """
 
-from django.http import Http404
+import secrets
+
+from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -16,9 +18,10 @@ from rest_framework.views import APIView
 from annotation.access import project_for
 from annotation.models import Role
 
-from .. import registry, rounds, span_scoring
+from .. import policy_serving, registry, rounds, span_scoring
 from ..config import ConfigInvalid
 from ..models import ModelKind, ModelVersion, Round, RoundTrigger
+from ..win_rates import human_win_rates
 from . import serializers as s
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
@@ -61,7 +64,8 @@ def _version_for(request, pk: int, at_least: Role) -> ModelVersion:
 
 
 class RoundListView(generics.ListAPIView):
-    """A project's rounds, newest first. POST starts a reward round (admins)."""
+    """A project's rounds, newest first. POST starts a round (admins): a reward round, or with a policy in the
+    training settings the whole loop."""
 
     serializer_class = s.RoundSerializer
     pagination_class = NewestFirst
@@ -69,6 +73,13 @@ class RoundListView(generics.ListAPIView):
     def get_queryset(self):
         project, _ = project_for(user=self.request.user, project_id=self.kwargs["pk"], at_least=Role.RESEARCHER)
         return Round.objects.filter(project=project).select_related("triggered_by")
+
+    def get_serializer(self, *args, **kwargs):
+        page = args[0] if args else None
+        if kwargs.get("many") and page is not None:
+            ids = [r.pk for r in page if r.kind == ModelKind.POLICY]
+            kwargs.setdefault("context", self.get_serializer_context())["win_rates"] = human_win_rates(round_ids=ids)
+        return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
         request=s.RoundStartSerializer,
@@ -83,6 +94,7 @@ class RoundListView(generics.ListAPIView):
                 project=project,
                 triggered_by=request.user,
                 trigger=RoundTrigger.MANUAL,
+                kind=body.validated_data.get("kind"),
                 overrides=body.validated_data["config"],
             )
         except ConfigInvalid as exc:
@@ -151,6 +163,56 @@ class ModelVersionActivateView(APIView):
         except registry.VersionNotActivatable as exc:
             raise Conflict(str(exc)) from exc
         return Response(s.ModelVersionSerializer(version).data)
+
+
+class PolicySampleView(APIView):
+    """An answer of this policy version to a prompt (researchers), with the seed that reproduces it."""
+
+    @extend_schema(
+        request=s.PolicySampleRequestSerializer,
+        responses={200: s.PolicySampleSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def post(self, request, pk: int):
+        version = _version_for(request, pk, Role.RESEARCHER)
+        body = s.PolicySampleRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            answer = policy_serving.policy_sample(
+                version=version,
+                prompt=data["prompt"],
+                max_new_tokens=data["max_new_tokens"],
+                temperature=data["temperature"],
+                top_p=data["top_p"],
+                seed=data.get("seed", secrets.randbelow(2**31)),
+            )
+        except policy_serving.PolicyServingError as exc:
+            _raise_for(exc)
+        return Response(s.PolicySampleSerializer(answer).data)
+
+
+class PolicyDownloadView(APIView):
+    """This policy version as a zip: ``merged`` weights (plain ``from_pretrained``) or its LoRA ``adapter``."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("part", str, enum=list(policy_serving.PARTS), default="merged")],
+        responses={(200, "application/zip"): OpenApiResponse(description="zip archive"), 400: ERROR, 404: ERROR},
+    )
+    def get(self, request, pk: int):
+        version = _version_for(request, pk, Role.RESEARCHER)
+        try:
+            archive, name = policy_serving.policy_archive(
+                version=version, part=request.query_params.get("part", "merged")
+            )
+        except policy_serving.PolicyServingError as exc:
+            _raise_for(exc)
+        return FileResponse(archive, as_attachment=True, filename=name, content_type="application/zip")
+
+
+def _raise_for(exc: policy_serving.PolicyServingError):
+    if exc.field is None:
+        raise Conflict(exc.message) from exc
+    raise ValidationError({exc.field: [exc.message]}) from exc
 
 
 class SpanScoresView(APIView):

@@ -1,5 +1,122 @@
-"""Step policy (being written)."""
+"""Step "optimise": preference-optimise the policy on the round's pairs.
+
+Pairs: for every generated prompt, the best against the worst of its K candidates by ensemble-mean reward (RLHF
+Workflow / West-of-N), plus — with ``human_pairs`` — the train-split pairs people judged since the last policy
+round. The update is TRL's ``DPOTrainer`` with LoRA and the configured ``loss_type``
+(``training.ml.policy``); the reference is the base model or the policy the round started from.
+
+Saves the new policy's artifact and stages its registration (active once the round commits, if
+``auto_activate``); hands on ``ctx.outputs["policy_model"]`` and ``ctx.outputs["reference_path"]``.
+"""
+
+from __future__ import annotations
+
+from .. import registry
+from ..judgments_source import judgment_records
+from ..models import ModelKind, Round, RoundStatus
+from ..registry import code_version
+from . import RoundContext
+from .generate import base_policy_path
 
 
-def run(ctx) -> None:
-    raise NotImplementedError
+def run(ctx: RoundContext) -> None:
+    from training.ml.policy import PolicyTrainingConfig, save_policy, train_policy
+
+    config, progress = ctx.config, ctx.progress
+    current = ctx.outputs["current_policy"]
+    progress.phase("selecting pairs")
+    pairs = rm_pairs(ctx) + (human_pairs(ctx) if config.human_pairs else [])
+    n_rm = sum(p.source == "rm" for p in pairs)
+    progress.log(f"{n_rm} best-vs-worst pairs from the reward model, {len(pairs) - n_rm} human pairs")
+    if not pairs:
+        raise ValueError("No preference pairs for the policy: every prompt's candidates scored the same.")
+
+    reference = base_policy_path(ctx) if config.reference == "base" and current.version else None
+    ml_config = PolicyTrainingConfig(
+        model=current.path,
+        reference=reference,
+        algorithm=config.policy_algorithm,
+        loss_type=config.loss_type,
+        beta=config.beta,
+        label_smoothing=config.label_smoothing,
+        learning_rate=config.policy_learning_rate,
+        num_epochs=config.policy_epochs,
+        max_steps=config.policy_max_steps,
+        batch_size=config.policy_batch_size,
+        max_length=config.policy_max_length,
+        lora_r=config.policy_lora_r,
+        seed=ctx.seed,
+        bf16=config.bf16,
+    )
+    progress.phase("training", at=0.05)
+    progress.train_range = (0.05, 0.9)
+    trained = train_policy(pairs, ml_config, progress=progress.training_step)
+    ctx.outputs["policy_model"] = trained
+    ctx.outputs["reference_path"] = reference or current.path
+
+    progress.phase("saving", at=0.9)
+    relpath, path = ctx.new_artifact(ModelKind.POLICY)
+    save_policy(trained, path, extra={"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()})
+    ctx.metrics["policy_train"] = {"pairs": {"rm": n_rm, "human": len(pairs) - n_rm}, **trained.metrics}
+
+    def register(ctx: RoundContext) -> None:
+        activate = config.auto_activate
+        version = registry.version_register(
+            project_id=ctx.project_id,
+            kind=ModelKind.POLICY,
+            base_model=config.policy,
+            artifact_path=relpath,
+            metrics={key: ctx.metrics.get(key) for key in ("policy", "policy_train", "generation")},
+            config=config.snapshot(),
+            judgment_snapshot_id=f"round-{ctx.round.pk}",
+            judgment_count=len(pairs) - n_rm,
+            judgment_max_id=ctx.round.judgment_max_id,
+            activate=activate,
+        )
+        ctx.versions[ModelKind.POLICY] = version
+        ctx.metrics["policy_version"] = {"id": version.pk, "version": version.version, "active": activate}
+        ctx.progress.log(f"registered {version}" + (" (active)" if activate else " (not activated)"))
+
+    ctx.stage(register)
+
+
+def rm_pairs(ctx: RoundContext) -> list:
+    """Best against worst of K by ensemble-mean reward, for every prompt whose candidates differ."""
+    from training.ml.policy import PolicyPair
+    from training.ml.selection import select_best_worst
+
+    generated, scores = ctx.outputs["generated"], ctx.outputs["scores"]
+    chosen = select_best_worst([member_rewards.mean(0).tolist() for member_rewards in scores])
+    return [
+        PolicyPair(
+            prompt=generated.prompts[p].text,
+            chosen=generated.candidates[p][best].text,
+            rejected=generated.candidates[p][worst].text,
+            source="rm",
+        )
+        for p, best, worst, _gap in chosen
+    ]
+
+
+def human_pairs(ctx: RoundContext) -> list:
+    """Train-split pairs from the judgments that arrived since the last successful policy round (all of them
+    before the first), split exactly like the reward model's pairs."""
+    from training.ml.pairs import build_preference_pairs
+    from training.ml.policy import PolicyPair
+
+    since = (
+        Round.objects.filter(project_id=ctx.project_id, kind=ModelKind.POLICY, status=RoundStatus.SUCCEEDED)
+        .exclude(pk=ctx.round.pk)
+        .order_by("-id")
+        .values_list("judgment_max_id", flat=True)
+        .first()
+    ) or 0
+    records = [
+        r
+        for r in judgment_records(project_id=ctx.project_id, max_judgment_id=ctx.round.judgment_max_id)
+        if r.judgment_id > since
+    ]
+    pairs = build_preference_pairs(
+        records, tie_policy="drop", eval_fraction=ctx.config.eval_fraction, seed=ctx.seed
+    ).train
+    return [PolicyPair(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected, source="human") for p in pairs]

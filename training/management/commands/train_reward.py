@@ -34,9 +34,16 @@ OPTIONS = {
 
 class Command(BaseCommand):
     help = "Train and evaluate a reward model for a project from its judgments (runs a round in-process)."
+    kind: str | None = "reward"
 
     def add_arguments(self, parser):
         parser.add_argument("--project", type=int, required=True, help="Project id.")
+        parser.add_argument(
+            "--config",
+            type=json.loads,
+            default={},
+            help='More training settings as JSON, e.g. \'{"loss_type": "ipo", "prompts_per_round": 8}\'.',
+        )
         for flag, (field, kind) in OPTIONS.items():
             parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind, help=f"Overrides {field}.")
         parser.add_argument("--bf16", action="store_true", default=None, help="bfloat16 mixed precision.")
@@ -46,20 +53,27 @@ class Command(BaseCommand):
         found = Project.objects.filter(pk=project).first()
         if found is None:
             raise CommandError(f"No project with id {project}.")
-        overrides = {field: options[flag] for flag, (field, _) in OPTIONS.items() if options.get(flag) is not None}
+        overrides = dict(options["config"])
+        overrides |= {field: options[flag] for flag, (field, _) in OPTIONS.items() if options.get(flag) is not None}
         if options.get("bf16"):
             overrides["bf16"] = True
         if options.get("activate") is False:
             overrides["auto_activate"] = False
         try:
             started = rounds.round_start(
-                project=found, trigger=RoundTrigger.COMMAND, overrides=overrides, enqueue=False
+                project=found,
+                trigger=RoundTrigger.COMMAND,
+                kind=options.get("kind") or self.kind,
+                overrides=overrides,
+                enqueue=False,
             )
         except ConfigInvalid as exc:
             raise CommandError(f"Invalid training settings: {exc}") from exc
         except rounds.RoundError as exc:
             raise CommandError(exc.message) from exc
-        self.stdout.write(f"Round {started.pk}: training on judgments up to #{started.judgment_max_id}")
+        self.stdout.write(
+            f"Round {started.pk} ({started.kind}): training on judgments up to #{started.judgment_max_id}"
+        )
 
         bar = None
 

@@ -1,0 +1,78 @@
+"""The one door from training into annotation: generated candidates and their comparisons arrive with their
+origin, all or nothing, and annotators can claim and judge them like any other comparison."""
+
+import pytest
+
+from annotation.candidates import GeneratedCandidate, GeneratedComparison, PushInvalid, generated_comparisons_push
+from annotation.judgments import JudgmentInput, judgment_submit
+from annotation.models import Candidate, Comparison
+from annotation.queue import comparison_claim
+from tests.factories import ProjectFactory, PromptFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def pair(prompt, *, round_id=7, priority=10, purpose="active"):
+    return GeneratedComparison(
+        prompt_id=prompt.pk,
+        candidates=[
+            GeneratedCandidate(text=f"answer {seed}", origin={"round": round_id, "policy_version": 2, "seed": seed})
+            for seed in (101, 102)
+        ],
+        priority=priority,
+        origin={"round": round_id, "purpose": purpose},
+    )
+
+
+def test_pushed_comparisons_carry_their_origin_and_are_served_first_by_priority(project, annotator):
+    imported = PromptFactory(project=project)
+    generated_prompt = PromptFactory(project=project)
+    a, b = (Candidate.objects.create(project=project, prompt=imported, external_id=f"c{i}", text=f"t{i}") for i in "ab")
+    Comparison.objects.create(
+        project=project, prompt=imported, external_id="old", candidate_ids=[a.pk, b.pk], wanted=1, priority=0
+    )
+
+    result = generated_comparisons_push(project=project, batch="round-7", comparisons=[pair(generated_prompt)])
+
+    assert (result.candidates_created, result.comparisons_created) == (2, 1)
+    pushed = Comparison.objects.get(pk=result.comparison_ids[0])
+    assert (pushed.origin, pushed.priority, pushed.wanted) == ({"round": 7, "purpose": "active"}, 10, project.overlap)
+    candidates = Candidate.objects.filter(pk__in=pushed.candidate_ids).order_by("pk")
+    assert [(c.source, c.origin["seed"], c.text) for c in candidates] == [
+        ("generated", 101, "answer 101"),
+        ("generated", 102, "answer 102"),
+    ]
+    claim = comparison_claim(project=project, annotator_id=annotator.pk)
+    assert claim.comparison_id == pushed.pk  # priority 10 before the imported one
+    judgment, created = judgment_submit(
+        comparison=pushed,
+        annotator_id=annotator.pk,
+        answer=JudgmentInput(winner=pushed.candidate_ids[1], shown_order=pushed.candidate_ids),
+        idempotency_key="k-1",
+    )
+    assert created and judgment.winner_id == pushed.candidate_ids[1]
+
+
+def test_pushing_the_same_batch_again_adds_nothing(project):
+    prompt = PromptFactory(project=project)
+    first = generated_comparisons_push(project=project, batch="round-7", comparisons=[pair(prompt)])
+    again = generated_comparisons_push(project=project, batch="round-7", comparisons=[pair(prompt)])
+    assert again.comparison_ids == first.comparison_ids
+    assert (again.candidates_created, again.comparisons_created) == (0, 0)
+    assert (Candidate.objects.count(), Comparison.objects.count()) == (2, 1)
+
+
+def test_a_push_that_does_not_fit_the_project_writes_nothing(project):
+    prompt = PromptFactory(project=project)
+    three = GeneratedComparison(
+        prompt_id=prompt.pk,
+        candidates=[GeneratedCandidate(text=str(i), origin={}) for i in range(3)],
+        priority=0,
+        origin={},
+    )
+    with pytest.raises(PushInvalid, match="Comparison 1 has 3 candidates; this project compares 2"):
+        generated_comparisons_push(project=project, batch="b", comparisons=[pair(prompt), three])
+    foreign = PromptFactory(project=ProjectFactory())
+    with pytest.raises(PushInvalid, match=f"prompt {foreign.pk} is not a prompt of this project"):
+        generated_comparisons_push(project=project, batch="b", comparisons=[pair(foreign)])
+    assert (Candidate.objects.count(), Comparison.objects.count()) == (0, 0)
