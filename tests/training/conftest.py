@@ -22,7 +22,7 @@ if importlib.util.find_spec("torch") is not None:
     # oversubscribe (measured: 45 training steps took 11 s with the default thread count under load, 1 s with one).
     torch.set_num_threads(1)
 
-from .synthetic import CUE, FILLER_A, FILLER_B, MARKER, build_tiny_backbone
+from .synthetic import CUE, FILLER_A, FILLER_B, MARKER, build_tiny_backbone, build_tiny_causal_lm
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,9 @@ def tiny_causal_backbone(tmp_path_factory):
     return build_tiny_backbone(
         tmp_path_factory.mktemp("tiny-llama"), words=[*FILLER_A, *FILLER_B, MARKER, CUE], arch="llama"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory):
+    """Path of a saved 2-layer LlamaForCausalLM (hidden 32) whose tokenizer has eos, pad and a chat template."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-causal-lm"), words=[*FILLER_A, MARKER])

@@ -68,6 +68,53 @@ def build_tiny_backbone(folder: Path, *, words: list[str], arch: str = "bert") -
     return str(folder)
 
 
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} </s> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+"""A minimal Jinja chat template: ``<|user|> text </s> <|assistant|>`` (role markers are special tokens)."""
+
+
+def build_tiny_causal_lm(folder: Path, *, words: list[str]) -> str:
+    """Save a tiny randomly initialised ``LlamaForCausalLM`` (2 layers, hidden 32) plus a word-level tokenizer with
+    eos and pad tokens and :data:`CHAT_TEMPLATE` to ``folder``; return its path.
+
+    ``tokenizer.apply_chat_template([{"role": "user", "content": ...}], add_generation_prompt=True)`` works on it, and
+    ``generate`` stops at ``</s>``.
+    """
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [" ".join(words[i : i + 8]) for i in range(0, len(words), 8)] + ["q", "prompt"]
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces, as the whitespace split expects
+    special = ["[PAD]", "[UNK]", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)  # the same weights whichever test builds the model first
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def marker_judgments(
     n: int,
     *,
