@@ -37,3 +37,11 @@ def tiny_causal_backbone(tmp_path_factory):
     return build_tiny_backbone(
         tmp_path_factory.mktemp("tiny-llama"), words=[*FILLER_A, *FILLER_B, MARKER, CUE], arch="llama"
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory):
+    """A 2-layer LlamaForCausalLM (hidden 32) with a word-level tokenizer and a chat template: a local policy."""
+    from .synthetic import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), words=[*FILLER_A, *FILLER_B, MARKER, CUE])

@@ -68,6 +68,58 @@ def build_tiny_backbone(folder: Path, *, words: list[str], arch: str = "bert") -
     return str(folder)
 
 
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} </s> {% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+"""A minimal chat template: ``<|user|> … </s> <|assistant|> … </s>``. The prompt rendered with the generation prompt
+is a token prefix of the whole dialogue, so the response tokens are exactly what follows it (as TRL assumes)."""
+
+
+def build_tiny_causal_lm(folder: Path, *, words: list[str]) -> str:
+    """Save a tiny randomly initialised ``LlamaForCausalLM`` (2 layers, hidden 32) and a word-level tokenizer with
+    pad and eos tokens and :data:`CHAT_TEMPLATE` to ``folder``; return its path: a local policy "model id"."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [" ".join(words[i : i + 8]) for i in range(0, len(words), 8)] + ["q", "prompt"]
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    # Role markers are special tokens, so the whitespace pre-tokenizer never splits "<|user|>" into pieces.
+    special = ["[PAD]", "[UNK]", "</s>", "<|user|>", "<|assistant|>"]
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        eos_token="</s>",
+        additional_special_tokens=["<|user|>", "<|assistant|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)  # the same "pretrained" weights whichever test builds the model first
+    config = LlamaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+        # LoRA leaves the LM head alone, and with the default 0.02 its rows are so small that no adapter can move
+        # a logit by much (margins saturate near 0.2); 0.1 lets the tiny model learn the marker clearly.
+        initializer_range=0.1,
+    )
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def marker_judgments(
     n: int,
     *,
