@@ -2,6 +2,8 @@
 
 import dataclasses
 import re
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +130,29 @@ def test_our_margin_equals_trls_logged_margin_against_an_explicit_reference(tiny
     ours = implicit_reward_margins(model.model, reference, model.tokenizer, pairs[:16], beta=0.1)
     assert ours.abs().mean() > 0.01  # the reference really differs
     assert model.metrics["reward_margin"] == pytest.approx(ours.mean().item(), abs=1e-5)
+
+
+def test_pair_weights_decide_how_often_a_pair_is_drawn(tiny_causal_lm, pairs):
+    """The same pairs twice, once as labelled (weight 1) and once swapped (weight 0): only the first are learned.
+    With equal weights the two halves would cancel out."""
+    contradicting = pairs[:32] + [dataclasses.replace(p, weight=0.0, source="rm") for p in swapped(pairs[:32])]
+    config = PolicyTrainingConfig(model=tiny_causal_lm, learning_rate=1e-2, num_epochs=2, batch_size=8)
+    model = train_policy(contradicting, config)
+    margins = implicit_reward_margins(model.model, None, model.tokenizer, pairs[:32], beta=0.1)
+    assert (margins > 0).all()
+    assert model.metrics["pairs_by_source"] == {"human": 32, "rm": 32}
+
+
+def test_a_run_leaves_no_files_behind(tiny_causal_lm, pairs, tmp_path, monkeypatch):
+    from datasets.fingerprint import get_temporary_cache_files_directory
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the run's scratch folder goes
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    shared = Path(get_temporary_cache_files_directory())  # datasets' per-process cache for in-memory datasets
+    before = set(shared.iterdir())
+    train_policy(pairs[:8], PolicyTrainingConfig(model=tiny_causal_lm, max_steps=2, batch_size=4))
+    assert set(shared.iterdir()) == before
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.parametrize("loss_type", LOSS_TYPES)

@@ -12,8 +12,8 @@ Why TRL's ``DPOTrainer`` (TRL 1.16) and what we set:
   as TRL does; a different reference folder is loaded and passed as ``ref_model``.
 - TRL's defaults that differ from ``TrainingArguments`` (``bf16=True``, gradient checkpointing on,
   ``learning_rate=1e-6``) are all set explicitly from :class:`PolicyTrainingConfig`. Nothing is written to disk:
-  a temporary ``output_dir`` (removed), no checkpoints, no reports, and the reference log-probs that ``datasets``
-  caches in a temp file are deleted after the run.
+  a temporary folder (removed after the run) holds ``output_dir`` and every ``datasets`` cache (the pairs,
+  TRL's tokenized copy, the reference log-probs); no checkpoints, no reports.
 
 Batch convention (TRL's, used by every function here): a batch of B pairs is 2B sequences, the B chosen first,
 then the B rejected in the same order — ``torch.chunk(x, 2)`` gives (chosen, rejected).
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -181,6 +181,8 @@ def train_policy(
     """
     if not pairs:
         raise ValueError("no training pairs")
+    if any(p.weight < 0 for p in pairs) or not any(p.weight > 0 for p in pairs):
+        raise ValueError("pair weights must be >= 0 with at least one > 0")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the hub from every trainer otherwise
     return _TRAINERS[config.algorithm](list(pairs), config, progress)
 
@@ -231,8 +233,10 @@ class _TandemDPOTrainer(DPOTrainer):
         return out
 
     def _get_train_sampler(self, train_dataset=None):
-        dataset = self.train_dataset if train_dataset is None else train_dataset
-        weights = list(dataset["weight"]) if "weight" in dataset.column_names else None
+        # Trainer passes the dataset with its unused columns (our "weight") already removed; the rows, and their
+        # order, are those of self.train_dataset.
+        full = self.train_dataset
+        weights = list(full["weight"]) if "weight" in full.column_names else None
         if weights is None or len(set(weights)) <= 1:
             return super()._get_train_sampler(train_dataset)
         # Expected loss under this sampler = the weight-averaged DPO loss; seeded so a run is reproducible.
@@ -300,8 +304,12 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
             lora_dropout=config.lora_dropout,
             target_modules=config.lora_target_modules,
         )
-    dataset = _conversations(pairs)
     with tempfile.TemporaryDirectory(prefix="tandem-dpo-") as scratch, _quiet_datasets():
+        # An in-memory dataset would make `datasets` cache TRL's maps and filters (and the reference log-probs) in a
+        # per-process temp folder that only goes at interpreter exit: a long-lived worker would collect files every
+        # run. Backed by a file in the scratch folder, every cache lands beside it and goes with it.
+        _conversations(pairs).save_to_disk(Path(scratch) / "pairs")
+        dataset = load_from_disk(Path(scratch) / "pairs")
         args = DPOConfig(
             output_dir=scratch,  # nothing is saved there (save_strategy="no"); Trainer insists on one
             per_device_train_batch_size=config.batch_size,
@@ -341,14 +349,7 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
         recorder = _StepRecorder(trainer, progress)
         trainer.add_callback(recorder)
         pairs_trained = len(trainer.train_dataset)
-        try:
-            output = trainer.train()
-        finally:
-            # For an in-memory dataset, `datasets` caches the reference log-probs in a per-process temp folder
-            # that only goes at interpreter exit; a long-lived worker would collect one file per run.
-            for cache in trainer.train_dataset.cache_files:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(cache["filename"])
+        output = trainer.train()
         trained = trainer.model
     _remove_fused_lm_head(trained)
     tail = recorder.steps[-config.logging_steps :]
