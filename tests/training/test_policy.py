@@ -197,8 +197,11 @@ def test_saved_policy_loads_without_peft_and_its_adapter_loads_with_peft(lora_ru
         assert torch.allclose(plain(input_ids=input_ids).logits, expected, atol=1e-5)
         adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_causal_lm), path / "adapter")
         assert torch.allclose(adapted(input_ids=input_ids).logits, expected, atol=1e-5)
-        # TRL patches forward on the instance; left in place, a copy would run the original's weights.
-        assert torch.allclose(model.merged_model()(input_ids=input_ids).logits, expected, atol=1e-5)
+        # TRL patches forward on the instance, bound to the original model; left in place, a copy would run the
+        # original's modules (here: with its adapter switched off) instead of its own merged weights.
+        merged = model.merged_model()
+        with model.model.disable_adapter():
+            assert torch.allclose(merged(input_ids=input_ids).logits, expected, atol=1e-5)
         loaded, tokenizer = load_policy(path)
         assert torch.allclose(loaded(input_ids=input_ids).logits, expected, atol=1e-5)
     assert tokenizer.chat_template == model.tokenizer.chat_template
