@@ -253,7 +253,10 @@ class _StepRecorder(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         batches = self.trainer.micro_batches
-        record = {key: sum(b[key] for b in batches) / len(batches) for key in ("loss", "margin", "accuracy")}
+        record = {
+            key: sum(b[key] for b in batches) / len(batches) if batches else math.nan
+            for key in ("loss", "margin", "accuracy")
+        }
         batches.clear()
         self.steps.append(record)
         if self.progress is not None:
