@@ -8,10 +8,11 @@ model's own estimate in the round's metrics.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
 from annotation.models import Comparison, Judgment
+
+from .ml.stats import wilson_interval
 
 HEAD_TO_HEAD = "policy_vs_previous"
 
@@ -44,13 +45,3 @@ def _rate(*, wins: int, losses: int, ties: int) -> dict:
     score = wins + ties / 2
     low, high = wilson_interval(score, n)
     return {"wins": wins, "losses": losses, "ties": ties, "n": n, "rate": score / n, "low": low, "high": high}
-
-
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion (Wilson 1927); well-behaved at small n and near 0 or 1."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)

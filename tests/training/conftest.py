@@ -41,5 +41,5 @@ def tiny_causal_backbone(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_causal_lm(tmp_path_factory):
-    """Path of a saved 2-layer LlamaForCausalLM (hidden 32) whose tokenizer has eos, pad and a chat template."""
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-causal-lm"), words=[*FILLER_A, MARKER])
+    """A 2-layer LlamaForCausalLM (hidden 32) with a word-level tokenizer and a chat template: a local policy."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), words=[*FILLER_A, *FILLER_B, MARKER, CUE])

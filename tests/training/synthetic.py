@@ -70,14 +70,15 @@ def build_tiny_backbone(folder: Path, *, words: list[str], arch: str = "bert") -
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message['role'] }}|> {{ message['content'] }} </s> {% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
 )
-"""A minimal Jinja chat template: ``<|user|> text </s> <|assistant|>`` (role markers are special tokens)."""
+"""A minimal chat template: ``<|user|> … </s> <|assistant|> … </s>``. The prompt rendered with the generation prompt
+is a token prefix of the whole dialogue, so the response tokens are exactly what follows it (as TRL assumes)."""
 
 
 def build_tiny_causal_lm(folder: Path, *, words: list[str]) -> str:
-    """Save a tiny randomly initialised ``LlamaForCausalLM`` (2 layers, hidden 32) plus a word-level tokenizer with
-    eos and pad tokens and :data:`CHAT_TEMPLATE` to ``folder``; return its path.
+    """Save a tiny randomly initialised ``LlamaForCausalLM`` (2 layers, hidden 32) and a word-level tokenizer with
+    pad and eos tokens and :data:`CHAT_TEMPLATE` to ``folder``; return its path: a local policy "model id".
 
     ``tokenizer.apply_chat_template([{"role": "user", "content": ...}], add_generation_prompt=True)`` works on it, and
     ``generate`` stops at ``</s>``.
@@ -90,11 +91,18 @@ def build_tiny_causal_lm(folder: Path, *, words: list[str]) -> str:
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces, as the whitespace split expects
+    # Role markers are special tokens, so the whitespace pre-tokenizer never splits "<|user|>" into pieces.
     special = ["[PAD]", "[UNK]", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
     tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        eos_token="</s>",
+        additional_special_tokens=["<|user|>", "<|assistant|>", "<|system|>"],
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)  # the same weights whichever test builds the model first
+    torch.manual_seed(0)  # the same "pretrained" weights whichever test builds the model first
     config = LlamaConfig(
         vocab_size=tok.get_vocab_size(),
         hidden_size=32,
@@ -107,6 +115,9 @@ def build_tiny_causal_lm(folder: Path, *, words: list[str]) -> str:
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=False,
+        # LoRA leaves the LM head alone, and with the default 0.02 its rows are so small that no adapter can move
+        # a logit by much (margins saturate near 0.2); 0.1 lets the tiny model learn the marker clearly.
+        initializer_range=0.1,
     )
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)

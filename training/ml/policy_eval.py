@@ -1,6 +1,6 @@
 """Is a new policy better than the previous one, and how far did it move from its reference?
 
-Read top to bottom: :func:`sequence_logprobs` (the one part that runs a model) → :func:`wilson_interval` →
+Read top to bottom: :func:`sequence_logprobs` (the one part that runs a model) →
 :func:`evaluate_policy` (pure metrics over plain lists and tensors).
 
 The KL term is the standard Monte-Carlo estimator per sequence: for responses y_n sampled from π_new,
@@ -22,6 +22,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .generation.text import prompt_token_ids
+from .stats import wilson_interval
 
 RewardScoreFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """``score(prompts, responses) -> (M, N)`` per-member rewards, e.g. ``RewardModel.score``."""
@@ -44,61 +45,63 @@ def sequence_logprobs(
     response tokens are counted. ``end_with_eos`` (one flag, or one per response) appends the eos token, whose
     probability belongs to a response that ended with it (``Generation.finish_reason == "eos"``).
 
-    Sequences are right-padded (every real token keeps positions 0..L−1; padding comes after and is masked out) and
-    batched by length. The response is re-tokenized from its text, which for most tokenizers gives the ids that were
-    generated; where it does not, both models still score the same token sequence.
+    The response is re-tokenized from its text, which for most tokenizers gives the ids that were generated; where
+    it does not, both models still score the same token sequence.
     """
     if len(prompts) != len(responses):
         raise ValueError("prompts and responses differ in length")
     flags = [end_with_eos] * len(responses) if isinstance(end_with_eos, bool) else list(end_with_eos)
     if len(flags) != len(responses):
         raise ValueError("end_with_eos needs one flag per response")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows = []  # (token ids, index of the first response token)
     for prompt, response, eos in zip(prompts, responses, flags, strict=True):
         context = prompt_token_ids(tokenizer, prompt)
         answer = tokenizer(response, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if eos else [])
         rows.append((context + answer, len(context)))
+    return response_logprobs(model, rows, pad_id=_pad_id(tokenizer), batch_size=batch_size)
 
+
+@torch.no_grad()
+def response_logprobs(
+    model: PreTrainedModel, rows: Sequence[tuple[list[int], int]], *, pad_id: int, batch_size: int = 16
+) -> torch.Tensor:
+    """Σ_t log π(y_t | y_<t) over each row's tokens from index ``first`` on, for rows ``(token ids, first)``:
+    shape (B,), float32, on the CPU. How the rows were tokenized is the caller's business (generation's prompt
+    format here, TRL's in :func:`training.ml.policy.dpo_logprobs`).
+
+    Sequences are right-padded (every real token keeps positions 0..L−1; padding comes after and is masked out) and
+    batched by length, so a value does not depend on its batch. The model is put in eval mode for the call and its
+    training mode is restored after.
+    """
     device = next(model.parameters()).device
+    was_training = model.training
     model.eval()
     out = torch.zeros(len(rows))  # (B,)
     order = sorted(range(len(rows)), key=lambda r: len(rows[r][0]))  # similar lengths share a batch
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        width = max(len(rows[r][0]) for r in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (b, T), right-padded
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        response_mask = torch.zeros((len(batch), width), dtype=torch.bool)  # True at response tokens
-        for i, r in enumerate(batch):
-            ids, first = rows[r]
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention_mask[i, : len(ids)] = 1
-            response_mask[i, first : len(ids)] = True
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits  # (b, T, V)
-        # Position t−1 predicts token t: (b, T−1, V) against targets (b, T−1).
-        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()
-        token_logprobs = logprobs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (b, T−1)
-        out[batch] = (token_logprobs * response_mask[:, 1:]).sum(-1)
+    try:
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            width = max(len(rows[r][0]) for r in batch)
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (b, T), right-padded
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            response_mask = torch.zeros((len(batch), width), dtype=torch.bool)  # True at response tokens
+            for i, r in enumerate(batch):
+                ids, first = rows[r]
+                input_ids[i, : len(ids)] = torch.tensor(ids)
+                attention_mask[i, : len(ids)] = 1
+                response_mask[i, first : len(ids)] = True
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits  # (b,T,V)
+            # Position t−1 predicts token t: (b, T−1, V) against targets (b, T−1).
+            logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()
+            token_logprobs = logprobs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # (b, T−1)
+            out[batch] = (token_logprobs * response_mask[:, 1:]).sum(-1)
+    finally:
+        model.train(was_training)
     return out
 
 
-def wilson_interval(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion wins / n (Wilson 1927; Newcombe 1998, method 3). ``wins`` may be
-    fractional (ties counted as half). Unlike p ± z·se it stays inside [0, 1] and is sensible at 0 or n wins.
-
-    >>> tuple(round(x, 4) for x in wilson_interval(81, 263))  # Newcombe (1998), Table II
-    (0.2553, 0.3662)
-    """
-    if n <= 0:
-        raise ValueError("the interval needs n >= 1")
-    if not 0 <= wins <= n:
-        raise ValueError(f"wins must be in [0, n], got {wins} of {n}")
-    p = wins / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def evaluate_policy(

@@ -11,7 +11,7 @@ real win rate on the same pairs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..prompts_source import PromptRecord, eval_prompts, round_prompts
 from . import RoundContext
@@ -41,7 +41,9 @@ def run(ctx: RoundContext) -> None:
         return
     texts = [prompt.text for prompt in prompts]
     seed = generation_seed(ctx) + 1
-    sampling = sampling_config(config)
+    # Temperature 1 and no nucleus: the answers are samples of the policies themselves, which the KL estimate
+    # needs (training.ml.policy_eval) and which keeps the head-to-head about the models, not the sampler.
+    sampling = replace(sampling_config(config), temperature=1.0, top_p=1.0)
     new_model, tokenizer = load_causal_lm(str(ctx.artifacts[-1]))  # exactly what will be registered
     previous_model, previous_tokenizer = load_causal_lm(ctx.outputs["current_policy"].path)
 
@@ -56,13 +58,16 @@ def run(ctx: RoundContext) -> None:
     ]
     progress.phase("scoring", at=0.75)
     reference_model, reference_tokenizer = load_causal_lm(ctx.outputs["reference_path"])
+    ended = [g.finish_reason == "eos" for g in new]
     metrics = evaluate_policy(
         prompts=texts,
         new_texts=[g.text for g in new],
         previous_texts=[g.text for g in previous],
         reward_model_score=ctx.outputs["reward_model"].score,
-        new_logprobs=sequence_logprobs(new_model, tokenizer, texts, [g.text for g in new]),
-        reference_logprobs=sequence_logprobs(reference_model, reference_tokenizer, texts, [g.text for g in new]),
+        new_logprobs=sequence_logprobs(new_model, tokenizer, texts, [g.text for g in new], end_with_eos=ended),
+        reference_logprobs=sequence_logprobs(
+            reference_model, reference_tokenizer, texts, [g.text for g in new], end_with_eos=ended
+        ),
         token_counts=[g.token_count for g in new],
     )
     metrics["prompts"] = len(prompts)

@@ -57,7 +57,7 @@ def run(ctx: RoundContext) -> None:
     progress.phase("saving", at=0.9)
     relpath, path = ctx.new_artifact(ModelKind.POLICY)
     save_policy(trained, path, extra={"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()})
-    ctx.metrics["policy_train"] = {"pairs": {"rm": n_rm, "human": len(pairs) - n_rm}, **trained.metrics}
+    ctx.metrics["policy_train"] = trained.metrics
 
     def register(ctx: RoundContext) -> None:
         activate = config.auto_activate
