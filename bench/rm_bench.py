@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base_test.public.jsonl"
+DATA = ROOT / "training" / "data" / "hh-rlhf" / "harmless-base_test.public.jsonl"
 ARMS = ("trl", "trl-nockpt", "ours", "ours-onepass", "ours-grouped")
 
 
@@ -69,36 +69,9 @@ def _setup_env(threads: int) -> None:
 
 
 def load_pairs(path: Path, *, eval_fraction: float, seed: int):
-    """hh-rlhf rows → a PairSet through our pair builder (split by the dialogue's first human turn).
+    from training.ml.hh_rlhf import hh_rlhf_pairs
 
-    A row is two whole dialogues that share everything up to the last ``Assistant:`` turn. The shared part is the
-    prompt, the two last turns are the candidates; with ``separator=""`` prompt + response is the original text.
-    """
-    from training.ml.pairs import JudgmentRecord, build_preference_pairs
-
-    records = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        row = json.loads(line)
-        chosen, rejected = row["chosen"], row["rejected"]
-        cut_c, cut_r = chosen.rfind("\n\nAssistant:") + 12, rejected.rfind("\n\nAssistant:") + 12
-        if cut_c >= 12 and chosen[:cut_c] == rejected[:cut_r]:
-            prompt, chosen, rejected = chosen[:cut_c], chosen[cut_c:], rejected[cut_r:]
-        else:
-            prompt = ""
-        if chosen == rejected:
-            continue  # nothing to learn from an identical pair
-        first_turn = row["chosen"].split("\n\nAssistant:", 1)[0]
-        records.append(
-            JudgmentRecord(
-                judgment_id=i,
-                comparison_id=i,
-                prompt_id=first_turn,
-                prompt_text=prompt,
-                candidates={"chosen": chosen, "rejected": rejected},
-                winner="chosen",
-            )
-        )
-    return build_preference_pairs(records, eval_fraction=eval_fraction, seed=seed)
+    return hh_rlhf_pairs(path, eval_fraction=eval_fraction, seed=seed)
 
 
 # --- one arm, in a child process ----------------------------------------------------------------------------------

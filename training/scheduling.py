@@ -78,12 +78,15 @@ def due(*, project: Project, config) -> str | None:
     return None
 
 
-def rounds_schedule() -> list[Round]:
-    """Reap dead rounds, then start a round in each scheduled project at its threshold. Returns the new rounds."""
+def rounds_schedule(*, projects: list[int] | None = None, enqueue: bool = True) -> list[Round]:
+    """Reap dead rounds, then start a round in each scheduled project (of ``projects``, when given) that is due.
+    Returns the new rounds; ``enqueue=False`` leaves them queued for the caller to run (the simulated flywheel)."""
     rounds_reap_stale()
     started = []
-    projects = Project.objects.filter(training_settings__schedule=True, modality=Modality.TEXT).order_by("pk")
-    for project in projects:
+    scheduled = Project.objects.filter(training_settings__schedule=True, modality=Modality.TEXT)
+    if projects is not None:
+        scheduled = scheduled.filter(pk__in=projects)
+    for project in scheduled.order_by("pk"):
         try:
             config = round_config_build(project_settings=project.training_settings)
         except ConfigInvalid as exc:
@@ -95,7 +98,7 @@ def rounds_schedule() -> list[Round]:
         if reason is None:
             continue
         try:
-            started.append(round_start(project=project, trigger=RoundTrigger.SCHEDULE))
+            started.append(round_start(project=project, trigger=RoundTrigger.SCHEDULE, enqueue=enqueue))
         except (RoundAlreadyRunning, NothingToTrain, ConfigInvalid) as exc:
             # RoundAlreadyRunning: an admin started one between our check and our insert (the index decided).
             logger.info("project %s: no scheduled round: %s", project.pk, exc)

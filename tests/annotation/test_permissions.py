@@ -91,6 +91,9 @@ ACCESS = [
     Access("GET",    "projects/<int:pk>/model-versions/",          Role.RESEARCHER,     200),
     Access("GET",    "model-versions/<int:pk>/",                   Role.RESEARCHER,     200),
     Access("POST",   "model-versions/<int:pk>/activate/",          Role.ADMIN,          200),
+    # The world's version is a reward model: a researcher is let in and told it is not a policy.
+    Access("POST",   "model-versions/<int:pk>/sample/",            Role.RESEARCHER,     409),
+    Access("GET",    "model-versions/<int:pk>/download/",          Role.RESEARCHER,     409),
     Access("GET",    "projects/<int:pk>/exports/",                 Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/exports/",                 Role.RESEARCHER,     202),
     Access("GET",    "projects/<int:pk>/exports/stream/",          Role.RESEARCHER,     200),
@@ -311,6 +314,14 @@ CALLS = {
     ("GET", "projects/<int:pk>/model-versions/"): _project_path("model-versions/"),
     ("POST", "projects/<int:pk>/span-scores/"): _with_body(_project_path("span-scores/"), {"text": "Hello there."}),
     ("GET", "model-versions/<int:pk>/"): lambda world, user: (f"/api/v1/model-versions/{world.version.pk}/", {}),
+    ("POST", "model-versions/<int:pk>/sample/"): lambda world, user: (
+        f"/api/v1/model-versions/{world.version.pk}/sample/",
+        {"data": {"prompt": "Hello?"}},
+    ),
+    ("GET", "model-versions/<int:pk>/download/"): lambda world, user: (
+        f"/api/v1/model-versions/{world.version.pk}/download/",
+        {},
+    ),
     ("POST", "model-versions/<int:pk>/activate/"): lambda world, user: (
         f"/api/v1/model-versions/{world.version.pk}/activate/",
         {},

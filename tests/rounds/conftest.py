@@ -14,7 +14,15 @@ import torch
 
 from annotation.models import Comparison, Judgment, Membership, Role
 from tests.factories import CandidateFactory, PromptFactory, UserFactory
-from tests.training.synthetic import CUE, FILLER_A, FILLER_B, MARKER, build_tiny_backbone, marker_judgments
+from tests.training.synthetic import (
+    CUE,
+    FILLER_A,
+    FILLER_B,
+    MARKER,
+    build_tiny_backbone,
+    build_tiny_causal_lm,
+    marker_judgments,
+)
 from training.models import ModelKind, ModelVersion
 
 # Tiny models: one thread is fastest, and extra threads only oversubscribe a shared 2-core machine.
@@ -49,6 +57,26 @@ def fast_settings(backbone: str, **extra) -> dict:
         "seed": 0,
         **extra,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory):
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-policy"), words=[*FILLER_A, MARKER])
+
+
+def loop_settings(backbone: str, policy: str, **extra) -> dict:
+    loop = {
+        "policy": policy,
+        "prompts_per_round": 6,
+        "candidates_per_prompt": 4,
+        "max_new_tokens": 8,
+        "eval_prompts": 3,
+        "push_active_pairs": 2,
+        "policy_max_steps": 2,
+        "policy_batch_size": 4,
+        "policy_learning_rate": 1e-3,
+    }
+    return fast_settings(backbone, **{**loop, **extra})
 
 
 @pytest.fixture

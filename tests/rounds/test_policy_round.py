@@ -7,37 +7,15 @@ from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import Candidate, CandidateSource, Comparison, Split
 from annotation.queue import comparison_claim
 from tests.factories import PromptFactory
-from tests.training.synthetic import FILLER_A, MARKER, build_tiny_causal_lm
 from training import rounds
 from training.models import ModelKind, ModelVersion, RoundStatus
 from training.registry import artifact_location, artifacts_root
 
-from .conftest import add_judgments, fast_settings
+from .conftest import add_judgments, fast_settings, loop_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 STEPS = ["reward", "generate", "score", "optimise", "evaluate", "push", "register"]
-
-
-@pytest.fixture(scope="session")
-def tiny_policy(tmp_path_factory):
-    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-policy"), words=[*FILLER_A, MARKER])
-
-
-def loop_settings(backbone: str, policy: str, **extra) -> dict:
-    return fast_settings(
-        backbone,
-        policy=policy,
-        prompts_per_round=6,
-        candidates_per_prompt=4,
-        max_new_tokens=8,
-        eval_prompts=3,
-        push_active_pairs=2,
-        policy_max_steps=2,
-        policy_batch_size=4,
-        policy_learning_rate=1e-3,
-        **extra,
-    )
 
 
 @pytest.fixture
