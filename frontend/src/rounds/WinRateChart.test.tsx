@@ -21,8 +21,8 @@ test("people's and the reward model's win rates over rounds, as a chart and as a
   expect(chart.querySelectorAll("circle")).toHaveLength(3);
   const rows = within(screen.getByRole("table", { name: "Win rates by policy round" })).getAllByRole("row");
   expect(rows.slice(1).map((r) => r.textContent)).toEqual([
-    "#2no human votes yet055.0 %",
-    "#465.0 % (95 % CI 35.4–84.8 %)1070.0 % (95 % CI 60.0–80.0 %)",
+    "Round 2no human votes yet055.0 %",
+    "Round 465.0 % (95 % CI 35.4–84.8 %)1070.0 % (95 % CI 60.0–80.0 %)",
   ]);
 });
 

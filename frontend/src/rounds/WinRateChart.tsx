@@ -38,7 +38,8 @@ export function WinRateChart({ rounds }: { rounds: Round[] }) {
           <tbody>
             {history.map((p) => (
               <tr key={p.round}>
-                <td>{label(p.round)}</td>
+                {/* "Round 12", not "#12": a search for the rounds table's row "#12" should find that row only. */}
+                <td>Round {p.round}</td>
                 <td>{p.human ? formatEstimate(p.human) : "no human votes yet"}</td>
                 <td>{p.human?.n ?? 0}</td>
                 <td>{p.rm ? formatEstimate(p.rm) : "—"}</td>
