@@ -97,8 +97,8 @@ export function IntervalChart({
   const height = 160;
   const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
   if (!xs.length) return <p>No win rates yet.</p>;
-  const slot = (width - 40) / xs.length;
-  const sx = (x: number, i: number) => 30 + xs.indexOf(x) * slot + slot / 2 + (i - (series.length - 1) / 2) * 10;
+  const slot = (width - 50) / xs.length;
+  const sx = (x: number, i: number) => 40 + xs.indexOf(x) * slot + slot / 2 + (i - (series.length - 1) / 2) * 10;
   const sy = (y: number) => height - 20 - Math.max(0, Math.min(1, y)) * (height - 30);
   const colours = ["#d62728", "#3b6ea5", "#2ca02c", "#9467bd"];
   return (
@@ -107,8 +107,8 @@ export function IntervalChart({
         <title>{label}</title>
         {[0, reference, 1].map((y) => (
           <g key={y}>
-            <line x1={28} x2={width} y1={sy(y)} y2={sy(y)} stroke="#c5cad3" strokeDasharray={y === reference ? "4 3" : undefined} />
-            <text x={24} y={sy(y) + 4} fontSize="10" textAnchor="end">
+            <line x1={38} x2={width} y1={sy(y)} y2={sy(y)} stroke="#c5cad3" strokeDasharray={y === reference ? "4 3" : undefined} />
+            <text x={34} y={sy(y) + 4} fontSize="10" textAnchor="end">
               {Math.round(y * 100)}%
             </text>
           </g>

@@ -58,3 +58,10 @@ test("activating a version calls the server and refreshes the versions", async (
   expect(api.POST).toHaveBeenCalledWith("/api/v1/model-versions/{id}/activate/", { params: { path: { id: 3 } } });
   await waitFor(() => expect(vi.mocked(api.GET).mock.calls.filter((call) => String(call[0]).includes("model-versions")).length).toBeGreaterThan(1));
 });
+
+test("a refused activation is shown with the model versions", async () => {
+  vi.mocked(api.POST).mockResolvedValue(refused(409, { message: "The artifact of version 1 is missing at policy-1.", errors: {} }) as never);
+  renderPanel();
+  await userEvent.click(await screen.findByRole("button", { name: "Activate policy v1" }));
+  expect(await screen.findByRole("alert")).toHaveTextContent("The artifact of version 1 is missing at policy-1.");
+});

@@ -43,7 +43,8 @@ export function RoundsPanel({ projectId, isAdmin }: { projectId: number; isAdmin
   const sample = async (id: number, body: PolicySampleRequest) =>
     // The cast only drops what types.ts explains: fields the server defaults are optional in this request.
     unwrap(await api.POST("/api/v1/model-versions/{id}/sample/", { params: { path: { id } }, body: body as Schemas["PolicySampleRequestRequest"] }));
-  const failure = rounds.error ?? cancel.error ?? versions.error ?? activate.error;
+  const failure = rounds.error ?? cancel.error;
+  const versionsFailure = versions.error ?? activate.error;
   return (
     <section aria-label="Rounds and models">
       <h2>Training rounds</h2>
@@ -56,6 +57,11 @@ export function RoundsPanel({ projectId, isAdmin }: { projectId: number; isAdmin
       <RoundsTable rounds={list} isAdmin={isAdmin} onCancel={(id) => cancel.mutate(id)} />
       <WinRateChart rounds={list} />
       <h2>Model versions</h2>
+      {versionsFailure && (
+        <p role="alert" className="error">
+          {versionsFailure.message}
+        </p>
+      )}
       <ModelVersions
         versions={versions.data?.results ?? []}
         isAdmin={isAdmin}

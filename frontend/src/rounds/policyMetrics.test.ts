@@ -52,6 +52,7 @@ test("numbers format as percentages or to three places", () => {
   expect(formatMetric(0.6234, "percent")).toBe("62.3 %");
   expect(formatMetric(1.23456, "number")).toBe("1.235");
   expect(formatMetric(412.4, "number")).toBe("412");
+  expect(formatMetric(16, "number")).toBe("16");
   expect(formatEstimate({ rate: 0.62, low: 0.481, high: 0.743 })).toBe("62.0 % (95 % CI 48.1–74.3 %)");
   expect(formatEstimate({ rate: 0.5 })).toBe("50.0 %");
 });

@@ -83,7 +83,9 @@ export function numbersOf(metrics: unknown, section: string): [string, number][]
 }
 
 export function formatMetric(value: number, format: MetricFormat): string {
-  return format === "percent" ? `${(value * 100).toFixed(1)} %` : Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
+  if (format === "percent") return `${(value * 100).toFixed(1)} %`;
+  // Counts (prompts, tokens) stay whole; measured values get three places, or none once they are large.
+  return Number.isInteger(value) ? String(value) : Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(3);
 }
 
 /** "62.0 % (95 % CI 48.1–74.3 %)", or just the rate when there is no interval. */
