@@ -106,9 +106,7 @@ def test_an_admin_watches_a_policy_round_move_through_its_steps(page, people, se
     # People judge the pushed head-to-head (candidates stored [new, previous]): 2 wins and a tie for the new one.
     for user, answer in (("anna", {"winner": 0}), ("rita", {"winner": 0}), ("adam", {"tie": True})):
         comparison = make_comparison(project, wanted=1, texts=[f"new for {user}", f"previous for {user}"])
-        Comparison.objects.filter(pk=comparison.pk).update(
-            origin={"round": live.pk, "purpose": "policy_vs_previous"}
-        )
+        Comparison.objects.filter(pk=comparison.pk).update(origin={"round": live.pk, "purpose": "policy_vs_previous"})
         judge(comparison, users[user], **answer)
     page.reload()
     human = page.get_by_test_id(f"human-win-rate-{live.pk}")
