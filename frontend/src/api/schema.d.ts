@@ -254,6 +254,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/model-versions/{id}/download/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description This policy version as a zip: ``merged`` weights (plain ``from_pretrained``) or its LoRA ``adapter``. */
+        get: operations["v1_model_versions_download_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/model-versions/{id}/sample/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description An answer of this policy version to a prompt (researchers), with the seed that reproduces it. */
+        post: operations["v1_model_versions_sample_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/": {
         parameters: {
             query?: never;
@@ -506,10 +540,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description A project's rounds, newest first. POST starts a reward round (admins). */
+        /**
+         * @description A project's rounds, newest first. POST starts a round (admins): a reward round, or with a policy in the
+         *     training settings the whole loop.
+         */
         get: operations["v1_projects_rounds_list"];
         put?: never;
-        /** @description A project's rounds, newest first. POST starts a reward round (admins). */
+        /**
+         * @description A project's rounds, newest first. POST starts a round (admins): a reward round, or with a policy in the
+         *     training settings the whole loop.
+         */
         post: operations["v1_projects_rounds_create"];
         delete?: never;
         options?: never;
@@ -971,6 +1011,33 @@ export interface components {
             guidelines?: string;
             training_settings?: unknown;
         };
+        PolicySample: {
+            model_version: number;
+            version: number;
+            text: string;
+            seed: number;
+            tokens: number;
+            /** @description eos | length */
+            finish_reason: string;
+        };
+        PolicySampleRequestRequest: {
+            /** @description A user message for the policy to answer. */
+            prompt: string;
+            /** @default 128 */
+            max_new_tokens: number;
+            /**
+             * Format: double
+             * @default 0.8
+             */
+            temperature: number;
+            /**
+             * Format: double
+             * @default 0.95
+             */
+            top_p: number;
+            /** @description Reproduces an answer; random when absent. */
+            seed?: number;
+        };
         Project: {
             readonly id: number;
             name: string;
@@ -1021,6 +1088,7 @@ export interface components {
             readonly step: string;
             /** Format: double */
             readonly progress: number;
+            readonly steps: components["schemas"]["RoundStep"][];
             /** @description Snapshot of training.config.RoundConfig. */
             readonly config: unknown;
             readonly metrics: unknown;
@@ -1032,6 +1100,8 @@ export interface components {
             readonly attempts: number;
             readonly judgment_max_id: number | null;
             readonly model_version: number | null;
+            /** @description Policy rounds: how often people preferred the new policy's answer to the previous one's on the pushed head-to-head comparisons; null until someone judged one. */
+            readonly human_win_rate: components["schemas"]["WinRate"] | null;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1041,7 +1111,20 @@ export interface components {
             /** Format: date-time */
             readonly finished_at: string | null;
         };
+        /**
+         * @description * `reward` - reward
+         *     * `policy` - policy
+         * @enum {string}
+         */
+        RoundStartKindEnum: "reward" | "policy";
         RoundStartRequest: {
+            /**
+             * @description reward: train the reward model. policy: the whole loop (reward model, generate, score, optimise the policy, evaluate, push new comparisons). Default: policy when the training settings name a policy.
+             *
+             *     * `reward` - reward
+             *     * `policy` - policy
+             */
+            kind?: components["schemas"]["RoundStartKindEnum"];
             /** @description Overrides of the project's training settings for this round only, e.g. {"epochs": 1, "ensemble_size": 3}. Keys are the fields of training.config.RoundConfig. */
             config?: {
                 [key: string]: unknown;
@@ -1056,6 +1139,19 @@ export interface components {
          * @enum {string}
          */
         RoundStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        RoundStep: {
+            /** @description reward | generate | score | optimise | evaluate | push | register */
+            name: string;
+            /** @description pending | running | succeeded | failed | cancelled */
+            status: string;
+            /** Format: date-time */
+            started_at?: string;
+            /**
+             * Format: double
+             * @description How long it ran (when it ended).
+             */
+            seconds?: number;
+        };
         /**
          * @description * `pairs` - pairs
          *     * `rankings` - rankings
@@ -1193,6 +1289,24 @@ export interface components {
          * @enum {string}
          */
         TriggerEnum: "manual" | "schedule" | "command";
+        WinRate: {
+            wins: number;
+            losses: number;
+            ties: number;
+            n: number;
+            /**
+             * Format: double
+             * @description (wins + ties / 2) / n
+             */
+            rate: number;
+            /**
+             * Format: double
+             * @description Wilson 95 % interval
+             */
+            low: number;
+            /** Format: double */
+            high: number;
+        };
         WorkRow: {
             project: number;
             name: string;
@@ -1638,6 +1752,97 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ModelVersion"];
                 };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_model_versions_download_retrieve: {
+        parameters: {
+            query?: {
+                part?: "adapter" | "merged";
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description zip archive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_model_versions_sample_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicySampleRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["PolicySampleRequestRequest"];
+                "multipart/form-data": components["schemas"]["PolicySampleRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicySample"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
             403: {

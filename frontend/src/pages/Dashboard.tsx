@@ -6,7 +6,8 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { api, HttpError, type Schemas, unwrap } from "../api/client";
-import { BarChart, LineChart, Progress } from "../components/Charts";
+import { BarChart, Progress } from "../components/Charts";
+import { RoundsPanel } from "../rounds/RoundsPanel";
 import { Link } from "../router";
 import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive, PAIR_SHAPES } from "./exportRequest";
 
@@ -87,7 +88,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
       <Imports projectId={projectId} />
       <Exports projectId={projectId} />
       <Members projectId={projectId} isAdmin={isAdmin} />
-      <Rounds projectId={projectId} isAdmin={isAdmin} />
+      <RoundsPanel projectId={projectId} isAdmin={isAdmin} />
     </div>
   );
 }
@@ -436,94 +437,6 @@ function Members({ projectId, isAdmin }: { projectId: number; isAdmin: boolean }
           {error}
         </p>
       )}
-    </section>
-  );
-}
-
-function Rounds({ projectId, isAdmin }: { projectId: number; isAdmin: boolean }) {
-  const queryClient = useQueryClient();
-  const path = { params: { path: { id: projectId } } };
-  const rounds = useQuery({
-    queryKey: ["rounds", projectId],
-    queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/rounds/", path)),
-    refetchInterval: (query) => ((query.state.data?.results ?? []).some((r) => r.status === "queued" || r.status === "running") ? 2000 : 15_000),
-  });
-  const versions = useQuery({ queryKey: ["versions", projectId], queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/model-versions/", path)) });
-  const [error, setError] = useState<string | null>(null);
-  const start = useMutation({
-    mutationFn: async () => unwrap(await api.POST("/api/v1/projects/{id}/rounds/", { ...path, body: {} })),
-    onError: (e) => setError(e.message),
-    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["rounds", projectId] }),
-  });
-  const cancel = useMutation({
-    mutationFn: async (id: number) => unwrap(await api.POST("/api/v1/rounds/{id}/cancel/", { params: { path: { id } } })),
-    onError: (e) => setError(e.message),
-    onSuccess: () => queryClient.invalidateQueries({ queryKey: ["rounds", projectId] }),
-  });
-  const list = rounds.data?.results ?? [];
-  const metricNames = ["accuracy", "member_accuracy", "ece"];
-  const ordered = [...(versions.data?.results ?? [])].sort((a, b) => a.version - b.version);
-  const series = metricNames.map((name) => ({
-    name,
-    points: ordered
-      .map((v) => ({ x: v.version, y: ((v.metrics as { eval?: Record<string, number | null> } | null)?.eval ?? {})[name] }))
-      .filter((p): p is { x: number; y: number } => typeof p.y === "number"),
-  }));
-  return (
-    <section aria-label="Rounds and models">
-      <h2>Training rounds</h2>
-      {isAdmin && (
-        <button type="button" onClick={() => start.mutate()} disabled={start.isPending}>
-          Start a round
-        </button>
-      )}
-      {error && (
-        <p role="alert" className="error">
-          {error}
-        </p>
-      )}
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Round</th>
-            <th scope="col">Status</th>
-            <th scope="col">Step</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Accuracy</th>
-            {isAdmin && <th scope="col" aria-label="Actions" />}
-          </tr>
-        </thead>
-        <tbody>
-          {list.map((round) => {
-            const live = round.status === "queued" || round.status === "running";
-            const accuracy = (round.metrics as { eval?: { accuracy?: number | null } } | null)?.eval?.accuracy;
-            return (
-              <tr key={round.id}>
-                <td>#{round.id}</td>
-                <td>{round.status}</td>
-                <td>{round.step || "—"}</td>
-                <td>
-                  <Progress value={round.progress} label={`Round ${round.id}`} />
-                </td>
-                <td>{typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}</td>
-                {isAdmin && (
-                  <td>{live && <button type="button" onClick={() => cancel.mutate(round.id)}>Cancel round {round.id}</button>}</td>
-                )}
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-      <h2>Model versions</h2>
-      <LineChart series={series} label="Held-out metrics by model version" />
-      <ul>
-        {ordered.map((v) => (
-          <li key={v.id}>
-            v{v.version} ({v.kind}) — {v.status}
-            {v.is_active ? ", active" : ""} — {v.judgment_count} judgments
-          </li>
-        ))}
-      </ul>
     </section>
   );
 }

@@ -1,0 +1,51 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import type { ReactNode } from "react";
+import { ModelVersions } from "./ModelVersions";
+import type { ModelVersion } from "./types";
+
+const wrapper = ({ children }: { children: ReactNode }) => <QueryClientProvider client={new QueryClient()}>{children}</QueryClientProvider>;
+const version = (id: number, kind: string, n: number, over: Partial<ModelVersion> = {}) =>
+  ({ id, kind, version: n, status: "ready", is_active: false, judgment_count: 10, metrics: {}, ...over }) as ModelVersion;
+
+const versions = [
+  version(1, "reward", 1, { metrics: { eval: { accuracy: 0.6, member_accuracy: 0.59, ece: 0.05 } } }),
+  version(2, "reward", 2, { is_active: true, metrics: { eval: { accuracy: 0.7, member_accuracy: 0.69, ece: 0.04 } } }),
+  version(3, "policy", 1),
+  version(4, "policy", 2, { is_active: true }),
+  version(5, "policy", 3, { status: "failed" }),
+];
+
+test("versions are grouped by kind; admins roll back to a ready, inactive one", async () => {
+  const onActivate = vi.fn();
+  render(<ModelVersions versions={versions} isAdmin={true} onActivate={onActivate} onSample={vi.fn()} />, { wrapper });
+  const reward = screen.getByRole("region", { name: "reward model versions" });
+  expect(within(reward).getByRole("img", { name: "Held-out metrics by model version" }).querySelectorAll("circle")).toHaveLength(6);
+  const policies = screen.getByRole("region", { name: "policy model versions" });
+  expect(within(policies).getAllByRole("listitem").map((li) => li.firstChild?.textContent)).toEqual([
+    "policy v3 — failed — 10 judgments",
+    "policy v2 — ready, active — 10 judgments",
+    "policy v1 — ready — 10 judgments",
+  ]);
+  expect(within(policies).getAllByRole("button", { name: /Activate/ }).map((b) => b.textContent)).toEqual(["Activate policy v1"]);
+  await userEvent.click(screen.getByRole("button", { name: "Activate policy v1" }));
+  expect(onActivate).toHaveBeenCalledWith(3);
+  expect(screen.getByRole("button", { name: "Activate reward v1" })).toBeInTheDocument();
+});
+
+test("ready policies offer their weights and a sampler; researchers get no activate button", () => {
+  render(<ModelVersions versions={versions} isAdmin={false} onActivate={vi.fn()} onSample={vi.fn()} />, { wrapper });
+  expect(screen.queryByRole("button", { name: /Activate/ })).toBeNull();
+  const merged = screen.getByRole("link", { name: "Download policy v2 (merged)" });
+  expect(merged).toHaveAttribute("href", "/api/v1/model-versions/4/download/?part=merged");
+  expect(merged).toHaveAttribute("download");
+  expect(screen.getByRole("link", { name: "Download policy v2 (adapter)" })).toHaveAttribute("href", "/api/v1/model-versions/4/download/?part=adapter");
+  expect(screen.queryByRole("link", { name: /policy v3/ })).toBeNull(); // failed: nothing to download
+  expect(screen.getByText("Try policy v1")).toBeInTheDocument();
+});
+
+test("no versions yet", () => {
+  render(<ModelVersions versions={[]} isAdmin={true} onActivate={vi.fn()} onSample={vi.fn()} />, { wrapper });
+  expect(screen.getByText("No model versions yet.")).toBeInTheDocument();
+});
