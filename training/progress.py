@@ -73,11 +73,9 @@ class RoundProgress:
         entry.update(status="running", started_at=timezone.now().isoformat())
         self.phase(name)
 
-    def end_step(self, name: str, *, status: str = "succeeded", summary: dict | None = None) -> None:
+    def end_step(self, name: str, *, status: str = "succeeded") -> None:
         entry = self._entry(name)
         entry.update(status=status, seconds=round(time.monotonic() - self._step_started, 2))
-        if summary:
-            entry["summary"] = summary
         if status == "succeeded":
             self.report(progress=self.span[1], force=True)
 

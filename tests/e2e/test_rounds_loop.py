@@ -82,8 +82,8 @@ def test_an_admin_watches_a_policy_round_move_through_its_steps(page, people, se
             "win_rate": 0.64,
             "win_rate_low": 0.52,
             "win_rate_high": 0.75,
-            "kl": 0.031,
-            "length_tokens": 87.5,
+            "kl_to_reference": 0.031,
+            "mean_tokens_new": 87.5,
             "prompts": 24,
             "samples": [{"prompt": "Say hello.", "new": f"Hello! {HOSTILE}", "previous": "<script>hi</script>"}],
         },
@@ -100,8 +100,8 @@ def test_an_admin_watches_a_policy_round_move_through_its_steps(page, people, se
     assert results.get_by_test_id(f"human-win-rate-{live.pk}").text_content().endswith("no human votes yet.")
     assert results.get_by_test_id("policy-metric-reward_new").text_content() == "1.420"
     assert results.get_by_test_id("policy-metric-win_rate").text_content() == "64.0 % (95 % CI 52.0–75.0 %)"
-    assert results.get_by_test_id("policy-metric-kl").text_content() == "0.031"
-    assert results.get_by_test_id("policy-metric-length_tokens").text_content() == "87.500"
+    assert results.get_by_test_id("policy-metric-kl_to_reference").text_content() == "0.031"
+    assert results.get_by_test_id("policy-metric-mean_tokens_new").text_content() == "87.500"
 
     # People judge the pushed head-to-head (candidates stored [new, previous]): 2 wins and a tie for the new one.
     for user, answer in (("anna", {"winner": 0}), ("rita", {"winner": 0}), ("adam", {"tie": True})):

@@ -112,7 +112,7 @@ def test_evaluate_policy_on_hand_made_numbers():
     assert metrics["reward_previous"] == pytest.approx(3.5 / 4)
     assert metrics["reward_gain"] == pytest.approx(0.0)
     assert metrics["win_rate"] == 0.5  # 1 win + 2 ties × ½ of 4
-    assert metrics["win_rate_interval"] == pytest.approx(list(wilson_interval(2, 4)))
+    assert (metrics["win_rate_low"], metrics["win_rate_high"]) == pytest.approx(wilson_interval(2, 4))
     assert metrics["kl_to_reference"] == pytest.approx(0.125)
     std = math.sqrt(sum((x - 0.125) ** 2 for x in [0.5, 0.0, -1.0, 1.0]) / 3)
     assert metrics["kl_std_error"] == pytest.approx(std / 2)

@@ -121,7 +121,7 @@ def evaluate_policy(
     (``Generation.token_count``).
 
     Returns ``reward_new`` / ``reward_previous`` (mean ensemble-mean reward), ``reward_gain``, ``win_rate`` of new
-    over previous by ensemble-mean reward (ties count half) with its Wilson 95 % ``win_rate_interval``,
+    over previous by ensemble-mean reward (ties count half) with its Wilson 95 % interval (``win_rate_low``, ``win_rate_high``),
     ``kl_to_reference`` (the Monte-Carlo estimator in the module docstring) and ``kl_std_error``,
     ``mean_tokens_new``, ``mean_chars_new``, ``mean_chars_previous``, and ``n``.
     """
@@ -143,7 +143,7 @@ def evaluate_policy(
         "reward_previous": float(previous_reward.mean()),
         "reward_gain": float((new_reward - previous_reward).mean()),
         "win_rate": wins / n,
-        "win_rate_interval": list(wilson_interval(wins, n)),
+        **dict(zip(("win_rate_low", "win_rate_high"), wilson_interval(wins, n), strict=True)),
         "kl_to_reference": float(log_ratio.mean()),
         "kl_std_error": float(log_ratio.std() / math.sqrt(n)) if n > 1 else 0.0,
         "mean_tokens_new": sum(token_counts) / n,

@@ -2,15 +2,15 @@ import { formatEstimate, formatMetric, numbersOf, policyMetricRows, policySample
 
 test("known policy metrics come first, in order, with the win rate's interval", () => {
   const rows = policyMetricRows({
-    policy: { kl: 0.12, win_rate: 0.6, win_rate_low: 0.45, win_rate_high: 0.73, reward_new: 1.5, reward_previous: 1.1 },
+    policy: { kl_to_reference: 0.12, win_rate: 0.6, win_rate_low: 0.45, win_rate_high: 0.73, reward_new: 1.5, reward_previous: 1.1 },
   });
-  expect(rows.map((r) => r.key)).toEqual(["reward_new", "reward_previous", "win_rate", "kl"]);
+  expect(rows.map((r) => r.key)).toEqual(["reward_new", "reward_previous", "win_rate", "kl_to_reference"]);
   expect(rows[2]).toMatchObject({ value: 0.6, low: 0.45, high: 0.73, format: "percent" });
 });
 
 test("unknown numeric keys are shown under their own name; text, null, NaN and nested values are skipped", () => {
   const rows = policyMetricRows({
-    policy: { reward_new: 1, reward_delta: 0.4, prompts: 32, note: "x", kl: null, bad: Number.NaN, samples: [], eval_split: true },
+    policy: { reward_new: 1, reward_delta: 0.4, prompts: 32, note: "x", kl_to_reference: null, bad: Number.NaN, samples: [], eval_split: true },
   });
   expect(rows.map((r) => [r.key, r.label])).toEqual([
     ["reward_new", "Mean reward, new policy"],

@@ -1,7 +1,7 @@
 /**
- * Reading a policy round's free-form metrics (``Round.metrics``) defensively: the server's key names may still
- * shift, so every known key lives in POLICY_METRICS, any other number under ``metrics.policy`` is shown under
- * its raw name, and anything that is not a finite number is skipped.
+ * Reading a policy round's metrics (``Round.metrics.policy``, written by ``training.ml.policy_eval.evaluate_policy``)
+ * defensively: every known key lives in POLICY_METRICS, any other number is shown under its raw name, and anything
+ * that is not a finite number is skipped.
  */
 
 export type MetricFormat = "percent" | "number";
@@ -11,14 +11,16 @@ export type MetricFormat = "percent" | "number";
 export const POLICY_METRICS: readonly { key: string; label: string; format: MetricFormat; interval?: [string, string] }[] = [
   { key: "reward_new", label: "Mean reward, new policy", format: "number" },
   { key: "reward_previous", label: "Mean reward, previous policy", format: "number" },
+  { key: "reward_gain", label: "Reward gain", format: "number" },
   { key: "win_rate", label: "RM win rate, new vs previous", format: "percent", interval: ["win_rate_low", "win_rate_high"] },
-  { key: "kl", label: "KL to the reference", format: "number" },
-  { key: "length_tokens", label: "Mean length (tokens)", format: "number" },
-  { key: "length_chars", label: "Mean length (characters)", format: "number" },
+  { key: "kl_to_reference", label: "KL to the reference (per answer)", format: "number" },
+  { key: "mean_tokens_new", label: "Mean length (tokens)", format: "number" },
+  { key: "mean_chars_new", label: "Mean length (characters)", format: "number" },
+  { key: "mean_chars_previous", label: "Mean length of the previous policy (characters)", format: "number" },
 ];
 
 /** Numbers under ``metrics.policy`` that describe the run, not the policy: shown elsewhere or not at all. */
-const NOT_A_METRIC = new Set(["prompts"]);
+const NOT_A_METRIC = new Set(["prompts", "n", "kl_std_error"]);
 
 export type MetricRow = { key: string; label: string; value: number; format: MetricFormat; low?: number; high?: number };
 export type Sample = { prompt: string; new: string; previous: string };
