@@ -121,7 +121,8 @@ def evaluate_policy(
     (``Generation.token_count``).
 
     Returns ``reward_new`` / ``reward_previous`` (mean ensemble-mean reward), ``reward_gain``, ``win_rate`` of new
-    over previous by ensemble-mean reward (ties count half) with its Wilson 95 % interval (``win_rate_low``, ``win_rate_high``),
+    over previous by ensemble-mean reward (ties count half) with its Wilson 95 % interval (``win_rate_low``,
+    ``win_rate_high``),
     ``kl_to_reference`` (the Monte-Carlo estimator in the module docstring) and ``kl_std_error``,
     ``mean_tokens_new``, ``mean_chars_new``, ``mean_chars_previous``, and ``n``.
     """
