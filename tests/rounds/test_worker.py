@@ -15,13 +15,15 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from annotation.models import Comparison, Split
 from config.celery import app
+from tests.factories import PromptFactory
 from training import progress, rounds
 from training.models import ModelVersion, Round, RoundStatus
 from training.registry import artifact_location
 from training.tasks import round_run_task
 
-from .conftest import add_judgments, previous_version
+from .conftest import add_judgments, loop_settings, previous_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -183,3 +185,43 @@ def test_a_span_project_round_on_the_worker_serves_per_segment_scores(
     segments = scores.json()["segments"]
     assert [(s["start"], s["end"]) for s in segments] == [(0, 18), (19, 37)]
     assert segments[1]["penalties"]["toxic"] > segments[0]["penalties"]["toxic"]
+
+
+def test_two_policy_rounds_on_the_gpu_worker_each_push_comparisons_that_annotators_judge(
+    gpu_worker, api, admin, annotator, project, tiny_backbone, tiny_policy
+):
+    project.training_settings = loop_settings(tiny_backbone, tiny_policy)
+    project.save(update_fields=["training_settings"])
+    add_judgments(project, 24)
+    for i in range(3):
+        PromptFactory(project=project, split=Split.EVAL, text=f"held out question {i}")
+
+    for number in (1, 2):
+        response = api.as_user(admin).post(f"/api/v1/projects/{project.pk}/rounds/", {"kind": "policy"}, format="json")
+        assert response.status_code == 201, response.json()
+        done = wait_for(response.json()["id"], finished, timeout=180)
+        assert done.status == RoundStatus.SUCCEEDED, done.error
+        assert (done.model_version.kind, done.model_version.version, done.model_version.is_active) == (
+            "policy",
+            number,
+            True,
+        )
+        pushed = Comparison.objects.filter(project=project, origin__round=done.pk)
+        assert sorted(c.origin["purpose"] for c in pushed) == ["active"] * 2 + ["policy_vs_previous"] * 3
+
+        # The annotator is served a head-to-head first (the highest priority; older rounds' first among equals)
+        # and judges it through the API.
+        task = api.as_user(annotator).get(f"/api/v1/projects/{project.pk}/next/").json()
+        served = Comparison.objects.get(pk=task["comparison"])
+        assert served.origin["purpose"] == "policy_vs_previous"
+        answer = {"winner": served.candidate_ids[0], "shown_order": served.candidate_ids}
+        submitted = api.as_user(annotator).post(
+            f"/api/v1/comparisons/{served.pk}/judgments/", answer, format="json", HTTP_IDEMPOTENCY_KEY=f"k{number}"
+        )
+        assert submitted.status_code == 201, submitted.json()
+
+    listed = api.as_user(admin).get(f"/api/v1/projects/{project.pk}/rounds/").json()["results"]
+    votes = [r["human_win_rate"]["wins"] if r["human_win_rate"] else 0 for r in listed]
+    assert sum(votes) == 2  # both votes were for the new policy's answer (stored first)
+    assert [[s["status"] for s in r["steps"]] for r in listed] == [["succeeded"] * 7] * 2
+    assert ModelVersion.objects.filter(project=project, kind="policy").count() == 2

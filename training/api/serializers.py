@@ -173,7 +173,10 @@ class PolicySampleRequestSerializer(serializers.Serializer):
     temperature = serializers.FloatField(min_value=0.01, max_value=10.0, default=0.8)
     top_p = serializers.FloatField(min_value=0.01, max_value=1.0, default=0.95)
     seed = serializers.IntegerField(
-        min_value=0, max_value=2**31 - 1, required=False, help_text="Reproduces an answer; random when absent."
+        min_value=0,
+        max_value=2**63 - 1,
+        required=False,
+        help_text="Reproduces an answer (a generated candidate's origin.seed reproduces it); random when absent.",
     )
 
 

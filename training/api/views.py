@@ -184,7 +184,7 @@ class PolicySampleView(APIView):
                 max_new_tokens=data["max_new_tokens"],
                 temperature=data["temperature"],
                 top_p=data["top_p"],
-                seed=data.get("seed", secrets.randbelow(2**31)),
+                seed=data.get("seed", secrets.randbelow(2**63)),
             )
         except policy_serving.PolicyServingError as exc:
             _raise_for(exc)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from ..prompts_source import PromptRecord, eval_prompts, round_prompts
 from . import RoundContext
-from .generate import generation_seed, sampling_config
+from .generate import generation_seed, sampling_config, sampling_origin
 
 SAMPLES_SHOWN = 5
 
@@ -28,6 +28,8 @@ class HeadToHead:
     previous: list
     """… and from the policy the round started from, with the same seeds."""
     on_eval_split: bool
+    sampling: dict
+    """The sampling parameters of these answers (recorded in each candidate's origin)."""
 
 
 def run(ctx: RoundContext) -> None:
@@ -77,7 +79,13 @@ def run(ctx: RoundContext) -> None:
         for p, n, o in zip(prompts[:SAMPLES_SHOWN], new, previous, strict=False)
     ]
     ctx.metrics["policy"] = metrics
-    ctx.outputs["head_to_head"] = HeadToHead(prompts, new, previous, on_eval_split)
+    ctx.outputs["head_to_head"] = HeadToHead(
+        prompts,
+        new,
+        previous,
+        on_eval_split,
+        sampling_origin(sampling.max_new_tokens, sampling.temperature, sampling.top_p),
+    )
     progress.log(_summary(metrics))
 
 

@@ -60,7 +60,11 @@ def run(ctx: RoundContext) -> None:
         base_seed=generation_seed(ctx),
         progress=progress.advance,
     )
-    ctx.outputs["generated"] = Generated(prompts=prompts, candidates=candidates, sampling=sampling_origin(config))
+    ctx.outputs["generated"] = Generated(
+        prompts=prompts,
+        candidates=candidates,
+        sampling=sampling_origin(config.max_new_tokens, config.temperature, config.top_p),
+    )
     tokens = sum(g.token_count for row in candidates for g in row)
     progress.log(
         f"generated {config.candidates_per_prompt} candidates for each of {len(prompts)} prompts with policy "
@@ -99,9 +103,9 @@ def sampling_config(config):
     )
 
 
-def sampling_origin(config) -> dict:
-    """The sampling parameters as recorded in each candidate's origin."""
-    return {"max_new_tokens": config.max_new_tokens, "temperature": config.temperature, "top_p": config.top_p}
+def sampling_origin(max_new_tokens: int, temperature: float, top_p: float) -> dict:
+    """The sampling parameters as recorded in each candidate's origin: with its seed, they reproduce it."""
+    return {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
 
 
 def generation_seed(ctx: RoundContext) -> int:

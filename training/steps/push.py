@@ -39,12 +39,12 @@ def run(ctx: RoundContext) -> None:
         current = ctx.outputs["current_policy"].version
         round_id = ctx.round.pk
 
-        def candidate(generation, policy_version: int) -> GeneratedCandidate:
+        def candidate(generation, policy_version: int, sampling: dict) -> GeneratedCandidate:
             origin = {
                 "round": round_id,
                 "policy_version": policy_version,
                 "seed": generation.seed,
-                "sampling": generated.sampling,
+                "sampling": sampling,
             }
             return GeneratedCandidate(
                 text=generation.text,
@@ -58,7 +58,10 @@ def run(ctx: RoundContext) -> None:
                 comparisons.append(
                     GeneratedComparison(
                         prompt_id=prompt.prompt_id,
-                        candidates=[candidate(new, new_version), candidate(old, current)],
+                        candidates=[
+                            candidate(new, new_version, head_to_head.sampling),
+                            candidate(old, current, head_to_head.sampling),
+                        ],
                         priority=config.push_priority + 1,
                         origin={
                             "round": round_id,
@@ -73,8 +76,8 @@ def run(ctx: RoundContext) -> None:
                 GeneratedComparison(
                     prompt_id=generated.prompts[p].prompt_id,
                     candidates=[
-                        candidate(generated.candidates[p][i], current),
-                        candidate(generated.candidates[p][j], current),
+                        candidate(generated.candidates[p][i], current, generated.sampling),
+                        candidate(generated.candidates[p][j], current, generated.sampling),
                     ],
                     priority=config.push_priority,
                     origin={"round": round_id, "purpose": ACTIVE, "disagreement": round(float(disagreement), 5)},

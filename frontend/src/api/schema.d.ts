@@ -1035,7 +1035,10 @@ export interface components {
              * @default 0.95
              */
             top_p: number;
-            /** @description Reproduces an answer; random when absent. */
+            /**
+             * Format: int64
+             * @description Reproduces an answer (a generated candidate's origin.seed reproduces it); random when absent.
+             */
             seed?: number;
         };
         Project: {

@@ -1,0 +1,37 @@
+"""The policy loop's training settings are validated like the reward model's: every bad value names its key."""
+
+import pytest
+
+from training.config import ConfigInvalid, round_config_build
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "message"),
+    [
+        ({"loss_type": "kto"}, "loss_type", "Must be one of sigmoid, ipo, robust, hinge."),
+        ({"candidates_per_prompt": 1}, "candidates_per_prompt", "Must be at least 2"),
+        ({"max_new_tokens": 5000}, "max_new_tokens", "Must be at most 4096."),
+        ({"prompt_selection": "oldest"}, "prompt_selection", "Must be one of unused, recent, random."),
+        ({"reference": "sft"}, "reference", "Must be one of base, previous."),
+        ({"temperature": 0}, "temperature", "Must be greater than 0."),
+        ({"top_p": 1.5}, "top_p", "Must be at most 1.0."),
+        ({"policy_max_steps": 0}, "policy_max_steps", "Must be -1"),
+        ({"policy": "../outside"}, "policy", ""),
+        ({"schedule_every_hours": -1}, "schedule_every_hours", "Must not be negative."),
+    ],
+)
+def test_a_bad_loop_setting_is_refused_naming_its_key(values, key, message):
+    with pytest.raises(ConfigInvalid) as refused:
+        round_config_build(project_settings=values)
+    assert list(refused.value.errors) == [key]
+    assert refused.value.errors[key][0].startswith(message)
+
+
+def test_loop_settings_have_working_defaults_and_take_nulls_where_they_mean_something():
+    config = round_config_build(project_settings={"policy": "builtin:smollm2", "policy_lora_r": None})
+    assert (config.policy, config.policy_lora_r, config.loss_type, config.candidates_per_prompt) == (
+        "builtin:smollm2",
+        None,
+        "sigmoid",
+        4,
+    )
