@@ -92,11 +92,13 @@ class RoundConfig:
     """The generator to improve: ``builtin:smollm2``, a hub id in the local cache or a folder under the allowed
     roots (like ``backbone``). Naming one makes rounds run the whole loop (generate → score → optimise → push)."""
     policy_algorithm: str = "dpo"
-    """How the policy learns from the reward model: ``dpo`` (TRL's DPOTrainer on best-vs-worst-of-K pairs)."""
+    """How the policy learns from the reward model: ``dpo`` (TRL's DPOTrainer on best-vs-worst-of-K pairs, plus
+    human pairs) or ``rloo`` (TRL's RLOOTrainer, on-policy, with the reward model as the reward; K samples per
+    prompt per step)."""
     loss_type: str = "sigmoid"
     """TRL's DPO loss variant: ``sigmoid`` (DPO), ``ipo``, ``robust`` (label-noise robust), ``hinge``."""
     beta: float = 0.1
-    """DPO's β: the strength of the KL tie to the reference (higher keeps the policy closer)."""
+    """β: the strength of the KL tie to the reference (higher keeps the policy closer), in DPO and RLOO."""
     label_smoothing: float = 0.0
     """Assumed share of flipped labels, for ``robust`` (and conservative DPO)."""
     reference: str = "base"
@@ -108,7 +110,7 @@ class RoundConfig:
     policy_max_steps: int = -1
     """If > 0, stop the policy update after this many optimiser steps (overrides ``policy_epochs``)."""
     policy_batch_size: int = 4
-    """Preference pairs per policy micro-batch."""
+    """Preference pairs per policy micro-batch (dpo), or prompts per step (rloo: each with K samples)."""
     policy_lora_r: int | None = 8
     """LoRA rank of the policy update (PEFT); null for a full fine-tune."""
     policy_max_length: int = 512
@@ -148,7 +150,7 @@ class RoundConfig:
 LOSS_TYPES = ("sigmoid", "ipo", "robust", "hinge")
 _CHOICES = {
     "tie_policy": ("drop", "soft"),
-    "policy_algorithm": ("dpo",),
+    "policy_algorithm": ("dpo", "rloo"),
     "loss_type": LOSS_TYPES,
     "reference": ("base", "previous"),
     "prompt_selection": ("unused", "recent", "random"),

@@ -1,14 +1,17 @@
 """Policy rounds on tiny models, in-process on the real database: the whole loop — reward model, generate, score,
 optimise (DPO with LoRA), evaluate, push — and what a failed or cancelled round leaves behind (nothing)."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotation.judgments import JudgmentInput, judgment_submit
 from annotation.models import Candidate, CandidateSource, Comparison, Split
 from annotation.queue import comparison_claim
 from tests.factories import PromptFactory
 from training import rounds
-from training.models import ModelKind, ModelVersion, RoundStatus
+from training.models import ModelKind, ModelVersion, Round, RoundStatus
 from training.registry import artifact_location, artifacts_root
 
 from .conftest import add_judgments, fast_settings, loop_settings
@@ -140,3 +143,26 @@ def test_a_policy_round_needs_a_policy_and_prompts(project, tiny_backbone):
         rounds.round_start(project=project, kind="policy", enqueue=False)
     assert list(refused.value.errors) == ["policy"]
     assert rounds.round_start(project=project, enqueue=False).kind == ModelKind.REWARD  # the default without one
+
+
+def test_an_rloo_round_optimises_the_policy_with_the_reward_model_as_reward(project, tiny_backbone, tiny_policy):
+    project.training_settings = loop_settings(tiny_backbone, tiny_policy, policy_algorithm="rloo", policy_batch_size=2)
+    project.save(update_fields=["training_settings"])
+    add_judgments(project, 24)
+    done = run_policy_round(project)
+
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    assert done.model_version.kind == ModelKind.POLICY and done.metrics["policy_train"]["steps"] == 2
+    assert done.model_version.config["policy_algorithm"] == "rloo"
+    assert Comparison.objects.filter(origin__round=done.pk, origin__purpose="active").count() == 2
+
+
+def test_a_policy_round_whose_worker_died_is_taken_over_and_pushes_its_comparisons_once(looping):
+    started = rounds.round_start(project=looping, enqueue=False)
+    assert rounds._claim(started.pk) == 1  # a worker claims it, then dies before writing anything else
+    Round.objects.filter(pk=started.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+
+    done = rounds.round_run(round_id=started.pk)  # the redelivered message
+    assert (done.status, done.attempts) == (RoundStatus.SUCCEEDED, 2), done.error
+    assert Comparison.objects.filter(origin__round=done.pk).count() == 5
+    assert ModelVersion.objects.filter(project=looping, kind=ModelKind.POLICY).count() == 1

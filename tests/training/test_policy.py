@@ -27,12 +27,13 @@ from training.ml.policy import (
     dpo_logprobs,
     implicit_reward_margins,
     load_policy,
+    load_tokenizer,
     read_manifest,
     save_policy,
     train_policy,
 )
 
-from .synthetic import marker_judgments
+from .synthetic import MARKER, marker_judgments
 
 pytestmark = pytest.mark.slow
 
@@ -264,3 +265,37 @@ def test_dpo_logprobs_equals_a_hand_loop_over_one_example(tiny_causal_lm, pairs)
     alone = dpo_logprobs(model, tokenizer, [prompt], [response])
     assert alone.item() == pytest.approx(expected, abs=1e-4)
     assert batch[0].item() == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_rloo_with_a_reward_function_raises_the_reward_of_the_policys_samples(tiny_causal_lm):
+    from training.ml.generation.text import SamplingConfig, generate_candidates
+    from training.ml.policy import train_policy_rloo
+
+    def marker_share(prompts, completions):
+        return [c.split().count(MARKER) / max(len(c.split()), 1) for c in completions]
+
+    prompts = [f"q wa0{i:02d}" for i in range(16)]
+    sampling = SamplingConfig(max_new_tokens=8, temperature=1.0, batch_size=64)
+
+    def mean_reward(model, tokenizer) -> float:
+        tokenizer.padding_side = "left"
+        rows = generate_candidates(model, tokenizer, prompts, k=8, sampling=sampling, base_seed=3)
+        return sum(marker_share(None, [g.text for row in rows for g in row])) / (len(prompts) * 8)
+
+    config = PolicyTrainingConfig(
+        model=tiny_causal_lm,
+        algorithm="rloo",
+        learning_rate=2e-2,
+        max_steps=30,
+        batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        beta=0.0,
+    )
+    steps = []
+    trained = train_policy_rloo(prompts, marker_share, config, progress=lambda s, t, loss: steps.append(s))
+    before = mean_reward(AutoModelForCausalLM.from_pretrained(tiny_causal_lm), load_tokenizer(tiny_causal_lm))
+    after = mean_reward(trained.model, trained.tokenizer)
+    assert steps[-1] == 30 and trained.metrics["steps"] == 30
+    assert after > before + 0.05, (before, after)

@@ -53,8 +53,8 @@ MANIFEST = "tandem_policy.json"
 ADAPTER_DIR = "adapter"
 """Subfolder of a saved policy holding the LoRA adapter (``PeftModel.from_pretrained(base, path / ADAPTER_DIR)``)."""
 
-ALGORITHMS = ("dpo",)
-"""Values of ``PolicyTrainingConfig.algorithm``; each has a ``_train_<name>`` function in ``_TRAINERS``."""
+ALGORITHMS = ("dpo", "rloo")
+"""``PolicyTrainingConfig.algorithm`` values: ``dpo`` (:func:`train_policy`), ``rloo`` (:func:`train_policy_rloo`)."""
 LOSS_TYPES = (
     "sigmoid",
     "hinge",
@@ -90,9 +90,9 @@ class PolicyTrainingConfig:
     reference: str | None = None
     """Folder of the reference model π_ref; None = ``model`` (the starting policy). With LoRA that costs no extra
     memory: the reference is the policy with its adapter disabled. It must share ``model``'s tokenizer."""
-    algorithm: Literal["dpo"] = "dpo"
-    """Which optimiser of the policy: ``"dpo"`` (offline, from pairs). An on-policy ``"rloo"`` (prompts + a reward
-    model) would be a second entry in ``_TRAINERS``."""
+    algorithm: Literal["dpo", "rloo"] = "dpo"
+    """Which optimiser of the policy: ``"dpo"`` (offline, from preference pairs: :func:`train_policy`) or ``"rloo"``
+    (on-policy RL with a reward function: :func:`train_policy_rloo`, TRL's ``RLOOTrainer``)."""
     loss_type: str = "sigmoid"
     """TRL's DPO loss name (:data:`LOSS_TYPES`): ``sigmoid`` is DPO, ``ipo`` IPO, ``robust`` robust DPO (uses
     ``label_smoothing``), ``hinge`` SLiC, …"""
@@ -137,6 +137,12 @@ class PolicyTrainingConfig:
     """Mixed precision (bfloat16) on GPUs that support it; the weights stay float32. Slow on CPUs."""
     logging_steps: int = 10
     """TRL's logging interval, and how many final optimiser steps the reported loss / margin / accuracy average over."""
+    num_generations: int = 4
+    """RLOO only: completions sampled per prompt each step; each one's baseline is the mean reward of the others."""
+    max_completion_length: int = 128
+    """RLOO only: the bound on each sampled completion."""
+    temperature: float = 1.0
+    """RLOO only: sampling temperature of the completions (1.0 samples the policy itself, as the estimator assumes)."""
 
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
@@ -147,8 +153,8 @@ class PolicyTrainingConfig:
             raise ValueError("loss_type='robust' needs 0 <= label_smoothing < 0.5 (a label-flip probability)")
         if self.loss_type == "exo_pair" and not 0.0 < self.label_smoothing < 1.0:
             raise ValueError("loss_type='exo_pair' needs 0 < label_smoothing < 1 (its ε; 1e-3 in the paper)")
-        if self.beta <= 0:
-            raise ValueError("beta must be > 0")
+        if self.beta < 0 or (self.beta == 0 and self.algorithm == "dpo"):
+            raise ValueError("beta must be > 0 (>= 0 for rloo, where 0 drops the KL term)")
         if self.lora_dropout > 0 and self.disable_dropout:
             raise ValueError("lora_dropout > 0 has no effect while disable_dropout=True (TRL zeroes every dropout)")
 
@@ -180,12 +186,16 @@ def train_policy(
 
     Nothing is downloaded unless ``config.model`` is a hub id that is not cached (``HF_HUB_OFFLINE=1`` forbids that).
     """
+    if config.algorithm != "dpo":
+        raise ValueError(
+            f"train_policy trains from pairs (dpo); {config.algorithm} takes prompts and a reward function"
+        )
     if not pairs:
         raise ValueError("no training pairs")
     if any(p.weight < 0 for p in pairs) or not any(p.weight > 0 for p in pairs):
         raise ValueError("pair weights must be >= 0 with at least one > 0")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the hub from every trainer otherwise
-    return _TRAINERS[config.algorithm](list(pairs), config, progress)
+    return _train_dpo(list(pairs), config, progress)
 
 
 def _conversations(pairs: Sequence[PolicyPair]) -> Dataset:
@@ -287,6 +297,20 @@ def _remove_fused_lm_head(model: torch.nn.Module) -> None:
             del module.forward
 
 
+def _lora_config(config: PolicyTrainingConfig):
+    if config.lora_r is None:
+        return None
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+    )
+
+
 def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: ProgressFn | None) -> PolicyModel:
     tokenizer = load_tokenizer(config.model)
     # The policy in float32 whatever the checkpoint's dtype: with bf16=True autocast does the mixed precision and
@@ -297,17 +321,7 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
         if load_tokenizer(config.reference).get_vocab() != tokenizer.get_vocab():
             raise ValueError("the reference model's tokenizer differs from the policy's: log-ratios would be garbage")
         ref_model = AutoModelForCausalLM.from_pretrained(config.reference, dtype=torch.float32)
-    peft_config = None
-    if config.lora_r is not None:
-        from peft import LoraConfig, TaskType
-
-        peft_config = LoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            r=config.lora_r,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=config.lora_target_modules,
-        )
+    peft_config = _lora_config(config)
     with tempfile.TemporaryDirectory(prefix="tandem-dpo-") as scratch, _quiet_datasets():
         # An in-memory dataset would make `datasets` cache TRL's maps and filters (and the reference log-probs) in a
         # per-process temp folder that only goes at interpreter exit: a long-lived worker would collect files every
@@ -375,9 +389,100 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
     return PolicyModel(model=trained.eval(), tokenizer=tokenizer, config=config, metrics=metrics)
 
 
-_TRAINERS: dict[str, Callable[[list[PolicyPair], PolicyTrainingConfig, ProgressFn | None], PolicyModel]] = {
-    "dpo": _train_dpo,
-}
+RewardFn = Callable[[list[str], list[str]], list[float]]
+"""``reward(prompts, completions) -> one float per completion``: e.g. a reward model's ensemble-mean score."""
+
+
+def train_policy_rloo(
+    prompts: Sequence[str], reward_fn: RewardFn, config: PolicyTrainingConfig, *, progress: ProgressFn | None = None
+) -> PolicyModel:
+    """On-policy RL of the policy in ``config.model`` with TRL's ``RLOOTrainer`` (REINFORCE Leave-One-Out, Ahmadian
+    et al. 2024): each step samples ``num_generations`` completions per prompt, scores them with ``reward_fn`` and
+    uses the mean reward of the other completions as each one's baseline; ``beta`` weighs the KL to the reference.
+    LoRA and the reference work as for DPO (the reference is the policy with its adapter off)."""
+    if config.algorithm != "rloo":
+        raise ValueError("train_policy_rloo needs algorithm='rloo'")
+    if not prompts:
+        raise ValueError("no prompts")
+    from trl import RLOOConfig, RLOOTrainer
+
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    tokenizer = load_tokenizer(config.model)
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32)
+
+    def reward(prompts, completions, **kwargs) -> list[float]:
+        # Conversational rows: the prompt is a message list, the completion one assistant message.
+        return [
+            float(r)
+            for r in reward_fn(
+                [p[-1]["content"] if isinstance(p, list) else p for p in prompts],
+                [c[-1]["content"] if isinstance(c, list) else c for c in completions],
+            )
+        ]
+
+    reward.__name__ = "reward_model"  # TRL logs rewards under the function's name
+    with tempfile.TemporaryDirectory(prefix="tandem-rloo-") as scratch, _quiet_datasets():
+        rows = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts]})
+        rows.save_to_disk(Path(scratch) / "prompts")
+        dataset = load_from_disk(Path(scratch) / "prompts")
+        args = RLOOConfig(
+            output_dir=scratch,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.num_epochs,
+            max_steps=config.max_steps,
+            seed=config.seed,
+            bf16=config.bf16,
+            beta=config.beta,
+            num_generations=config.num_generations,
+            max_completion_length=config.max_completion_length,
+            temperature=config.temperature,
+            disable_dropout=config.disable_dropout,
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+        )
+        trainer = RLOOTrainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=_lora_config(config),
+        )
+        trainer.remove_callback(PrinterCallback)
+        losses = _LossRecorder(progress)
+        trainer.add_callback(losses)
+        output = trainer.train()
+        trained = trainer.model
+        rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    _remove_fused_lm_head(trained)
+    metrics = {
+        "steps": output.global_step,
+        "train_loss": output.training_loss,
+        "reward_first": rewards[0] if rewards else math.nan,
+        "reward_last": rewards[-1] if rewards else math.nan,
+        "prompts": len(prompts),
+        "train_seconds": output.metrics.get("train_runtime"),
+    }
+    return PolicyModel(model=trained.eval(), tokenizer=tokenizer, config=config, metrics=metrics)
+
+
+class _LossRecorder(TrainerCallback):
+    """Reports each optimiser step with the last logged loss (RLOO logs every step)."""
+
+    def __init__(self, progress: ProgressFn | None):
+        self.progress, self.loss = progress, math.nan
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress(state.global_step, state.max_steps, self.loss)
 
 
 # --- the model users get back -------------------------------------------------------------------------------------

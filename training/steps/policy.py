@@ -1,9 +1,11 @@
-"""Step "optimise": preference-optimise the policy on the round's pairs.
+"""Step "optimise": preference-optimise the policy (``training.ml.policy``), by ``policy_algorithm``:
 
-Pairs: for every generated prompt, the best against the worst of its K candidates by ensemble-mean reward (RLHF
-Workflow / West-of-N), plus — with ``human_pairs`` — the train-split pairs people judged since the last policy
-round. The update is TRL's ``DPOTrainer`` with LoRA and the configured ``loss_type``
-(``training.ml.policy``); the reference is the base model or the policy the round started from.
+- ``dpo``: pairs are, for every generated prompt, the best against the worst of its K candidates by ensemble-mean
+  reward (RLHF Workflow / West-of-N), plus — with ``human_pairs`` — the train-split pairs people judged since the
+  last policy round; TRL's ``DPOTrainer`` with LoRA and the configured ``loss_type``.
+- ``rloo``: TRL's ``RLOOTrainer`` on the round's prompts, with the reward model's ensemble mean as the reward.
+
+The reference is the base model or the policy the round started from.
 
 Saves the new policy's artifact and stages its registration (active once the round commits, if
 ``auto_activate``); hands on ``ctx.outputs["policy_model"]`` and ``ctx.outputs["reference_path"]``.
@@ -20,17 +22,10 @@ from .generate import base_policy_path
 
 
 def run(ctx: RoundContext) -> None:
-    from training.ml.policy import PolicyTrainingConfig, save_policy, train_policy
+    from training.ml.policy import PolicyTrainingConfig, save_policy
 
     config, progress = ctx.config, ctx.progress
     current = ctx.outputs["current_policy"]
-    progress.phase("selecting pairs")
-    pairs = rm_pairs(ctx) + (human_pairs(ctx) if config.human_pairs else [])
-    n_rm = sum(p.source == "rm" for p in pairs)
-    progress.log(f"{n_rm} best-vs-worst pairs from the reward model, {len(pairs) - n_rm} human pairs")
-    if not pairs:
-        raise ValueError("No preference pairs for the policy: every prompt's candidates scored the same.")
-
     reference = base_policy_path(ctx) if config.reference == "base" and current.version else None
     ml_config = PolicyTrainingConfig(
         model=current.path,
@@ -47,10 +42,13 @@ def run(ctx: RoundContext) -> None:
         lora_r=config.policy_lora_r,
         seed=ctx.seed,
         bf16=config.bf16,
+        num_generations=config.candidates_per_prompt,
+        max_completion_length=config.max_new_tokens,
     )
-    progress.phase("training", at=0.05)
-    progress.train_range = (0.05, 0.9)
-    trained = train_policy(pairs, ml_config, progress=progress.training_step)
+    if config.policy_algorithm == "rloo":
+        trained, human = _train_rloo(ctx, ml_config), 0
+    else:
+        trained, human = _train_dpo(ctx, ml_config)
     ctx.outputs["policy_model"] = trained
     ctx.outputs["reference_path"] = reference or current.path
 
@@ -69,7 +67,7 @@ def run(ctx: RoundContext) -> None:
             metrics={key: ctx.metrics.get(key) for key in ("policy", "policy_train", "generation")},
             config=config.snapshot(),
             judgment_snapshot_id=f"round-{ctx.round.pk}",
-            judgment_count=len(pairs) - n_rm,
+            judgment_count=human,
             judgment_max_id=ctx.round.judgment_max_id,
             activate=activate,
         )
@@ -78,6 +76,44 @@ def run(ctx: RoundContext) -> None:
         ctx.progress.log(f"registered {version}" + (" (active)" if activate else " (not activated)"))
 
     ctx.stage(register)
+
+
+def _train_dpo(ctx: RoundContext, ml_config):
+    """DPO on best-vs-worst pairs (and human pairs); returns the trained policy and how many human pairs it saw."""
+    from training.ml.policy import train_policy
+
+    progress = ctx.progress
+    progress.phase("selecting pairs")
+    pairs = rm_pairs(ctx) + (human_pairs(ctx) if ctx.config.human_pairs else [])
+    n_rm = sum(p.source == "rm" for p in pairs)
+    progress.log(f"{n_rm} best-vs-worst pairs from the reward model, {len(pairs) - n_rm} human pairs")
+    if not pairs:
+        raise ValueError("No preference pairs for the policy: every prompt's candidates scored the same.")
+    progress.phase("training", at=0.05)
+    progress.train_range = (0.05, 0.9)
+    return train_policy(pairs, ml_config, progress=progress.training_step), len(pairs) - n_rm
+
+
+def _train_rloo(ctx: RoundContext, ml_config):
+    """RLOO on the round's prompts with the reward model's ensemble mean as the reward."""
+    from dataclasses import replace
+
+    from training.ml.policy import train_policy_rloo
+
+    reward_model = ctx.outputs["reward_model"]
+    prompts = [p.text for p in ctx.outputs["generated"].prompts]
+    # RLOO's batch counts completions: policy_batch_size prompts, K samples each.
+    ml_config = replace(
+        ml_config, algorithm="rloo", batch_size=ctx.config.policy_batch_size * ctx.config.candidates_per_prompt
+    )
+    ctx.progress.phase("training", at=0.05)
+    ctx.progress.train_range = (0.05, 0.9)
+    return train_policy_rloo(
+        prompts,
+        lambda p, c: reward_model.score(p, c).mean(0).tolist(),
+        ml_config,
+        progress=ctx.progress.training_step,
+    )
 
 
 def rm_pairs(ctx: RoundContext) -> list:
