@@ -70,3 +70,12 @@ def test_it_points_to_the_port_the_demo_serves_on(monkeypatch):
     monkeypatch.setenv("PORT", "8765")
     output = demo_load()
     assert "http://127.0.0.1:8765/" in output and ":8000" not in output
+
+
+def test_the_demo_project_ships_training_settings_a_round_accepts():
+    from training.config import round_config_build
+
+    call_command("demo_load", stdout=StringIO())
+    project = Project.objects.get()
+    config = round_config_build(project_settings=project.training_settings)
+    assert (config.backbone, config.policy) == ("builtin:minilm", "builtin:smollm2")

@@ -37,6 +37,24 @@ SCHEMA = {
     ],
     "rationale": "optional",
 }
+# Models that ship inside PyPI packages (no download), sized so a round finishes in minutes on a laptop CPU: the
+# reward model on MiniLM, the policy loop on SmolLM2-135M-Instruct. A round started from the dashboard runs the
+# whole loop; "reward model only" trains just the reward model.
+TRAINING_SETTINGS = {
+    "backbone": "builtin:minilm",
+    "epochs": 1,
+    "max_length": 256,
+    "batch_size": 16,
+    "eval_fraction": 0.2,
+    "policy": "builtin:smollm2",
+    "prompts_per_round": 8,
+    "candidates_per_prompt": 4,
+    "max_new_tokens": 64,
+    "eval_prompts": 8,
+    "push_active_pairs": 8,
+    "policy_max_length": 1024,
+    "policy_batch_size": 4,
+}
 
 
 class Command(BaseCommand):
@@ -84,5 +102,9 @@ class Command(BaseCommand):
                 overlap=2,  # two judgments per pair, so agreement shows up in the stats
                 guidelines=(DEMO_DIR / "guidelines.md").read_text(),
                 created_by=owner,
+                training_settings=TRAINING_SETTINGS,
             )
+        elif not project.training_settings:
+            project.training_settings = TRAINING_SETTINGS  # a demo loaded before the settings existed
+            project.save(update_fields=["training_settings"])
         return project
