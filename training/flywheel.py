@@ -188,21 +188,25 @@ def _row(number: int, done: Round, given: int, project: Project, preference, con
 def hidden_reward(project: Project, preference, config: FlywheelConfig) -> float:
     """Mean hidden-preference score of the active policy (the base model before any round) on the eval prompts,
     ``eval_samples`` answers each, sampled with the same seeds every time it is measured."""
-    from .ml.generation.text import generate_candidates, load_causal_lm
-    from .steps.generate import sampling_config
+    from .ml.modality import modality_for
 
     prompts = eval_prompts(project_id=project.pk, count=config.eval_prompts) or round_prompts(
         project_id=project.pk, count=config.eval_prompts, selection="random", seed=config.seed
     )
-    path = _active_policy_path(project)
-    model, tokenizer = load_causal_lm(path)
-    sampling = sampling_config(round_config_build(project_settings=project.training_settings))
+    settings = round_config_build(project_settings=project.training_settings)
+    modality = modality_for(project.modality)
     texts = [p.text for p in prompts]
-    answers = generate_candidates(
-        model, tokenizer, texts, k=config.eval_samples, sampling=sampling, base_seed=10_000 + config.seed
+    answers = modality.generate(
+        _active_policy_path(project),
+        texts,
+        k=config.eval_samples,
+        sampling=modality.sampling(settings.snapshot()),
+        base_seed=10_000 + config.seed,
+        batch_size=settings.generation_batch_size,
+        progress=None,
     )
     flat_prompts = [t for t, row in zip(texts, answers, strict=True) for _ in row]
-    scores = preference.score(flat_prompts, [g.text for row in answers for g in row])
+    scores = preference.score(flat_prompts, [g.reward_input for row in answers for g in row])
     return statistics.fmean(scores)
 
 

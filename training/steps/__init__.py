@@ -50,6 +50,13 @@ class RoundContext:
         return self.round.project_id
 
     @property
+    def modality(self):
+        """The project's :class:`training.ml.modality.Modality`: how its outputs are generated, optimised, evaluated."""
+        from training.ml.modality import modality_for
+
+        return modality_for(self.round.project.modality)
+
+    @property
     def seed(self) -> int:
         return self.config.seed if self.config.seed is not None else self.round.project_id
 

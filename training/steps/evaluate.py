@@ -11,11 +11,11 @@ real win rate on the same pairs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..prompts_source import PromptRecord, eval_prompts, round_prompts
 from . import RoundContext
-from .generate import generation_seed, sampling_config, sampling_origin
+from .generate import generation_seed
 
 SAMPLES_SHOWN = 5
 
@@ -24,7 +24,7 @@ SAMPLES_SHOWN = 5
 class HeadToHead:
     prompts: list[PromptRecord]
     new: list
-    """One :class:`training.ml.generation.text.Generation` per prompt from the new policy…"""
+    """One :class:`training.ml.modality.Output` per prompt from the new policy…"""
     previous: list
     """… and from the policy the round started from, with the same seeds."""
     on_eval_split: bool
@@ -33,60 +33,35 @@ class HeadToHead:
 
 
 def run(ctx: RoundContext) -> None:
-    from training.ml.generation.text import generate_candidates, load_causal_lm
-    from training.ml.policy_eval import evaluate_policy, sequence_logprobs
-
-    config, progress = ctx.config, ctx.progress
+    progress = ctx.progress
     prompts, on_eval_split = _prompts(ctx)
     if not prompts:
         progress.log("no prompts to evaluate the new policy on")
         return
-    texts = [prompt.text for prompt in prompts]
-    seed = generation_seed(ctx) + 1
-    # Temperature 1 and no nucleus: the answers are samples of the policies themselves, which the KL estimate
-    # needs (training.ml.policy_eval) and which keeps the head-to-head about the models, not the sampler.
-    sampling = replace(sampling_config(config), temperature=1.0, top_p=1.0)
-    new_model, tokenizer = load_causal_lm(str(ctx.artifacts[-1]))  # exactly what will be registered
-    previous_model, previous_tokenizer = load_causal_lm(ctx.outputs["current_policy"].path)
-
-    progress.phase("generating with the new policy", at=0.05)
-    new = [row[0] for row in generate_candidates(new_model, tokenizer, texts, k=1, sampling=sampling, base_seed=seed)]
-    progress.phase("generating with the previous policy", at=0.4)
-    previous = [
-        row[0]
-        for row in generate_candidates(
-            previous_model, previous_tokenizer, texts, k=1, sampling=sampling, base_seed=seed
-        )
-    ]
-    progress.phase("scoring", at=0.75)
-    reference_model, reference_tokenizer = load_causal_lm(ctx.outputs["reference_path"])
-    ended = [g.finish_reason == "eos" for g in new]
-    metrics = evaluate_policy(
-        prompts=texts,
-        new_texts=[g.text for g in new],
-        previous_texts=[g.text for g in previous],
-        reward_model_score=ctx.outputs["reward_model"].score,
-        new_logprobs=sequence_logprobs(new_model, tokenizer, texts, [g.text for g in new], end_with_eos=ended),
-        reference_logprobs=sequence_logprobs(
-            reference_model, reference_tokenizer, texts, [g.text for g in new], end_with_eos=ended
-        ),
-        token_counts=[g.token_count for g in new],
+    evaluation = ctx.modality.evaluate(
+        new=ctx.outputs["policy_path"],  # exactly what will be registered
+        previous=ctx.outputs["current_policy"].path,
+        reference=ctx.outputs["reference_path"],
+        prompts=[prompt.text for prompt in prompts],
+        reward_score=ctx.outputs["reward_model"].score,
+        settings=ctx.config.snapshot(),
+        base_seed=generation_seed(ctx) + 1,
+        progress=lambda name, at: progress.phase(name, at=at),
     )
-    metrics["prompts"] = len(prompts)
-    metrics["eval_split"] = on_eval_split
+    metrics = {**evaluation.metrics, "prompts": len(prompts), "eval_split": on_eval_split}
     metrics["samples"] = [
-        {"prompt": p.text, "new": n.text, "previous": o.text}
-        for p, n, o in zip(prompts[:SAMPLES_SHOWN], new, previous, strict=False)
+        {"prompt": p.text, "new": _readable(n), "previous": _readable(o)}
+        for p, n, o in zip(prompts[:SAMPLES_SHOWN], evaluation.new, evaluation.previous, strict=False)
     ]
     ctx.metrics["policy"] = metrics
     ctx.outputs["head_to_head"] = HeadToHead(
-        prompts,
-        new,
-        previous,
-        on_eval_split,
-        sampling_origin(sampling.max_new_tokens, sampling.temperature, sampling.top_p),
+        prompts, evaluation.new, evaluation.previous, on_eval_split, evaluation.sampling
     )
     progress.log(_summary(metrics))
+
+
+def _readable(output) -> str:
+    return output.text if output.media is None else f"[{output.mime_type}, {len(output.media)} bytes]"
 
 
 def _prompts(ctx: RoundContext) -> tuple[list[PromptRecord], bool]:

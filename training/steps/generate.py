@@ -31,13 +31,12 @@ class CurrentPolicy:
 class Generated:
     prompts: list[PromptRecord]
     candidates: list[list]
-    """Per prompt, K :class:`training.ml.generation.text.Generation`."""
+    """Per prompt, K :class:`training.ml.modality.Output`."""
     sampling: dict
+    """The sampling parameters, as recorded in each candidate's origin."""
 
 
 def run(ctx: RoundContext) -> None:
-    from training.ml.generation.text import generate_candidates, load_causal_lm
-
     config, progress = ctx.config, ctx.progress
     current = current_policy(ctx)
     ctx.outputs["current_policy"] = current
@@ -46,36 +45,31 @@ def run(ctx: RoundContext) -> None:
     )
     if not prompts:
         raise ValueError("The project has no train-split prompts to generate answers for.")
-    progress.phase("loading the policy")
-    model, tokenizer = load_causal_lm(current.path)
-    progress.phase("generating", at=0.1)
-    progress.train_range = (0.1, 1.0)
-    sampling = sampling_config(config)
-    candidates = generate_candidates(
-        model,
-        tokenizer,
+    progress.phase("generating")
+    progress.train_range = (0.05, 1.0)
+    sampling = ctx.modality.sampling(config.snapshot())
+    candidates = ctx.modality.generate(
+        current.path,
         [prompt.text for prompt in prompts],
         k=config.candidates_per_prompt,
         sampling=sampling,
         base_seed=generation_seed(ctx),
+        batch_size=config.generation_batch_size,
         progress=progress.advance,
     )
-    ctx.outputs["generated"] = Generated(
-        prompts=prompts,
-        candidates=candidates,
-        sampling=sampling_origin(config.max_new_tokens, config.temperature, config.top_p),
-    )
-    tokens = sum(g.token_count for row in candidates for g in row)
+    ctx.outputs["generated"] = Generated(prompts=prompts, candidates=candidates, sampling=sampling)
+    outputs = [o for row in candidates for o in row]
+    tokens = sum(o.metadata.get("tokens", 0) for o in outputs)
     progress.log(
         f"generated {config.candidates_per_prompt} candidates for each of {len(prompts)} prompts with policy "
-        f"v{current.version} ({tokens} tokens)"
+        f"v{current.version}" + (f" ({tokens} tokens)" if tokens else "")
     )
     ctx.metrics["generation"] = {
         "prompts": len(prompts),
         "candidates_per_prompt": config.candidates_per_prompt,
         "tokens": tokens,
         "policy_version": current.version,
-        "stopped_at_max_new_tokens": sum(g.finish_reason == "length" for row in candidates for g in row),
+        "stopped_at_max_new_tokens": sum(o.metadata.get("finish_reason") == "length" for o in outputs),
     }
 
 
@@ -90,22 +84,6 @@ def base_policy_path(ctx: RoundContext) -> str:
     from training.ml.backbones import resolve_backbone
 
     return resolve_backbone(backbone_for_loading(ctx.config.policy))
-
-
-def sampling_config(config):
-    from training.ml.generation.text import SamplingConfig
-
-    return SamplingConfig(
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        batch_size=config.generation_batch_size,
-    )
-
-
-def sampling_origin(max_new_tokens: int, temperature: float, top_p: float) -> dict:
-    """The sampling parameters as recorded in each candidate's origin: with its seed, they reproduce it."""
-    return {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
 
 
 def generation_seed(ctx: RoundContext) -> int:

@@ -13,6 +13,8 @@ Saves the new policy's artifact and stages its registration (active once the rou
 
 from __future__ import annotations
 
+from training.ml.modality import OutputPair
+
 from .. import registry
 from ..judgments_source import judgment_records
 from ..models import ModelKind, Round, RoundStatus
@@ -22,39 +24,35 @@ from .generate import base_policy_path
 
 
 def run(ctx: RoundContext) -> None:
-    from training.ml.policy import PolicyTrainingConfig, save_policy
-
     config, progress = ctx.config, ctx.progress
     current = ctx.outputs["current_policy"]
     reference = base_policy_path(ctx) if config.reference == "base" and current.version else None
-    ml_config = PolicyTrainingConfig(
-        model=current.path,
+    pairs = []
+    if config.policy_algorithm == "dpo":
+        progress.phase("selecting pairs")
+        pairs = rm_pairs(ctx) + (human_pairs(ctx) if config.human_pairs else [])
+        progress.log(f"{_count(pairs, 'rm')} best-vs-worst pairs from the reward model, {_count(pairs, 'human')} human")
+        if not pairs:
+            raise ValueError("No preference pairs for the policy: every prompt's candidates scored the same.")
+    progress.phase("training", at=0.05)
+    progress.train_range = (0.05, 0.9)
+    trained = ctx.modality.optimise(
+        start=current.path,
         reference=reference,
-        algorithm=config.policy_algorithm,
-        loss_type=config.loss_type,
-        beta=config.beta,
-        label_smoothing=config.label_smoothing,
-        learning_rate=config.policy_learning_rate,
-        num_epochs=config.policy_epochs,
-        max_steps=config.policy_max_steps,
-        batch_size=config.policy_batch_size,
-        max_length=config.policy_max_length,
-        lora_r=config.policy_lora_r,
+        pairs=pairs,
+        prompts=[p.text for p in ctx.outputs["generated"].prompts],
+        reward_score=ctx.outputs["reward_model"].score,
+        settings=config.snapshot(),
         seed=ctx.seed,
-        bf16=config.bf16,
-        num_generations=config.candidates_per_prompt,
-        max_completion_length=config.max_new_tokens,
+        progress=progress.training_step,
     )
-    if config.policy_algorithm == "rloo":
-        trained, human = _train_rloo(ctx, ml_config), 0
-    else:
-        trained, human = _train_dpo(ctx, ml_config)
-    ctx.outputs["policy_model"] = trained
     ctx.outputs["reference_path"] = reference or current.path
 
     progress.phase("saving", at=0.9)
     relpath, path = ctx.new_artifact(ModelKind.POLICY)
-    save_policy(trained, path, extra={"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()})
+    extra = {"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()}
+    ctx.modality.save(trained, path, extra=extra)
+    ctx.outputs["policy_path"] = str(path)
     ctx.metrics["policy_train"] = trained.metrics
 
     def register(ctx: RoundContext) -> None:
@@ -67,7 +65,7 @@ def run(ctx: RoundContext) -> None:
             metrics={key: ctx.metrics.get(key) for key in ("policy", "policy_train", "generation")},
             config=config.snapshot(),
             judgment_snapshot_id=f"round-{ctx.round.pk}",
-            judgment_count=human,
+            judgment_count=_count(pairs, "human"),
             judgment_max_id=ctx.round.judgment_max_id,
             activate=activate,
         )
@@ -78,67 +76,31 @@ def run(ctx: RoundContext) -> None:
     ctx.stage(register)
 
 
-def _train_dpo(ctx: RoundContext, ml_config):
-    """DPO on best-vs-worst pairs (and human pairs); returns the trained policy and how many human pairs it saw."""
-    from training.ml.policy import train_policy
-
-    progress = ctx.progress
-    progress.phase("selecting pairs")
-    pairs = rm_pairs(ctx) + (human_pairs(ctx) if ctx.config.human_pairs else [])
-    n_rm = sum(p.source == "rm" for p in pairs)
-    progress.log(f"{n_rm} best-vs-worst pairs from the reward model, {len(pairs) - n_rm} human pairs")
-    if not pairs:
-        raise ValueError("No preference pairs for the policy: every prompt's candidates scored the same.")
-    progress.phase("training", at=0.05)
-    progress.train_range = (0.05, 0.9)
-    return train_policy(pairs, ml_config, progress=progress.training_step), len(pairs) - n_rm
+def _count(pairs, source: str) -> int:
+    return sum(p.source == source for p in pairs)
 
 
-def _train_rloo(ctx: RoundContext, ml_config):
-    """RLOO on the round's prompts with the reward model's ensemble mean as the reward."""
-    from dataclasses import replace
-
-    from training.ml.policy import train_policy_rloo
-
-    reward_model = ctx.outputs["reward_model"]
-    prompts = [p.text for p in ctx.outputs["generated"].prompts]
-    # RLOO's batch counts completions: policy_batch_size prompts, K samples each.
-    ml_config = replace(
-        ml_config, algorithm="rloo", batch_size=ctx.config.policy_batch_size * ctx.config.candidates_per_prompt
-    )
-    ctx.progress.phase("training", at=0.05)
-    ctx.progress.train_range = (0.05, 0.9)
-    return train_policy_rloo(
-        prompts,
-        lambda p, c: reward_model.score(p, c).mean(0).tolist(),
-        ml_config,
-        progress=ctx.progress.training_step,
-    )
-
-
-def rm_pairs(ctx: RoundContext) -> list:
+def rm_pairs(ctx: RoundContext) -> list[OutputPair]:
     """Best against worst of K by ensemble-mean reward, for every prompt whose candidates differ."""
-    from training.ml.policy import PolicyPair
     from training.ml.selection import select_best_worst
 
     generated, scores = ctx.outputs["generated"], ctx.outputs["scores"]
     chosen = select_best_worst([member_rewards.mean(0).tolist() for member_rewards in scores])
     return [
-        PolicyPair(
+        OutputPair(
             prompt=generated.prompts[p].text,
-            chosen=generated.candidates[p][best].text,
-            rejected=generated.candidates[p][worst].text,
+            chosen=generated.candidates[p][best],
+            rejected=generated.candidates[p][worst],
             source="rm",
         )
         for p, best, worst, _gap in chosen
     ]
 
 
-def human_pairs(ctx: RoundContext) -> list:
+def human_pairs(ctx: RoundContext) -> list[OutputPair]:
     """Train-split pairs from the judgments that arrived since the last successful policy round (all of them
     before the first), split exactly like the reward model's pairs."""
     from training.ml.pairs import build_preference_pairs
-    from training.ml.policy import PolicyPair
 
     since = (
         Round.objects.filter(project_id=ctx.project_id, kind=ModelKind.POLICY, status=RoundStatus.SUCCEEDED)
@@ -155,4 +117,4 @@ def human_pairs(ctx: RoundContext) -> list:
     pairs = build_preference_pairs(
         records, tie_policy="drop", eval_fraction=ctx.config.eval_fraction, seed=ctx.seed
     ).train
-    return [PolicyPair(prompt=p.prompt, chosen=p.chosen, rejected=p.rejected, source="human") for p in pairs]
+    return ctx.modality.human_pairs(pairs)

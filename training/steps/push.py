@@ -39,18 +39,9 @@ def run(ctx: RoundContext) -> None:
         current = ctx.outputs["current_policy"].version
         round_id = ctx.round.pk
 
-        def candidate(generation, policy_version: int, sampling: dict) -> GeneratedCandidate:
-            origin = {
-                "round": round_id,
-                "policy_version": policy_version,
-                "seed": generation.seed,
-                "sampling": sampling,
-            }
-            return GeneratedCandidate(
-                text=generation.text,
-                origin=origin,
-                metadata={"tokens": generation.token_count, "finish_reason": generation.finish_reason},
-            )
+        def candidate(output, policy_version: int, sampling: dict) -> GeneratedCandidate:
+            origin = {"round": round_id, "policy_version": policy_version, "seed": output.seed, "sampling": sampling}
+            return GeneratedCandidate(text=output.text, origin=origin, metadata=output.metadata)
 
         comparisons = []
         if head_to_head is not None:

@@ -13,7 +13,7 @@ def run(ctx: RoundContext) -> None:
     reward_model = ctx.outputs["reward_model"]
     k = ctx.config.candidates_per_prompt
     prompts = [prompt.text for prompt in generated.prompts for _ in range(k)]
-    texts = [candidate.text for row in generated.candidates for candidate in row]
+    texts = [candidate.reward_input for row in generated.candidates for candidate in row]
     ctx.progress.phase("scoring")
     rewards = reward_model.score(prompts, texts)  # (M, P·K), prompt-major
     per_prompt = [rewards[:, i * k : (i + 1) * k] for i in range(len(generated.prompts))]  # P × (M, K)
