@@ -196,6 +196,8 @@ def _image_decode_check(data: bytes, image_format: str, name: str) -> tuple[int,
             with Image.open(io.BytesIO(data), formats=[image_format]) as image:
                 for frame in ImageSequence.Iterator(image):
                     frame.load()
+        except MediaInvalid:
+            raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise MediaInvalid(too_large) from exc
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:

@@ -42,7 +42,7 @@ from .writing import (
     _plans_read,
     _write,
 )
-from .zipped import DATA_EXTENSIONS, zip_opened
+from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
 
 IMPORT_KINDS = ("prompts", "candidates", "comparisons", "bundle")
 # zip: a manifest in one of the others plus the media files its candidates name (zipped.py).
@@ -87,6 +87,32 @@ def import_job_create(
     job.file.save(name, uploaded_file if isinstance(uploaded_file, File) else File(uploaded_file), save=False)
     job.save()
     return job
+
+
+def import_job_create_with_media(
+    *,
+    project: Project,
+    kind: str,
+    manifest,
+    manifest_name: str,
+    media: list,
+    options: dict | None = None,
+    created_by=None,
+) -> ImportJob:
+    """A multipart upload's manifest and media files, packed into the zip a media import reads (one pipeline for
+    both forms), as a queued import job."""
+    _kind_format_check(kind, "zip", manifest_name)
+    packed = media_zip_pack(manifest=manifest, manifest_name=manifest_name, files=media)
+    with packed:
+        return import_job_create(
+            project=project,
+            kind=kind,
+            uploaded_file=File(packed),
+            original_name=f"{Path(manifest_name).stem}.zip",
+            file_format="zip",
+            options=options,
+            created_by=created_by,
+        )
 
 
 def import_job_run(*, job_id: int) -> ImportJob:

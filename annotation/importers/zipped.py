@@ -171,10 +171,11 @@ def _entry_problem(info: zipfile.ZipInfo) -> str | None:
         return "has an absolute path"
     if ".." in name.split("/"):
         return "has a '..' in its path, which would leave the zip's folder"
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
+    # Unix zips keep the file's mode in the high bits; other makers leave the type bits 0 (a plain file).
+    file_type = stat.S_IFMT(info.external_attr >> 16)
+    if file_type == stat.S_IFLNK:
         return "is a symbolic link"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
         return "is not a regular file"
     if info.flag_bits & 0x1:
         return "is encrypted"
