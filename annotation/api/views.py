@@ -443,7 +443,12 @@ class StatsView(APIView):
 
 class ImportListView(APIView):
     """Upload a file to import. Small files are imported at once (201, final status);
-    larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports."""
+    larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports.
+
+    Image candidates (kind ``bundle`` or ``candidates``): upload a ``.zip`` holding the manifest (one
+    ``.jsonl``/``.csv``/``.parquet`` file at its top level) and the files its candidates name with
+    ``"media": "img/cat-1.png"``; or send the manifest as ``file`` and the images as ``media`` files. Every
+    file is checked by its content; on any error nothing is imported and no file is stored."""
 
     @extend_schema(responses=s.ImportJobSerializer(many=True))
     def get(self, request, pk: int):
