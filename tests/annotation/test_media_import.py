@@ -384,3 +384,21 @@ def test_a_zip_too_large_for_the_request_is_queued_and_the_worker_imports_it(
     assert job.status == ImportStatus.SUCCEEDED, job.errors
     assert "media: 4 created, 0 unchanged" in job.message
     assert Candidate.objects.filter(media__startswith="candidates/sha256/").count() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_late_bad_row_also_leaves_no_file(media_root, tmp_path, monkeypatch):
+    # Outside any transaction Postgres checks and writes in one pass, storing each batch's files as it goes:
+    # a bad row in a later batch must take the earlier batches' files with it.
+    from annotation.importers import files
+
+    monkeypatch.setattr(files, "BATCH_ROWS", 1)
+    project = ProjectFactory(modality=Modality.IMAGE)
+    bad = {"id": "last", "text": "t", "candidates": [{"id": "l1", "media": "img/cat-1.png", "mime_type": "image/gif"}]}
+    with pytest.raises(ImportRejected) as rejected:
+        import_file(project=project, kind="bundle", path=make_zip(tmp_path / "bad.zip", rows=[*ROWS, bad]))
+    assert [(e["line"], e["field"]) for e in rejected.value.errors] == [(3, "candidates[0].mime_type")]
+    assert not Candidate.objects.exists() and stored_files(media_root) == []
+
+    counts = import_file(project=project, kind="bundle", path=make_zip(tmp_path / "good.zip"))
+    assert counts["media"]["created"] == 4 and len(stored_files(media_root)) == 4
