@@ -125,8 +125,12 @@ class Candidate(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates", db_constraint=False)
     external_id = models.CharField(max_length=255)
     text = models.TextField(blank=True)
+    # Stored by annotation.media under a name made of the content's hash; the type is sniffed from the content.
     media = models.FileField(upload_to="candidates/%Y/%m/", blank=True)
     mime_type = models.CharField(max_length=100, default="text/plain")
+    # An image's size in pixels (so a page can lay it out before it loads); null for text.
+    media_width = models.PositiveIntegerField(null=True, blank=True)
+    media_height = models.PositiveIntegerField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=CandidateSource.choices, default=CandidateSource.IMPORTED)
     # Which round and model version produced it, written by training as plain
     # values: annotation never points into training's tables.

@@ -246,6 +246,17 @@ CELERY_BEAT_SCHEDULE = {
 # Import files with more rows than this run as a Celery job; smaller ones inline.
 IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=2 * 1024 * 1024)
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=2 * 1024 * 1024 * 1024)
+# Media candidates (annotation/media.py): one file's size, and an image's pixels (width x height, all frames of an
+# animation together) — the limit that stops a small file that decodes to gigabytes (a decompression bomb).
+MEDIA_MAX_BYTES = env.int("MEDIA_MAX_BYTES", default=20 * 1024 * 1024)
+MEDIA_MAX_PIXELS = env.int("MEDIA_MAX_PIXELS", default=40_000_000)
+# A zip of media to import (annotation/importers/zipped.py): at most this many entries, and this many bytes once
+# unpacked (as the zip declares them; reading never yields more than declared: Python's zipfile stops there).
+MEDIA_ZIP_MAX_FILES = env.int("MEDIA_ZIP_MAX_FILES", default=10_000)
+MEDIA_ZIP_MAX_BYTES = env.int("MEDIA_ZIP_MAX_BYTES", default=4 * 1024 * 1024 * 1024)
+for _name in ("MEDIA_MAX_BYTES", "MEDIA_MAX_PIXELS", "MEDIA_ZIP_MAX_FILES", "MEDIA_ZIP_MAX_BYTES"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, not {globals()[_name]}.")
 # Processes one export job or export_data command uses (each exports a range of comparisons; Postgres only,
 # and only for large exports: annotation/exporters/core.py). 1 = in the exporting process alone.
 EXPORT_PROCESSES = env.int("EXPORT_PROCESSES", default=min(os.cpu_count() or 1, 4))

@@ -241,10 +241,22 @@ def judgment_data(judgment: Judgment) -> dict:
 
 
 class ImportCreateSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    file = serializers.FileField(
+        help_text="The rows (.jsonl, .csv, .parquet); or, for media candidates (kind bundle or candidates), a .zip "
+        "holding one such file at its top level (the manifest) and the files its candidates name with "
+        '"media": "img/cat-1.png".'
+    )
     kind = serializers.ChoiceField(choices=["prompts", "candidates", "comparisons", "bundle"])
     file_format = serializers.ChoiceField(
-        choices=["jsonl", "csv", "parquet"], required=False, help_text="Taken from the file name when left out."
+        choices=["jsonl", "csv", "parquet", "zip"],
+        required=False,
+        help_text="Taken from the file name when left out.",
+    )
+    media = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        help_text="Media files sent beside the rows instead of a zip (kind bundle or candidates): `file` is then "
+        'the manifest, whose candidates name these files by their file name ("media": "cat-1.png").',
     )
 
 

@@ -443,7 +443,12 @@ class StatsView(APIView):
 
 class ImportListView(APIView):
     """Upload a file to import. Small files are imported at once (201, final status);
-    larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports."""
+    larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports.
+
+    Image candidates (kind ``bundle`` or ``candidates``): upload a ``.zip`` holding the manifest (one
+    ``.jsonl``/``.csv``/``.parquet`` file at its top level) and the files its candidates name with
+    ``"media": "img/cat-1.png"``; or send the manifest as ``file`` and the images as ``media`` files. Every
+    file is checked by its content; on any error nothing is imported and no file is stored."""
 
     @extend_schema(responses=s.ImportJobSerializer(many=True))
     def get(self, request, pk: int):
@@ -464,25 +469,37 @@ class ImportListView(APIView):
         body = s.ImportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
+        media = body.validated_data.get("media") or []
+        size = upload.size + sum(f.size for f in media)
+        if size > settings.IMPORT_MAX_BYTES:
             raise ValidationError(
-                {"file": [f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes."]}
+                {"file": [f"The upload is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes."]}
             )
         try:
-            job = importers.import_job_create(
-                project=project,
-                kind=body.validated_data["kind"],
-                uploaded_file=upload,
-                original_name=upload.name,
-                file_format=body.validated_data.get("file_format"),
-                created_by=request.user,
-            )
+            if media:
+                job = importers.import_job_create_with_media(
+                    project=project,
+                    kind=body.validated_data["kind"],
+                    manifest=upload,
+                    manifest_name=upload.name,
+                    media=media,
+                    created_by=request.user,
+                )
+            else:
+                job = importers.import_job_create(
+                    project=project,
+                    kind=body.validated_data["kind"],
+                    uploaded_file=upload,
+                    original_name=upload.name,
+                    file_format=body.validated_data.get("file_format"),
+                    created_by=request.user,
+                )
         except importers.ImportRejected as exc:
             errors: dict[str, list[str]] = {}
             for error in exc.errors:
                 errors.setdefault(error.get("field") or "file", []).append(error["message"])
             raise ValidationError(errors) from exc
-        if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
+        if size <= settings.IMPORT_INLINE_MAX_BYTES:
             job = importers.import_job_run(job_id=job.pk)
             code = status.HTTP_201_CREATED if job.status == ImportStatus.SUCCEEDED else status.HTTP_400_BAD_REQUEST
             if code == status.HTTP_400_BAD_REQUEST:

@@ -46,6 +46,8 @@ The modules, in the order a file goes through them:
   :func:`import_file`), their argument checks, the job's progress, and the core
   that runs the three phases.
 - ``files``: reading JSON Lines, CSV and Parquet into rows, a batch at a time.
+- ``zipped``: a zip of a manifest (any of those) and the media files its candidates
+  name, checked as a whole; a multipart upload of both is packed into one.
 - ``rows``: parsing and checking one row on its own (no database).
 - ``columns``: the same for a plain batch of bundle rows, a column at a time (the
   common case, fast); any other batch goes to ``rows``, which names each error.
@@ -54,7 +56,16 @@ The modules, in the order a file goes through them:
 - ``rejection``: :class:`ImportRejected` and the capped list of row errors.
 """
 
-from .jobs import IMPORT_FORMATS, IMPORT_KINDS, IMPORT_OPTIONS, Progress, import_file, import_job_create, import_job_run
+from .jobs import (
+    IMPORT_FORMATS,
+    IMPORT_KINDS,
+    IMPORT_OPTIONS,
+    Progress,
+    import_file,
+    import_job_create,
+    import_job_create_with_media,
+    import_job_run,
+)
 from .rejection import ImportRejected
 
 __all__ = [
@@ -65,5 +76,6 @@ __all__ = [
     "Progress",
     "import_file",
     "import_job_create",
+    "import_job_create_with_media",
     "import_job_run",
 ]

@@ -31,11 +31,24 @@ from .files import _batches, _rows_count, _rows_read
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
-from .writing import _analyze, _batch_build, _batch_send, _counts_add, _counts_empty, _KeyDrawer, _write
+from .writing import (
+    _analyze,
+    _batch_build,
+    _batch_send,
+    _counts_add,
+    _counts_empty,
+    _KeyDrawer,
+    _media_store,
+    _plans_read,
+    _write,
+)
+from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
 
 IMPORT_KINDS = ("prompts", "candidates", "comparisons", "bundle")
-IMPORT_FORMATS = ("jsonl", "csv", "parquet")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+# zip: a manifest in one of the others plus the media files its candidates name (zipped.py).
+IMPORT_FORMATS = ("jsonl", "csv", "parquet", "zip")
+_EXTENSIONS = {**DATA_EXTENSIONS, ".zip": "zip"}
+MEDIA_KINDS = ("bundle", "candidates")  # the kinds whose rows hold candidates, so may come in a zip with media
 IMPORT_OPTIONS = ("comparisons",)  # bundle: how to build comparisons for rows that have no `comparisons` column
 ANALYZE_MIN_ROWS = 1000  # refresh planner statistics after imports this large: Postgres runs without autovacuum
 # A job still "running" this long after it started lost its worker (the Celery task's
@@ -74,6 +87,32 @@ def import_job_create(
     job.file.save(name, uploaded_file if isinstance(uploaded_file, File) else File(uploaded_file), save=False)
     job.save()
     return job
+
+
+def import_job_create_with_media(
+    *,
+    project: Project,
+    kind: str,
+    manifest,
+    manifest_name: str,
+    media: list,
+    options: dict | None = None,
+    created_by=None,
+) -> ImportJob:
+    """A multipart upload's manifest and media files, packed into the zip a media import reads (one pipeline for
+    both forms), as a queued import job."""
+    _kind_format_check(kind, "zip", manifest_name)
+    packed = media_zip_pack(manifest=manifest, manifest_name=manifest_name, files=media)
+    with packed:
+        return import_job_create(
+            project=project,
+            kind=kind,
+            uploaded_file=File(packed),
+            original_name=f"{Path(manifest_name).stem}.zip",
+            file_format="zip",
+            options=options,
+            created_by=created_by,
+        )
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
@@ -161,6 +200,11 @@ def _kind_format_check(kind: str, file_format: str | None, name: str) -> str:
         raise _rejected(
             f"Unknown file format {file_format!r}; use one of: {', '.join(IMPORT_FORMATS)}.", field="file_format"
         )
+    if file_format == "zip" and kind not in MEDIA_KINDS:
+        raise _rejected(
+            f"A zip brings media files for candidates: use it with kind {' or '.join(MEDIA_KINDS)}, not {kind}.",
+            field="kind",
+        )
     return file_format
 
 
@@ -176,7 +220,13 @@ def _options_check(options: dict | None) -> dict:
 
 def _counts_summary(counts: dict) -> str:
     parts = [f"{name}: {c['created']} created, {c['unchanged']} unchanged" for name, c in counts.items()]
-    return "Imported. " + "; ".join(parts) + "."
+    summary = "Imported. " + "; ".join(parts) + "."
+    unused = counts.get("media", {}).get("unused")
+    if unused:
+        shown = counts["media"]["unused_files"]
+        more = f" and {unused - len(shown)} more" if unused > len(shown) else ""
+        summary += f" {unused} file(s) in the zip that no row names were ignored: {', '.join(shown)}{more}."
+    return summary
 
 
 class _JobProgress:
@@ -256,17 +306,41 @@ def _gc_paused():
 
 def _import(*, project: Project, kind: str, path: Path, file_format: str, options: dict, progress) -> dict:
     with _gc_paused():
-        return _import_core(
-            project=project, kind=kind, path=path, file_format=file_format, options=options, progress=progress
-        )
+        if file_format != "zip":
+            return _import_core(
+                project=project, kind=kind, path=path, file_format=file_format, options=options, progress=progress
+            )
+        with zip_opened(path, modality=project.modality) as (media, manifest_path, manifest_format):
+            # Files are stored only once every row has passed its checks (two passes), or batch by batch while
+            # the rows are written (Postgres, one pass); either way before the transaction commits, so a committed
+            # candidate always has its file. When the import fails after storing some, they are deleted here,
+            # after the rollback (storage has no transactions; a hook on commit instead would leave committed
+            # rows without files if storing failed then). Files already stored by earlier imports are kept: the
+            # same bytes, shared by content hash.
+            try:
+                counts = _import_core(
+                    project=project,
+                    kind=kind,
+                    path=manifest_path,
+                    file_format=manifest_format,
+                    options=options,
+                    progress=progress,
+                    media=media,
+                )
+            except BaseException:
+                media.discard()
+                raise
+            return {**counts, "media": media.counts()}
 
 
-def _import_core(*, project: Project, kind: str, path: Path, file_format: str, options: dict, progress) -> dict:
+def _import_core(
+    *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, media=None
+) -> dict:
     progress = progress or (lambda phase, done, total: None)
     ctx = _context(project, kind, options)
     tables = (Prompt, Candidate, Comparison)
     empty = frozenset(m._meta.model_name for m in tables if not m.objects.filter(project=project).exists())
-    ctx = dataclasses.replace(ctx, empty_at_start=empty)
+    ctx = dataclasses.replace(ctx, empty_at_start=empty, media=media)
 
     progress("reading", 0, None)
     rows_total = _rows_count(path, file_format)
@@ -301,6 +375,12 @@ def _import_two_passes(ctx: _Context, path: Path, file_format: str, rows_total: 
 
         _validate(ctx, path, file_format, rows_total, progress, keep)
         progress("writing", 0, rows_total)
+        if ctx.media is not None:
+            # Every row passed: store the files before the write transaction opens (on SQLite it holds the
+            # database's one write lock, which should not wait on storage).
+            plans.seek(0)
+            for _, plan in _plans_read(plans):
+                _media_store(ctx, plan)
         plans.seek(0)
         with transaction.atomic():
             return _write(ctx, plans, rows_total, progress)
@@ -327,6 +407,7 @@ def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: 
 
         def write(batch_size: int, plan) -> None:
             _counts_add(counts, plan)
+            _media_store(ctx, plan)
             writer.submit(_batch_build(ctx, plan, keys))
 
         _validate(

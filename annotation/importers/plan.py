@@ -23,7 +23,8 @@ class _Plan:
 
     # (external_id, text, context, metadata, split)
     new_prompts: list[tuple] = field(default_factory=list)
-    # (prompt external id, external_id, text, mime_type, origin, metadata)
+    # (prompt external id, external_id, text, mime_type, origin, metadata, media, media_width, media_height,
+    #  media_file: (name in the upload, MediaInfo) or None): the file is stored just before its rows are written
     new_candidates: list[tuple] = field(default_factory=list)
     # (prompt external id, external_id, [candidate external ids], priority, wanted, gold in external ids)
     new_comparisons: list[tuple] = field(default_factory=list)
@@ -61,7 +62,7 @@ def _batch_plan(ctx: _Context, rows: _Rows, errors: _Errors) -> _Plan:
         Candidate,
         ctx,
         {c.external_id for c in rows.candidates},
-        ("pk", "prompt_id", "text", "mime_type", "metadata", "origin"),
+        ("pk", "prompt_id", "text", "mime_type", "metadata", "origin", "media"),
     )
     for c in rows.candidates:
         prompt_pk = plan.prompt_pks.get(c.prompt_external_id)
@@ -70,12 +71,29 @@ def _batch_plan(ctx: _Context, rows: _Rows, errors: _Errors) -> _Plan:
             continue
         stored = candidates_stored.get(c.external_id)
         if stored is None:
-            plan.new_candidates.append((c.prompt_external_id, c.external_id, c.text, c.mime_type, c.origin, c.metadata))
+            info = c.media_file[1] if c.media_file is not None else None
+            plan.new_candidates.append(
+                (
+                    c.prompt_external_id,
+                    c.external_id,
+                    c.text,
+                    c.mime_type,
+                    c.origin,
+                    c.metadata,
+                    c.media,
+                    info and info.width,
+                    info and info.height,
+                    c.media_file,
+                )
+            )
             continue
         if stored[1] != prompt_pk:
             errors.add(c.line, f"{c.path}id", f"The candidate {c.external_id!r} already exists for another prompt.")
             continue
-        different = _differences(c, ("text", "mime_type", "metadata", "origin"), stored[2:], always=("text",))
+        # The media is compared by its storage name, which is the content's hash: the same file or not.
+        different = _differences(
+            c, ("text", "mime_type", "metadata", "origin", "media"), stored[2:], always=("text", "media")
+        )
         if different:
             errors.add(
                 c.line, f"{c.path}id", f"The candidate {c.external_id!r} already exists with a different {different}."

@@ -8,8 +8,10 @@ import hashlib
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..comparisons import BuildModeInvalid, candidate_groups, comparison_external_id
+from ..media import MediaInfo, MediaInvalid
 from ..models import Modality, Project, Split
 from ..schema import SchemaError, parse_schema
 from .rejection import _Errors, _rejected
@@ -24,6 +26,7 @@ _CANDIDATE_COLUMNS = {
     "prompt_id": "id",
     "text": "str",
     "mime_type": "str",
+    "media": "str",
     "metadata": "json",
     "origin": "json",
 }
@@ -36,9 +39,22 @@ _COMPARISON_COLUMNS = {
     "gold": "json",
 }
 _BUNDLE_COLUMNS = {**_PROMPT_COLUMNS, "candidates": "json", "comparisons": "json_or_mode", "priority": "int"}
-_BUNDLE_CANDIDATE_KEYS = frozenset(("id", "text", "mime_type", "metadata", "origin"))
+_BUNDLE_CANDIDATE_KEYS = frozenset(("id", "text", "mime_type", "media", "metadata", "origin"))
 _BUNDLE_COMPARISON_KEYS = frozenset(("id", "candidate_ids", "priority", "wanted", "gold"))
 _BUNDLE_ONLY = frozenset(("candidates", "comparisons", "priority"))
+
+
+class _MediaFiles(Protocol):
+    """The files uploaded with an import (zipped._ZipMedia)."""
+
+    def check(self, name: str) -> MediaInfo:
+        """What annotation.media.media_check found in the file of this name; raises MediaInvalid (also for a name
+        that is not there)."""
+        ...
+
+    def store(self, name: str, info: MediaInfo) -> None:
+        """Store the file of this name (checked before: ``info``) in the candidates' storage."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,9 @@ class _Context:
     # Tables ("prompt", "candidate", "comparison") that held no row of the project
     # when the import started: nothing to look up there (see plan._stored).
     empty_at_start: frozenset = frozenset()
+    # The files a candidate's ``media`` may name: a zip upload's (zipped._ZipMedia); None for a plain file,
+    # where ``media`` is refused (a name would otherwise point at a file on the server, DESIGN §9).
+    media: _MediaFiles | None = None
 
 
 def _context(project: Project, kind: str, options: dict) -> _Context:
@@ -107,6 +126,8 @@ class _CandidateRow:
     metadata: dict
     origin: dict
     given: Collection[str]
+    media: str = ""  # the storage name its file will have (annotation.media, by content hash); "" for text
+    media_file: tuple[str, MediaInfo] | None = None  # (the file's name in the upload, what media_check found)
 
 
 @dataclass(slots=True)
@@ -264,12 +285,60 @@ def _candidate_row(
     metadata = _object(raw, "metadata", err, path)
     origin = _object(raw, "origin", err, path)
     external_id = _external_id(raw, "id", err, path=path)
+    media_file = _media_file(ctx, raw, err, path) if "media" in raw else None
     if prompt_external_id is None or (text is None and text_required) or (external_id is None and "id" in raw):
         return None
+    if "media" in raw and media_file is None:
+        return None
     text = text or ""
+    if media_file is None:
+        if external_id is None:
+            external_id = _derived_id("c", f"{prompt_external_id}\x1f{text}")
+        return _CandidateRow(line, path, external_id, prompt_external_id, text, mime_type, metadata, origin, raw.keys())
+    info = media_file[1]
+    if "mime_type" in raw and mime_type != info.mime_type:
+        message = f"The file {media_file[0]!r} is {info.mime_type} (read from its content), not {mime_type}."
+        err(f"{path}mime_type", message)
+        return None
     if external_id is None:
-        external_id = _derived_id("c", f"{prompt_external_id}\x1f{text}")
-    return _CandidateRow(line, path, external_id, prompt_external_id, text, mime_type, metadata, origin, raw.keys())
+        external_id = _derived_id("c", f"{prompt_external_id}\x1f{text}\x1f{info.sha256}")
+    return _CandidateRow(
+        line,
+        path,
+        external_id,
+        prompt_external_id,
+        text,
+        info.mime_type,
+        metadata,
+        origin,
+        raw.keys(),
+        info.storage_name,
+        media_file,
+    )
+
+
+def _media_file(ctx: _Context, raw: dict, err, path: str) -> tuple[str, MediaInfo] | None:
+    """A candidate's ``media``: the name of a file uploaded with the import, checked by annotation.media."""
+    name = raw["media"]
+    key = f"{path}media"
+    if not isinstance(name, str) or not name.strip():
+        err(key, f"Must be the name of a file in the upload, such as img/cat-1.png, not {_json_type(name)}.")
+        return None
+    if ctx.modality == Modality.TEXT:
+        err(key, "This is a text project: its candidates are texts, not media files.")
+        return None
+    if ctx.media is None:
+        err(
+            key,
+            "A media file comes in a zip beside this manifest (or as a file of a multipart upload); "
+            "a plain import file cannot name one (files on the server are never read).",
+        )
+        return None
+    try:
+        return name, ctx.media.check(name)
+    except MediaInvalid as exc:
+        err(key, str(exc))
+        return None
 
 
 def _comparison_row(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import connection, models
@@ -20,14 +20,19 @@ from .plan import _gold_answer, _Plan
 from .rows import _Context
 
 
+def _plans_read(plans) -> Iterator[tuple[int, _Plan]]:
+    """The ``(batch size, plan)`` pairs of a plans file, from where it stands."""
+    while True:
+        try:
+            yield pickle.load(plans)  # noqa: S301 - written by _validate just before
+        except EOFError:
+            return
+
+
 def _write(ctx: _Context, plans, rows_total: int, progress) -> dict:
     counts = _counts_empty(ctx)
     done = 0
-    while True:
-        try:
-            batch_size, plan = pickle.load(plans)  # noqa: S301 - written by _validate just before
-        except EOFError:
-            break
+    for batch_size, plan in _plans_read(plans):
         _plan_write(ctx, plan)
         _counts_add(counts, plan)
         done += batch_size
@@ -70,6 +75,16 @@ def _plan_write(ctx: _Context, plan: _Plan) -> None:
     _batch_send(_batch_build(ctx, plan, _KeyDrawer(connection)))
 
 
+def _media_store(ctx: _Context, plan: _Plan) -> None:
+    """Store the files of a batch's new candidates (annotation.media, by content hash), before their rows are
+    written. The caller discards what this stored if the import then fails (zipped._ZipMedia.discard)."""
+    if ctx.media is None:
+        return
+    for row in plan.new_candidates:
+        if row[9] is not None:
+            ctx.media.store(*row[9])
+
+
 @dataclass(slots=True)
 class _Insert:
     """One table's new rows of a batch, ready to send: the text of a ``COPY``
@@ -99,10 +114,10 @@ def _batch_build(ctx: _Context, plan: _Plan, keys: _KeyDrawer) -> list[_Insert]:
     prompt_pks.update(zip(prompt_columns[0], new_pks, strict=True))
 
     candidate_pks = plan.candidate_pks
-    prompt_external_ids, *candidate_columns = _transposed(plan.new_candidates, 6)
+    prompt_external_ids, *candidate_columns, _media_files = _transposed(plan.new_candidates, 10)
     candidates, new_pks = _insert_build(
         Candidate,
-        ("prompt_id", "external_id", "text", "mime_type", "origin", "metadata"),
+        ("prompt_id", "external_id", "text", "mime_type", "origin", "metadata", "media", "media_width", "media_height"),
         [list(map(prompt_pks.__getitem__, prompt_external_ids)), *candidate_columns],
         {**common, "source": CandidateSource.IMPORTED.value},
         keys,

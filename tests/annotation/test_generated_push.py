@@ -76,3 +76,94 @@ def test_a_push_that_does_not_fit_the_project_writes_nothing(project):
     with pytest.raises(PushInvalid, match=f"prompt {foreign.pk} is not a prompt of this project"):
         generated_comparisons_push(project=project, batch="b", comparisons=[pair(foreign)])
     assert (Candidate.objects.count(), Comparison.objects.count()) == (0, 0)
+
+
+# --- Generated images --------------------------------------------------------------------------
+
+
+def _png(color) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), color).save(out, format="PNG")
+    return out.getvalue()
+
+
+def image_pair(prompt, first=(255, 0, 0), second=(0, 0, 255)):
+    return GeneratedComparison(
+        prompt_id=prompt.pk,
+        candidates=[
+            GeneratedCandidate(text="", media=_png(color), origin={"round": 3, "seed": seed})
+            for seed, color in ((1, first), (2, second))
+        ],
+        priority=5,
+        origin={"round": 3, "purpose": "policy_vs_previous"},
+    )
+
+
+@pytest.fixture
+def image_project(settings, tmp_path):
+    from annotation.models import Modality
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return ProjectFactory(modality=Modality.IMAGE)
+
+
+def test_a_generated_image_is_stored_and_served(image_project, api):
+    from annotation.models import Membership, Role
+    from tests.factories import UserFactory
+
+    annotator = UserFactory(username="anna")
+    Membership.objects.create(project=image_project, user=annotator, role=Role.ANNOTATOR)
+    prompt = PromptFactory(project=image_project)
+
+    result = generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
+
+    candidates = list(Candidate.objects.filter(pk__in=Comparison.objects.get().candidate_ids).order_by("pk"))
+    assert result.candidates_created == 2
+    assert [(c.mime_type, c.media_width, c.media_height, c.source) for c in candidates] == [
+        ("image/png", 16, 12, "generated")
+    ] * 2
+    for candidate, color in zip(candidates, ((255, 0, 0), (0, 0, 255)), strict=True):
+        assert candidate.media.name.startswith("candidates/sha256/")
+        assert candidate.media.read() == _png(color)
+    task = api.as_user(annotator).get(f"/api/v1/projects/{image_project.pk}/next/").json()
+    assert {c["media_url"] for c in task["candidates"]} == {
+        f"http://testserver/media/{c.media.name}" for c in candidates
+    }
+
+
+def test_a_generated_file_that_is_not_an_image_writes_nothing(image_project, tmp_path):
+    prompt = PromptFactory(project=image_project)
+    good = image_pair(prompt).candidates[0]
+    html = GeneratedCandidate(text="", media=b"<html><script>alert(1)</script></html>", origin={})
+    comparisons = [
+        image_pair(prompt),
+        GeneratedComparison(prompt_id=prompt.pk, candidates=[good, html], priority=0, origin={}),
+    ]
+    with pytest.raises(PushInvalid, match=r"^comparison 1, candidate 1: it is an HTML page"):
+        generated_comparisons_push(project=image_project, batch="round-3", comparisons=comparisons)
+    assert not Candidate.objects.exists()
+    assert not (tmp_path / "media").exists() or not any(p.is_file() for p in (tmp_path / "media").rglob("*"))
+
+
+def test_files_stored_by_a_push_that_fails_are_deleted(image_project, tmp_path, monkeypatch):
+    prompt = PromptFactory(project=image_project)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Comparison.objects, "bulk_create", broken)
+    with pytest.raises(RuntimeError):
+        generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
+    assert not Candidate.objects.exists()
+    assert not any(p.is_file() for p in (tmp_path / "media").rglob("*"))
+
+
+def test_pushing_the_same_images_again_stores_nothing_new(image_project):
+    prompt = PromptFactory(project=image_project)
+    generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
+    again = generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
+    assert (again.candidates_created, again.comparisons_created) == (0, 0)

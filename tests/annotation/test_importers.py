@@ -367,7 +367,7 @@ def test_a_csv_file_missing_a_required_column_gets_one_clear_error(with_prompts,
             "line": None,
             "field": "txt",
             "message": "Unknown column(s) 'txt' for a candidates import; the columns are: "
-            "id, prompt_id, text, mime_type, metadata, origin.",
+            "id, prompt_id, text, mime_type, media, metadata, origin.",
         }
     ]
 

@@ -408,12 +408,22 @@ export interface paths {
         /**
          * @description Upload a file to import. Small files are imported at once (201, final status);
          *     larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports.
+         *
+         *     Image candidates (kind ``bundle`` or ``candidates``): upload a ``.zip`` holding the manifest (one
+         *     ``.jsonl``/``.csv``/``.parquet`` file at its top level) and the files its candidates name with
+         *     ``"media": "img/cat-1.png"``; or send the manifest as ``file`` and the images as ``media`` files. Every
+         *     file is checked by its content; on any error nothing is imported and no file is stored.
          */
         get: operations["v1_projects_imports_list"];
         put?: never;
         /**
          * @description Upload a file to import. Small files are imported at once (201, final status);
          *     larger ones run as a background job (202) whose progress ``GET imports/{id}`` reports.
+         *
+         *     Image candidates (kind ``bundle`` or ``candidates``): upload a ``.zip`` holding the manifest (one
+         *     ``.jsonl``/``.csv``/``.parquet`` file at its top level) and the files its candidates name with
+         *     ``"media": "img/cat-1.png"``; or send the manifest as ``file`` and the images as ``media`` files. Every
+         *     file is checked by its content; on any error nothing is imported and no file is stored.
          */
         post: operations["v1_projects_imports_create"];
         delete?: never;
@@ -734,6 +744,14 @@ export interface components {
          */
         GoldEnum: "exclude" | "include" | "only";
         /**
+         * @description * `jsonl` - jsonl
+         *     * `csv` - csv
+         *     * `parquet` - parquet
+         *     * `zip` - zip
+         * @enum {string}
+         */
+        ImportCreateFileFormatEnum: "jsonl" | "csv" | "parquet" | "zip";
+        /**
          * @description * `prompts` - prompts
          *     * `candidates` - candidates
          *     * `comparisons` - comparisons
@@ -742,7 +760,10 @@ export interface components {
          */
         ImportCreateKindEnum: "prompts" | "candidates" | "comparisons" | "bundle";
         ImportCreateRequest: {
-            /** Format: binary */
+            /**
+             * Format: binary
+             * @description The rows (.jsonl, .csv, .parquet); or, for media candidates (kind bundle or candidates), a .zip holding one such file at its top level (the manifest) and the files its candidates name with "media": "img/cat-1.png".
+             */
             file: string;
             kind: components["schemas"]["ImportCreateKindEnum"];
             /**
@@ -751,8 +772,11 @@ export interface components {
              *     * `jsonl` - jsonl
              *     * `csv` - csv
              *     * `parquet` - parquet
+             *     * `zip` - zip
              */
-            file_format?: components["schemas"]["ImportFileFormatEnum"];
+            file_format?: components["schemas"]["ImportCreateFileFormatEnum"];
+            /** @description Media files sent beside the rows instead of a zip (kind bundle or candidates): `file` is then the manifest, whose candidates name these files by their file name ("media": "cat-1.png"). */
+            media?: string[];
         };
         /**
          * @description * `jsonl` - jsonl

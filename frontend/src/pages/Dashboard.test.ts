@@ -1,4 +1,4 @@
-import { everyDay } from "./Dashboard";
+import { everyDay, importFileTypes } from "./Dashboard";
 
 test("throughput over time fills the days without judgments with zeros", () => {
   const days = everyDay(
@@ -15,4 +15,11 @@ test("throughput over time fills the days without judgments with zeros", () => {
     { x: "2026-11-29", y: 0 },
   ]);
   expect(everyDay([])).toEqual([]);
+});
+
+test("the import form takes a zip of images only in image projects", () => {
+  expect(importFileTypes("text").accept).toBe(".jsonl,.csv,.parquet");
+  expect(importFileTypes("text").help).toBeNull();
+  expect(importFileTypes("image").accept.split(",")).toContain(".zip");
+  expect(importFileTypes("image").help).toContain('"media"');
 });

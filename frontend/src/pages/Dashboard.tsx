@@ -85,7 +85,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
           </tbody>
         </table>
       </section>
-      <Imports projectId={projectId} />
+      <Imports projectId={projectId} modality={project.data.modality ?? "text"} />
       <Exports projectId={projectId} />
       <Members projectId={projectId} isAdmin={isAdmin} />
       <RoundsPanel projectId={projectId} isAdmin={isAdmin} />
@@ -118,7 +118,18 @@ function Card({ label, value, testid }: { label: string; value: number | undefin
   );
 }
 
-function Imports({ projectId }: { projectId: number }) {
+/** What the import form takes: image projects also take a .zip of a manifest and the images it names. */
+export function importFileTypes(modality: string): { accept: string; label: string; help: string | null } {
+  if (modality !== "image") return { accept: ".jsonl,.csv,.parquet", label: "File (.jsonl, .csv, .parquet)", help: null };
+  return {
+    accept: ".jsonl,.csv,.parquet,.zip",
+    label: "File (.jsonl, .csv, .parquet, or .zip with images)",
+    help: 'A .zip holds one .jsonl, .csv or .parquet file at its top level whose candidates name their image: "media": "img/cat-1.png". Kind: bundle or candidates.',
+  };
+}
+
+function Imports({ projectId, modality }: { projectId: number; modality: string }) {
+  const types = importFileTypes(modality);
   const queryClient = useQueryClient();
   const [file, setFile] = useState<File | null>(null);
   const [kind, setKind] = useState("bundle");
@@ -167,14 +178,15 @@ function Imports({ projectId }: { projectId: number }) {
           </select>
         </label>
         <label>
-          File (.jsonl, .csv, .parquet)
-          <input type="file" accept=".jsonl,.csv,.parquet" onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+          {types.label}
+          <input type="file" accept={types.accept} onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
         </label>
         <button type="submit" disabled={!file || upload !== null}>
           Import
         </button>
         {upload !== null && <Progress value={upload} label="Upload" />}
       </form>
+      {types.help && <p className="hint">{types.help}</p>}
       {message && <p role="status">{message}</p>}
       <ul>
         {(jobs.data ?? []).slice(0, 5).map((job: Schemas["ImportJob"]) => (
