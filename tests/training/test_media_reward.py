@@ -177,3 +177,9 @@ def test_every_image_reference_decodes_to_the_same_pixels(tmp_path):
     for array in arrays[1:]:
         np.testing.assert_array_equal(array, arrays[0])
     assert load_image(image_data_uri(data)).mode == "RGB"
+
+
+def test_an_empty_eval_split_gives_empty_metrics(trained_clip):
+    model, _ = trained_clip
+    metrics = evaluate_image_reward_model(model, [])
+    assert metrics["n_pairs"] == 0 and metrics["accuracy"] is None and metrics["prefers_brighter_rate"] is None

@@ -46,7 +46,6 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -66,7 +65,7 @@ MANIFEST = "tandem_image_reward.json"
 HEAD_FILE = "reward_head.safetensors"
 """Each member's head, in its member folder."""
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image]  # noqa: UP007 (a runtime alias, not an annotation)
+ImageSource = str | os.PathLike | bytes | Image.Image
 """A data URI, a file path, encoded image bytes or a Pillow image (see the module docstring)."""
 ProgressFn = Callable[[int, int, float], None]
 """``progress(step, total_steps, loss)``, called after every optimiser step (all ensemble members counted)."""
@@ -299,6 +298,9 @@ class ImageRewardModel:
 
     def pair_pixels(self, pairs: Sequence[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, S, S) uint8 pixels of the chosen and of the rejected images; errors name the pair."""
+        if not pairs:
+            empty = torch.empty(0, 3, self.preprocess.size, self.preprocess.size, dtype=torch.uint8)
+            return empty, empty
         cache = _PixelCache(self.preprocess.size)
         chosen = torch.stack([cache.get(p.chosen, _pair_name(i, p, "chosen")) for i, p in enumerate(pairs)])
         rejected = torch.stack([cache.get(p.rejected, _pair_name(i, p, "rejected")) for i, p in enumerate(pairs)])
