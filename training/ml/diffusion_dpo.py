@@ -194,6 +194,17 @@ def _backend(path: Path) -> _ClassConditional | _TextToImage:
 # --- LoRA through PEFT --------------------------------------------------------------------------------------------
 
 
+def _lora_config(config: DiffusionDPOConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        target_modules=list(config.lora_target_modules),
+        init_lora_weights="gaussian",  # A ~ N(0, 1/r), B = 0: the run starts exactly at the reference
+    )
+
+
 def _add_lora(unet: torch.nn.Module, config: DiffusionDPOConfig) -> None:
     """Inject a LoRA with PEFT, in place; PEFT freezes every other parameter.
 
@@ -201,16 +212,9 @@ def _add_lora(unet: torch.nn.Module, config: DiffusionDPOConfig) -> None:
     ``UNet2DConditionModel`` has ``PeftAdapterMixin``; ``UNet2DModel`` does not. ``add_adapter`` calls the same
     function, so both generator kinds get identical LoRA layers.
     """
-    from peft import LoraConfig, inject_adapter_in_model
+    from peft import inject_adapter_in_model
 
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        target_modules=list(config.lora_target_modules),
-        init_lora_weights="gaussian",  # A ~ N(0, 1/r), B = 0: the run starts exactly at the reference
-    )
-    inject_adapter_in_model(lora, unet)
-    unet._tandem_lora_config = lora
+    inject_adapter_in_model(_lora_config(config), unet)
 
 
 def _lora_layers(unet: torch.nn.Module):
@@ -349,7 +353,7 @@ def save_diffusion_dpo(model: DiffusionDPOModel, path: str | os.PathLike, *, ext
                 _link_or_copy(entry, staging / entry.name)
         merged_unet(model.unet).save_pretrained(staging / "unet")
         adapter = staging / ADAPTER_DIR
-        model.unet._tandem_lora_config.save_pretrained(adapter)
+        _lora_config(model.config).save_pretrained(adapter)
         save_file(get_peft_model_state_dict(model.unet), adapter / ADAPTER_WEIGHTS)
         manifest = {
             "algorithm": "diffusion-dpo",
