@@ -123,8 +123,8 @@ def _rows(path: Path, file_format: str, kind: str, options: dict) -> Iterator[tu
                 yield line_no, row if isinstance(row, dict) else _Bad(None, "Must be a JSON object.")
     elif file_format == "csv":
         csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
+        with open(path, "rb") as f:
+            reader = csv.reader(_utf8_lines(f))
             header = [h.strip() for h in next(reader, [])]
             _header_check(header, kind)
             for line_no, cells in enumerate(reader, 1):
@@ -170,6 +170,18 @@ def _hf_dataset(path: Path, split: str):
             raise _file_error(f"The dataset has no split {split!r}; it has {', '.join(loaded)}.", "split")
         loaded = loaded[split]
     return loaded
+
+
+def _utf8_lines(raw) -> Iterator[str]:
+    """The file's lines decoded as UTF-8 (a BOM dropped), refusing a line that is not, by its number."""
+    for line_no, line in enumerate(raw, 1):
+        try:
+            text = line.decode("utf-8-sig" if line_no == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise ImportRejected(
+                [{"line": line_no, "field": None, "message": "Not UTF-8 text: save the file as UTF-8."}]
+            ) from None
+        yield text
 
 
 def _file_error(message: str, field: str | None = None) -> ImportRejected:

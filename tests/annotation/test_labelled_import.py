@@ -195,3 +195,22 @@ def test_the_api_imports_pairs_and_refuses_a_bad_file_naming_its_lines(api, tmp_
     assert response.status_code == 201 and response.json()["judgments"] == 1
     judgment = Judgment.objects.get(project=project)
     assert judgment.annotator == researcher and judgment.strength == 2 and judgment.winner.text == "a"
+
+
+def test_a_csv_that_is_not_utf8_is_refused_naming_its_line(api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotation.models import Membership, Role
+
+    project = ProjectFactory()
+    researcher = UserFactory(username="rita")
+    Membership.objects.create(project=project, user=researcher, role=Role.RESEARCHER)
+    latin1 = "prompt,chosen,rejected\nQ,a,b\nQ2,caf\u00e9,x\n".encode("latin-1")
+    response = api.as_user(researcher).post(
+        f"/api/v1/projects/{project.pk}/label-imports/",
+        {"file": SimpleUploadedFile("pairs.csv", latin1), "kind": "pairs"},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"]["file"] == ["line 3: Not UTF-8 text: save the file as UTF-8."]
+    assert Judgment.objects.filter(project=project).count() == 0
