@@ -1,6 +1,7 @@
 """Policy rounds on tiny models, in-process on the real database: the whole loop — reward model, generate, score,
 optimise (DPO with LoRA), evaluate, push — and what a failed or cancelled round leaves behind (nothing)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -45,6 +46,10 @@ def test_a_policy_round_runs_every_step_and_pushes_the_new_policys_answers_into_
     policy = done.model_version
     assert (policy.kind, policy.version, policy.is_active) == (ModelKind.POLICY, 1, True)
     assert (artifact_location(policy) / "config.json").exists()  # merged weights: plain from_pretrained
+    manifest = json.loads((artifact_location(policy) / "tandem_policy.json").read_text())
+    seen = manifest["extra"]["pairs"]  # the exact data it saw: regenerable from seeds, or judged
+    assert len(seen) == done.metrics["policy_train"]["pairs"] and {p["source"] for p in seen} == {"rm", "human"}
+    assert all(isinstance(p["chosen_seed"], int) for p in seen if p["source"] == "rm")
     reward = ModelVersion.objects.get(project=looping, kind=ModelKind.REWARD)
     assert done.metrics["reward_version"]["id"] == reward.pk and reward.is_active
     evaluated = done.metrics["policy"]

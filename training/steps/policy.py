@@ -50,7 +50,13 @@ def run(ctx: RoundContext) -> None:
 
     progress.phase("saving", at=0.9)
     relpath, path = ctx.new_artifact(ModelKind.POLICY)
-    extra = {"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()}
+    extra = {
+        "round": ctx.round.pk,
+        "project": ctx.project_id,
+        "code_version": code_version(),
+        "judgment_max_id": ctx.round.judgment_max_id,
+        "pairs": [_provenance(pair) for pair in pairs],
+    }
     ctx.modality.save(trained, path, extra=extra)
     ctx.outputs["policy_path"] = str(path)
     ctx.metrics["policy_train"] = trained.metrics
@@ -74,6 +80,20 @@ def run(ctx: RoundContext) -> None:
         ctx.progress.log(f"registered {version}" + (" (active)" if activate else " (not activated)"))
 
     ctx.stage(register)
+
+
+def _provenance(pair: OutputPair) -> dict:
+    """What reproduces a training pair: the prompt and, for generated outputs, their seeds (with the round's
+    sampling and the starting policy they regenerate it); human pairs come from the judgments up to
+    ``judgment_max_id``."""
+    if pair.source == "human":
+        return {"prompt": pair.prompt, "source": "human"}
+    return {
+        "prompt": pair.prompt,
+        "source": pair.source,
+        "chosen_seed": pair.chosen.seed,
+        "rejected_seed": pair.rejected.seed,
+    }
 
 
 def _count(pairs, source: str) -> int:
