@@ -19,6 +19,8 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_PASSWORD = "tandem-demo"  # noqa: S105 - the demo's published password, printed on every run
 DEMO_USERS = (("annotator", Role.ANNOTATOR), ("researcher", Role.RESEARCHER), ("admin", Role.ADMIN))
 PROJECT_NAME = "Demo: long-form QA (Fine-Grained RLHF)"
+DIGITS_PROJECT_NAME = "Demo: handwritten digits"
+"""The image demo's project, loaded by training's ``manage.py digits_demo`` (annotation never imports training)."""
 # The error types of Fine-Grained RLHF's QA feedback (Wu et al. 2023), as span categories.
 SCHEMA = {
     "arity": 2,

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         if not (folder / "generator").is_dir():
             self.stdout.write(
                 f"Training the digits demo's models into {folder} ({epochs} epochs). First run only: the full "
-                "60 epochs take about 5 minutes on 2 CPU cores; later runs reuse them."
+                "60 epochs take about 3 minutes on 2 CPU cores; later runs reuse them."
             )
         bars: dict[str, tqdm] = {}
 
