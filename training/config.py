@@ -129,7 +129,14 @@ class RoundConfig:
     top_p: float = 0.95
     """Nucleus sampling: keep the smallest set of tokens with this much probability."""
     generation_batch_size: int = 16
-    """Sequences per ``generate`` call."""
+    """Sequences (or images) per ``generate`` call."""
+    image_size: int | None = None
+    """Images: the side (pixels) the reward model resizes images to; null = what its backbone's config says (CLIP,
+    ViT); backbones without one (ResNet, ConvNeXt) need it."""
+    num_inference_steps: int = 25
+    """Images: denoising steps per generated image."""
+    diffusion_beta: float = 2000.0
+    """Images: Diffusion-DPO's β·T·ω(λ_t) as one constant (2000–5000 in the paper for Stable Diffusion)."""
     human_pairs: bool = True
     """Mix the human pairs judged since the last policy round into the policy update."""
     eval_prompts: int = 16
@@ -161,6 +168,7 @@ _LIMITS = {"ensemble_size": 16, "max_length": 32768, "batch_size": 4096, "epochs
 _LIMITS |= {"span_epochs": 1000, "span_learning_rate": 1.0}
 _POSITIVE |= {"beta", "policy_learning_rate", "policy_epochs", "policy_batch_size", "policy_lora_r"}
 _POSITIVE |= {"policy_max_length", "prompts_per_round", "max_new_tokens", "temperature", "generation_batch_size"}
+_POSITIVE |= {"num_inference_steps", "diffusion_beta", "image_size"}
 _LIMITS |= {"policy_learning_rate": 1.0, "policy_epochs": 1000, "policy_batch_size": 4096, "beta": 100.0}
 _LIMITS |= {"policy_max_length": 32768, "prompts_per_round": 100_000, "candidates_per_prompt": 64}
 _LIMITS |= {"max_new_tokens": 4096, "temperature": 10.0, "top_p": 1.0, "generation_batch_size": 4096}
@@ -170,7 +178,7 @@ _LIMITS |= {
     "push_active_pairs": 100_000,
     "label_smoothing": 0.5,
 }
-_NULLABLE = ("backbone", "lora_r", "seed", "policy", "policy_lora_r")
+_NULLABLE = ("backbone", "lora_r", "seed", "policy", "policy_lora_r", "image_size")
 
 
 def round_config_build(*, project_settings: dict | None = None, overrides: dict | None = None) -> RoundConfig:
@@ -229,7 +237,7 @@ def _check(name: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("Must be a number.")
-    if isinstance(default, int) or name in ("lora_r", "seed", "policy_lora_r"):
+    if isinstance(default, int) or name in ("lora_r", "seed", "policy_lora_r", "image_size"):
         if not float(value).is_integer():
             raise ValueError("Must be an integer.")
         value = int(value)

@@ -17,6 +17,8 @@ translate rows, in a few queries whatever the number of judgments:
 
 from __future__ import annotations
 
+import base64
+import mimetypes
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +65,12 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             Prompt.objects.values_list("pk", "text", "context", "split"), prompt_ids
         )
     }
-    texts = dict(_in_batches(Candidate.objects.values_list("pk", "text"), {c for row in rows for c in row[3]}))
+    texts = {
+        pk: media_reference(media) if media else text
+        for pk, text, media in _in_batches(
+            Candidate.objects.values_list("pk", "text", "media"), {c for row in rows for c in row[3]}
+        )
+    }
     trained_prompts = {row[2] for row in rows if not row[4]}  # row[4]: the comparison is gold
     explicit_split = any(prompts[pk][2] == Split.EVAL for pk in trained_prompts)
 
@@ -87,6 +94,19 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             )
         )
     return records
+
+
+def media_reference(name: str) -> str:
+    """What the ML core reads for a media candidate: its local path, or (remote storage such as S3) its bytes as a
+    ``data:`` URI."""
+    storage = Candidate._meta.get_field("media").storage
+    try:
+        return storage.path(name)
+    except NotImplementedError:
+        with storage.open(name, "rb") as f:
+            data = f.read()
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 def span_categories(project) -> tuple[str, ...]:

@@ -91,9 +91,9 @@ def round_start(
     Raises :class:`~training.config.ConfigInvalid` (bad settings, no backbone or policy), :class:`NothingToTrain`
     (nothing to learn from yet) or :class:`RoundAlreadyRunning` (the database refused a second live round).
     """
-    if project.modality != Modality.TEXT:
+    if project.modality not in (Modality.TEXT, Modality.IMAGE):
         raise ConfigInvalid(
-            {"modality": [f"Training rounds are built for text projects only; this is {project.modality}."]}
+            {"modality": [f"Training rounds are built for text and image projects so far; this is {project.modality}."]}
         )
     config = round_config_build(project_settings=project.training_settings, overrides=overrides)
     kind = kind or (ModelKind.POLICY if config.policy else ModelKind.REWARD)

@@ -83,7 +83,7 @@ def rounds_schedule(*, projects: list[int] | None = None, enqueue: bool = True) 
     Returns the new rounds; ``enqueue=False`` leaves them queued for the caller to run (the simulated flywheel)."""
     rounds_reap_stale()
     started = []
-    scheduled = Project.objects.filter(training_settings__schedule=True, modality=Modality.TEXT)
+    scheduled = Project.objects.filter(training_settings__schedule=True, modality__in=[Modality.TEXT, Modality.IMAGE])
     if projects is not None:
         scheduled = scheduled.filter(pk__in=projects)
     for project in scheduled.order_by("pk"):

@@ -132,12 +132,30 @@ def evaluate_policy(
     sizes = {len(new_texts), len(previous_texts), len(new_logprobs), len(reference_logprobs), len(token_counts)}
     if sizes != {n}:
         raise ValueError("prompts, texts, log-probs and token counts must all have one entry per prompt")
-    new_reward = torch.as_tensor(reward_model_score(prompts, new_texts), dtype=torch.float64).mean(0)  # (M, N) → (N,)
-    previous_reward = torch.as_tensor(reward_model_score(prompts, previous_texts), dtype=torch.float64).mean(0)
-    wins = float((new_reward > previous_reward).sum() + 0.5 * (new_reward == previous_reward).sum())
     log_ratio = torch.as_tensor(new_logprobs, dtype=torch.float64) - torch.as_tensor(
         reference_logprobs, dtype=torch.float64
     )  # (N,) one Monte-Carlo term per sampled response
+    return {
+        **reward_comparison(prompts, new_texts, previous_texts, reward_model_score),
+        "kl_to_reference": float(log_ratio.mean()),
+        "kl_std_error": float(log_ratio.std() / math.sqrt(n)) if n > 1 else 0.0,
+        "mean_tokens_new": sum(token_counts) / n,
+        "mean_chars_new": sum(len(t) for t in new_texts) / n,
+        "mean_chars_previous": sum(len(t) for t in previous_texts) / n,
+    }
+
+
+def reward_comparison(
+    prompts: Sequence[str], new: Sequence, previous: Sequence, reward_model_score: RewardScoreFn
+) -> dict[str, float | int]:
+    """The reward model's verdict on one new and one previous output per prompt (texts, or images for an image
+    reward model): ``n``, ``reward_new`` / ``reward_previous`` (mean ensemble-mean reward), ``reward_gain`` and the
+    ``win_rate`` of new over previous (ties count half) with its Wilson 95 % interval (``win_rate_low``,
+    ``win_rate_high``)."""
+    n = len(prompts)
+    new_reward = torch.as_tensor(reward_model_score(prompts, new), dtype=torch.float64).mean(0)  # (M, N) → (N,)
+    previous_reward = torch.as_tensor(reward_model_score(prompts, previous), dtype=torch.float64).mean(0)
+    wins = float((new_reward > previous_reward).sum() + 0.5 * (new_reward == previous_reward).sum())
     return {
         "n": n,
         "reward_new": float(new_reward.mean()),
@@ -145,9 +163,4 @@ def evaluate_policy(
         "reward_gain": float((new_reward - previous_reward).mean()),
         "win_rate": wins / n,
         **dict(zip(("win_rate_low", "win_rate_high"), wilson_interval(wins, n), strict=True)),
-        "kl_to_reference": float(log_ratio.mean()),
-        "kl_std_error": float(log_ratio.std() / math.sqrt(n)) if n > 1 else 0.0,
-        "mean_tokens_new": sum(token_counts) / n,
-        "mean_chars_new": sum(len(t) for t in new_texts) / n,
-        "mean_chars_previous": sum(len(t) for t in previous_texts) / n,
     }

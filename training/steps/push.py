@@ -41,7 +41,7 @@ def run(ctx: RoundContext) -> None:
 
         def candidate(output, policy_version: int, sampling: dict) -> GeneratedCandidate:
             origin = {"round": round_id, "policy_version": policy_version, "seed": output.seed, "sampling": sampling}
-            return GeneratedCandidate(text=output.text, origin=origin, metadata=output.metadata)
+            return GeneratedCandidate(text=output.text, media=output.media, origin=origin, metadata=output.metadata)
 
         comparisons = []
         if head_to_head is not None:

@@ -36,7 +36,7 @@ def run(ctx: RoundContext) -> None:
 
     progress.phase("reading judgments", at=PHASES["reading judgments"])
     records = judgment_records(project_id=ctx.project_id, max_judgment_id=ctx.round.judgment_max_id)
-    categories = span_categories(ctx.round.project) if config.span_rewards else ()
+    categories = span_categories(ctx.round.project) if config.span_rewards and ctx.modality.span_rewards else ()
     marked = span_examples(project_id=ctx.project_id, max_judgment_id=ctx.round.judgment_max_id, categories=categories)
     if categories and not marked:
         progress.log("the schema has span categories but no judgment has span marks yet: no span model")
@@ -84,13 +84,11 @@ def run(ctx: RoundContext) -> None:
 
 def _reuse_active(ctx: RoundContext) -> bool:
     """Load the active reward version instead of training when no judgment arrived since it was trained."""
-    from training.ml.reward import load_reward_model
-
     active = registry.active_version(project_id=ctx.project_id, kind=ModelKind.REWARD)
     if active is None or (active.judgment_max_id or 0) < (ctx.round.judgment_max_id or 0):
         return False
     ctx.progress.phase("loading the active reward model")
-    ctx.outputs["reward_model"] = load_reward_model(registry.artifact_location(active))
+    ctx.outputs["reward_model"] = ctx.modality.reward_load(registry.artifact_location(active))
     ctx.metrics.update({"eval": (active.metrics or {}).get("eval"), "reward_reused": True})
     ctx.metrics["reward_version"] = {"id": active.pk, "version": active.version, "active": True}
     ctx.progress.log(f"no new judgments since {active}: using it as it is")
@@ -119,32 +117,18 @@ def _build_pairs(ctx: RoundContext, records):
 
 
 def _train(ctx: RoundContext, pairs, backbone):
-    from training.ml.reward import RewardTrainingConfig, train_reward_model
-
-    config = ctx.config
-    ml_config = RewardTrainingConfig(
-        backbone=backbone,
-        max_length=config.max_length,
-        learning_rate=config.learning_rate,
-        num_epochs=config.epochs,
-        max_steps=config.max_steps,
-        batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        seed=ctx.seed,
-        ensemble_size=config.ensemble_size,
-        lora_r=config.lora_r,
-        bf16=config.bf16,
-    )
     started = time.monotonic()
-    model = train_reward_model(pairs, ml_config, progress=ctx.progress.training_step)
+    model = ctx.modality.reward_train(
+        pairs, backbone=backbone, settings=ctx.config.snapshot(), seed=ctx.seed, progress=ctx.progress.training_step
+    )
     return model, time.monotonic() - started
 
 
 def _evaluate(ctx: RoundContext, model, pairs, train_seconds: float) -> dict:
-    from training.ml.evaluate import compare_metrics, evaluate_reward_model
+    from training.ml.evaluate import compare_metrics
 
     progress = ctx.progress
-    eval_metrics = evaluate_reward_model(model, pairs.eval) if pairs.eval else None
+    eval_metrics = ctx.modality.reward_evaluate(model, pairs.eval) if pairs.eval else None
     previous = registry.active_version(project_id=ctx.project_id, kind=ModelKind.REWARD)
     previous_eval = (previous.metrics or {}).get("eval") if previous else None
     if eval_metrics:
@@ -162,11 +146,9 @@ def _evaluate(ctx: RoundContext, model, pairs, train_seconds: float) -> dict:
 
 
 def _save(ctx: RoundContext, model, span: _Span | None) -> str:
-    from training.ml.reward import save_reward_model
-
     extra = {"round": ctx.round.pk, "project": ctx.project_id, "code_version": code_version()}
     relpath, path = ctx.new_artifact(ModelKind.REWARD)
-    save_reward_model(model, path, extra=extra)
+    ctx.modality.reward_save(model, path, extra=extra)
     if span is not None:
         from training.ml.span_rewards import save_span_reward_model
 

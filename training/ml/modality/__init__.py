@@ -72,6 +72,18 @@ class Evaluation:
 
 class Modality(Protocol):
     name: str
+    span_rewards: bool
+    """Whether judgments' span marks train a fine-grained span model for this kind of output (text only so far)."""
+
+    def reward_train(self, pairs, *, backbone: str, settings: Mapping, seed: int, progress: ProgressFn | None) -> Any:
+        """A reward model (an ensemble, with ``score(prompts, reward_inputs) -> (M, N)``) on ``pairs.train``."""
+
+    def reward_evaluate(self, model, pairs) -> dict:
+        """Held-out metrics of the reward model on ``pairs`` (accuracy, calibration, the modality's bias check)."""
+
+    def reward_save(self, model, path, *, extra: dict) -> None: ...
+
+    def reward_load(self, path) -> Any: ...
 
     def sampling(self, settings: Mapping) -> dict:
         """The sampling parameters for generation, read from the round's settings (recorded in each origin)."""
@@ -130,4 +142,8 @@ def modality_for(name: str) -> Modality:
         from .text import TextModality
 
         return TextModality()
-    raise ValueError(f"The policy loop is built for text so far; {name!r} outputs have no generator interface yet.")
+    if name == "image":
+        from .image import ImageModality
+
+        return ImageModality()
+    raise ValueError(f"The loop is built for text and images so far; {name!r} outputs have no interface yet.")

@@ -1,7 +1,9 @@
 """Text on the modality interface: a causal LM with a chat template generates (``generation.text``), DPO or RLOO
 updates it (``policy``), and the evaluation adds KL to the reference and length (``policy_eval``).
 
-Settings read from the round (``training.config.RoundConfig``): ``max_new_tokens``, ``temperature``, ``top_p``,
+Settings read from the round (``training.config.RoundConfig``): the reward model's ``max_length``,
+``learning_rate``, ``epochs``, ``max_steps``, ``batch_size``, ``gradient_accumulation_steps``, ``ensemble_size``,
+``lora_r``; ``max_new_tokens``, ``temperature``, ``top_p``,
 ``generation_batch_size``; ``policy_algorithm``, ``loss_type``, ``beta``, ``label_smoothing``,
 ``policy_learning_rate``, ``policy_epochs``, ``policy_max_steps``, ``policy_batch_size``, ``policy_max_length``,
 ``policy_lora_r``, ``candidates_per_prompt``, ``bf16``.
@@ -17,6 +19,40 @@ from . import Evaluation, Output, OutputPair, Trained
 
 class TextModality:
     name = "text"
+    span_rewards = True
+
+    def reward_train(self, pairs, *, backbone, settings, seed, progress):
+        from ..reward import RewardTrainingConfig, train_reward_model
+
+        config = RewardTrainingConfig(
+            backbone=backbone,
+            max_length=settings["max_length"],
+            learning_rate=settings["learning_rate"],
+            num_epochs=settings["epochs"],
+            max_steps=settings["max_steps"],
+            batch_size=settings["batch_size"],
+            gradient_accumulation_steps=settings["gradient_accumulation_steps"],
+            seed=seed,
+            ensemble_size=settings["ensemble_size"],
+            lora_r=settings["lora_r"],
+            bf16=settings["bf16"],
+        )
+        return train_reward_model(pairs, config, progress=progress)
+
+    def reward_evaluate(self, model, pairs) -> dict:
+        from ..evaluate import evaluate_reward_model
+
+        return evaluate_reward_model(model, pairs)
+
+    def reward_save(self, model, path, *, extra: dict) -> None:
+        from ..reward import save_reward_model
+
+        save_reward_model(model, path, extra=extra)
+
+    def reward_load(self, path):
+        from ..reward import load_reward_model
+
+        return load_reward_model(path)
 
     def sampling(self, settings: Mapping) -> dict:
         return {
