@@ -38,8 +38,9 @@ SEED_BATCH = "digits-seed"
 """The ``batch`` key of the initial comparisons: their external ids derive from it, so loading twice adds none."""
 SEED_IMAGES_PER_PROMPT = 6
 """Images generated per train prompt for the initial comparisons: disjoint pairs (0, 1), (2, 3), (4, 5)."""
-SEED_INFERENCE_STEPS = 50
-"""DDIM steps of the initial images (η = 0: an image is fixed by its seed)."""
+SEED_INFERENCE_STEPS = 25
+"""DDIM steps of the initial images (η = 0: an image is fixed by its seed); the rounds' ``num_inference_steps``
+too, so people compare the seed images and the rounds' on equal terms."""
 
 SCHEMA = {
     "arity": 2,
@@ -120,21 +121,27 @@ def digits_demo_prepare(
 
 
 def digits_demo_training_settings(artifacts: DigitsArtifacts) -> dict:
-    """The project's round settings: the reward model on the demo's ResNet, the loop on the digits generator,
-    sized so an image round takes a few minutes on a CPU."""
+    """The project's round settings: the reward model on the demo's ResNet, Diffusion-DPO on the digits generator,
+    sized so an image round takes minutes on a CPU.
+
+    A round pushes ``push_active_pairs`` + ``eval_prompts`` (head-to-head) = 32 comparisons, 64 judgments at
+    overlap 2: the simulated flywheel's default labels per round, every one of which the scheduler then counts
+    (after the first policy round it counts only judgments of the last round's comparisons)."""
     return {
         "backbone": str(artifacts.reward_backbone),
+        "image_size": artifacts.size,
         "epochs": 4,
         "batch_size": 16,
         "learning_rate": 1e-3,
         "eval_fraction": 0.2,
         "policy": str(artifacts.generator),
+        "num_inference_steps": SEED_INFERENCE_STEPS,
         "prompts_per_round": 10,
         "candidates_per_prompt": 4,
         "generation_batch_size": 64,
         "eval_prompts": 10,
-        "push_active_pairs": 10,
-        "policy_batch_size": 16,
+        "push_active_pairs": 22,
+        "policy_batch_size": 8,
     }
 
 
@@ -191,7 +198,7 @@ def _seed_comparisons(project: Project, artifacts: DigitsArtifacts) -> None:
     rows = generator.generate(
         [text for _, text in prompts], k=SEED_IMAGES_PER_PROMPT, num_inference_steps=SEED_INFERENCE_STEPS, base_seed=0
     )
-    sampling = {"num_inference_steps": SEED_INFERENCE_STEPS, "eta": 0.0}
+    sampling = {"num_inference_steps": SEED_INFERENCE_STEPS}  # as the image modality records a round's images
     origin = {"round": None, "purpose": "seed", "policy_version": 0, "sampling": sampling}
     comparisons = [
         GeneratedComparison(

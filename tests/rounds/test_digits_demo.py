@@ -1,10 +1,13 @@
 """The offline image demo on tiny models: the project loads once with generated images an annotator can claim, the
 digits classifier is the flywheel's hidden preference, and simulated annotators judge images by it."""
 
+import io
+import json
 import random
 import shutil
 
 import pytest
+from django.core.management import call_command
 
 pytest.importorskip("diffusers")
 pytest.importorskip("sklearn")
@@ -22,7 +25,7 @@ from training.digits_demo import (
     digits_demo_load,
     digits_demo_prepare,
 )
-from training.flywheel import FlywheelConfig, annotators_label, simulated_annotators
+from training.flywheel import FlywheelConfig, annotators_label, flywheel_run, simulated_annotators
 from training.management.commands.flywheel import _default_judge
 from training.ml.digits import DigitClassifierPreference, build_digits_reward_backbone, train_digit_classifier
 from training.ml.hidden_preference import hidden_preference_from_spec
@@ -157,3 +160,54 @@ def test_simulated_annotators_pick_the_image_the_classifier_prefers(artifacts):
             assert judgment.tie
         else:
             assert judgment.winner_id == (a if score_a > score_b else b)
+
+
+@pytest.mark.slow
+def test_the_flywheel_runs_image_rounds_on_the_demo_project(artifacts):
+    project = load(artifacts, people())
+    tiny = {"image_size": 8, "num_inference_steps": 3, "epochs": 1, "batch_size": 8, "prompts_per_round": 3}
+    tiny |= {"candidates_per_prompt": 3, "eval_prompts": 2, "push_active_pairs": 2, "policy_max_steps": 2}
+    project.training_settings = {**project.training_settings, **tiny, "policy_batch_size": 2}
+    project.save(update_fields=["training_settings"])
+    judge = DigitClassifierPreference(artifacts.classifier)
+    # 8 labels: what one round's 2 active + 2 head-to-head comparisons take at overlap 2, so the scheduler counts
+    # all of them before the second round.
+    config = FlywheelConfig(rounds=2, labels_per_round=8, annotators=2, noise=0.0, eval_samples=2, eval_prompts=2)
+
+    rows = flywheel_run(project=project, preference=judge, config=config)
+
+    assert [row.round for row in rows] == [0, 1, 2]
+    assert all(0.0 <= row.hidden_reward <= 1.0 for row in rows)
+    assert [row.judgments for row in rows[1:]] == [8, 8] and rows[2].hidden_win_rate is not None
+    assert set(rows[1].step_seconds) == {"reward", "generate", "score", "optimise", "evaluate", "push", "register"}
+    # The second round's labels were the images the first round pushed, judged by the classifier.
+    second = Judgment.objects.filter(project=project, comparison__origin__round=rows[1].round_id)
+    assert second.count() == 8
+
+
+@pytest.mark.slow
+def test_the_flywheel_command_judges_an_image_project_by_its_digits_classifier(artifacts):
+    project = load(artifacts, people())
+    tiny = {"image_size": 8, "num_inference_steps": 2, "epochs": 1, "batch_size": 8, "prompts_per_round": 2}
+    tiny |= {"candidates_per_prompt": 2, "eval_prompts": 1, "push_active_pairs": 1, "policy_max_steps": 1}
+    out = io.StringIO()
+
+    call_command(
+        "flywheel",
+        "--simulate",
+        "--project",
+        str(project.pk),
+        "--rounds",
+        "1",
+        "--labels-per-round",
+        "4",
+        "--eval-samples",
+        "1",
+        "--config",
+        json.dumps({**tiny, "policy_batch_size": 2}),
+        stdout=out,
+    )
+
+    lines = out.getvalue().splitlines()
+    assert f"hidden preference digit-classifier:{artifacts.classifier.name}" in lines[0]
+    assert [line.split()[0] for line in lines[2:]] == ["0", "1"]
