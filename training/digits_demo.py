@@ -170,7 +170,20 @@ def _project(artifacts: DigitsArtifacts, owner) -> Project:
             created_by=owner,
             training_settings=digits_demo_training_settings(artifacts),
         )
+    elif _is_other_digits_generator(project.training_settings.get("policy"), artifacts):
+        # Loaded before with other demo models (a check's 10-epoch generator, say): later rounds use these. The
+        # images already in the queue stay; they are data (and may have judgments).
+        models = {k: v for k, v in digits_demo_training_settings(artifacts).items() if k in ("backbone", "policy")}
+        project.training_settings = {**project.training_settings, **models, "image_size": artifacts.size}
+        project.save(update_fields=["training_settings"])
     return project
+
+
+def _is_other_digits_generator(policy: str | None, artifacts: DigitsArtifacts) -> bool:
+    """Whether ``policy`` is the generator folder of another ``digits_demo_prepare`` run than ``artifacts``'."""
+    if not policy or Path(policy) == artifacts.generator:
+        return False
+    return Path(policy).name == "generator" and Path(policy).parent.name.startswith("digits-")
 
 
 def _prompts(project: Project) -> None:

@@ -124,6 +124,22 @@ def test_loading_twice_changes_nothing(artifacts):
     assert second.pk == first.pk and rows() == before
 
 
+def test_loading_with_other_demo_models_points_later_rounds_at_them(artifacts, models_dir):
+    users = people()
+    project = load(artifacts, users)
+    images = list(Candidate.objects.order_by("pk").values_list("media", flat=True))
+    full = digits_demo_folder(models_dir, size=8, epochs=60)
+    for name in ("generator", "classifier", "reward-backbone"):
+        shutil.copytree(artifacts.folder / name, full / name, dirs_exist_ok=True)
+
+    load(digits_demo_prepare(models_dir=models_dir, size=8, epochs=60), users)
+
+    project.refresh_from_db()
+    assert project.training_settings["policy"] == str(full / "generator")
+    assert project.training_settings["backbone"] == str(full / "reward-backbone")
+    assert list(Candidate.objects.order_by("pk").values_list("media", flat=True)) == images
+
+
 def test_a_classifier_folder_is_a_hidden_preference(artifacts):
     for spec in (f"digits-classifier:{artifacts.classifier}", str(artifacts.classifier)):
         assert isinstance(hidden_preference_from_spec(spec), DigitClassifierPreference)
