@@ -95,15 +95,15 @@ def digits_demo_prepare(
     generator, classifier, backbone = folder / "generator", folder / "classifier", folder / "reward-backbone"
     seconds: dict[str, float] = {}
 
-    def report(name: str):
-        return None if progress is None else (lambda step, total, *_: progress(name, step, total))
+    def generator_progress(step: int, total: int, _loss: float) -> None:
+        if progress is not None:
+            progress("generator", step, total)
 
-    train_generator = report("generator")
     builds = (
         (
             "generator",
             generator,
-            lambda: train_digits_generator(generator, size=size, epochs=epochs, progress=train_generator),
+            lambda: train_digits_generator(generator, size=size, epochs=epochs, progress=generator_progress),
         ),
         ("classifier", classifier, lambda: train_digit_classifier(classifier, size=size)),
         ("reward-backbone", backbone, lambda: build_digits_reward_backbone(backbone, size=size)),
@@ -114,8 +114,10 @@ def digits_demo_prepare(
         started = time.monotonic()
         try:
             build()
-        except FileExistsError:
-            pass  # another process finished it first: the folder is complete (renamed into place atomically)
+        except OSError:
+            # Another process (a second `digits_demo`) renamed its copy into place first: that folder is complete.
+            if not path.is_dir():
+                raise
         seconds[name] = round(time.monotonic() - started, 1)
     return DigitsArtifacts(folder, generator, classifier, backbone, size, epochs, seconds)
 
