@@ -267,3 +267,60 @@ def test_video_candidates_share_play_pause_seek_speed_and_frame_steps(page, peop
     (span,) = judgment.spans.all()
     assert span.candidate_id == shown[0]
     assert (span.start, span.end) == (pytest.approx(1.16, abs=0.01), pytest.approx(1.5, abs=0.01))
+
+
+def test_an_annotator_judges_generated_images_pushed_by_a_round(page, people, media_root, tmp_path_factory):
+    """Images a generator made and training pushed through annotation's door (stored by content, served from
+    storage): compared, zoomed, boxed and submitted like any other."""
+    from annotation.candidates import GeneratedCandidate, GeneratedComparison, generated_comparisons_push
+    from tests.training.synthetic_diffusion import build_tiny_class_conditional
+    from training.ml.generation.diffusion import load_image_generator
+
+    project, users = people
+    project.modality = "image"
+    project.save()
+    generator = load_image_generator(build_tiny_class_conditional(tmp_path_factory.mktemp("gen") / "g"))
+    [images] = generator.generate(["a handwritten 7"], k=2, num_inference_steps=2)
+    prompt = Prompt.objects.create(project=project, external_id="d7", text="a handwritten 7")
+    origin = {"round": 1, "policy_version": 1}
+    generated_comparisons_push(
+        project=project,
+        batch="round-1",
+        comparisons=[
+            GeneratedComparison(
+                prompt_id=prompt.pk,
+                candidates=[
+                    GeneratedCandidate(text="", media=i.png, origin={**origin, "seed": i.seed}) for i in images
+                ],
+                priority=5,
+                origin={**origin, "purpose": "active"},
+            )
+        ],
+    )
+    _serve_media(page, media_root)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("task").wait_for()
+    page.wait_for_function("[...document.querySelectorAll('.image-canvas img')].every(i => i.naturalWidth)")
+    canvas = page.get_by_test_id("candidate-2").locator(".image-canvas")
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 0.25 * box["width"], box["y"] + 0.25 * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.75 * box["width"], box["y"] + 0.5 * box["height"], steps=5)
+    page.mouse.up()
+    page.get_by_test_id("span-picker").wait_for()
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="zoom in (all images)").first.click()
+    assert page.get_by_role("button", name="zoom out (all images)").count() == 2
+    shot(page, "workbench-generated-images")
+    shown = shown_order(page)
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+
+    judgment = Judgment.objects.get(annotator=users["anna"])
+    assert judgment.winner_id == shown[0] and judgment.shown_order == shown
+    (span,) = judgment.spans.all()
+    assert (span.candidate_id, span.category) == (shown[1], "irrelevant")
+    assert span.box == pytest.approx([0.25, 0.25, 0.5, 0.25], abs=0.02)

@@ -11,8 +11,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 import torch
+from celery.contrib.testing.worker import start_worker
 
 from annotation.models import Comparison, Judgment, Membership, Role
+from config.celery import app
 from tests.factories import CandidateFactory, PromptFactory, UserFactory
 from tests.training.synthetic import (
     CUE,
@@ -150,3 +152,10 @@ def sent_rounds(monkeypatch):
 
     monkeypatch.setattr(dispatch, "send", record)
     return sent
+
+
+@pytest.fixture
+def gpu_worker():
+    app.control.purge()  # messages left by an earlier, interrupted run must not reach this worker
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"], loglevel="WARNING") as worker:
+        yield worker

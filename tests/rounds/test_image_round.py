@@ -121,3 +121,53 @@ def test_images_refuse_rloo_with_a_reason(image_project):
     done = rounds.round_run(round_id=rounds.round_start(project=image_project, enqueue=False).pk)
     assert done.status == RoundStatus.FAILED and "Diffusion-DPO" in done.error
     assert not Comparison.objects.filter(origin__round=done.pk).exists()
+
+
+def test_a_stable_diffusion_class_pipeline_and_a_clip_reward_model_run_the_same_steps(image_project, tmp_path_factory):
+    """Production's shape on tiny parts: a text-to-image pipeline by folder (as a hub id's cache folder would be)
+    and an image–text (CLIP-class) reward model."""
+    from tests.training.synthetic_diffusion import build_tiny_text_to_image
+    from tests.training.synthetic_images import WORDS, build_tiny_clip
+
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    pipeline = str(build_tiny_text_to_image(folder / "pipeline", words=[*WORDS, "a", "handwritten", *"0123456789"]))
+    clip = build_tiny_clip(folder / "clip")
+    image_project.training_settings = {
+        **image_project.training_settings,
+        "backbone": clip,
+        "policy": pipeline,
+        "image_size": None,
+    }
+    image_project.save()
+    done = rounds.round_run(round_id=rounds.round_start(project=image_project, enqueue=False).pk)
+
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    [[image]] = load_image_generator(artifact_location(done.model_version)).generate(
+        ["a handwritten 7"], k=1, num_inference_steps=2
+    )
+    assert (image.width, image.height) == (16, 16)
+    assert Candidate.objects.filter(origin__round=done.pk, mime_type="image/png").count() == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_round_on_the_gpu_worker_pushes_images_an_annotator_judges(gpu_worker, api, image_project):
+    from .test_worker import finished, wait_for
+
+    admin = UserFactory(username="adam")
+    Membership.objects.create(project=image_project, user=admin, role=Role.ADMIN)
+    response = api.as_user(admin).post(f"/api/v1/projects/{image_project.pk}/rounds/", {}, format="json")
+    assert response.status_code == 201, response.json()
+    done = wait_for(response.json()["id"], finished, timeout=180)
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+
+    annotator = UserFactory(username="anna")
+    Membership.objects.create(project=image_project, user=annotator, role=Role.ANNOTATOR)
+    task = api.as_user(annotator).get(f"/api/v1/projects/{image_project.pk}/next/").json()
+    served = Comparison.objects.get(pk=task["comparison"])
+    assert served.origin["round"] == done.pk
+    assert all(c["media_url"] for c in task["candidates"])
+    answer = {"winner": served.candidate_ids[1], "shown_order": served.candidate_ids}
+    submitted = api.as_user(annotator).post(
+        f"/api/v1/comparisons/{served.pk}/judgments/", answer, format="json", HTTP_IDEMPOTENCY_KEY="img-1"
+    )
+    assert submitted.status_code == 201, submitted.json()

@@ -30,13 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def gpu_worker():
-    app.control.purge()  # messages left by an earlier, interrupted run must not reach this worker
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=["gpu"], loglevel="WARNING") as worker:
-        yield worker
-
-
 def wait_for(round_id: int, done, timeout: float = 90) -> Round:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
