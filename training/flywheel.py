@@ -137,9 +137,9 @@ def _answer(comparison: Comparison, preference, schema, *, rng, noise: float) ->
     from .ml.hidden_preference import simulated_choice
 
     ids = list(comparison.candidate_ids)
-    texts = dict(Candidate.objects.filter(pk__in=ids).values_list("pk", "text"))
+    answers = candidate_answers(ids)
     prompt = comparison.prompt.text
-    scores = preference.score([prompt] * len(ids), [texts[i] for i in ids])
+    scores = preference.score([prompt] * len(ids), [answers[i] for i in ids])
     shown = ids[:]
     rng.shuffle(shown)
     if len(ids) != 2:
@@ -153,6 +153,19 @@ def _answer(comparison: Comparison, preference, schema, *, rng, noise: float) ->
             else JudgmentInput(winner=ids[rng.randrange(2)], shown_order=shown)
         )
     return JudgmentInput(winner=ids[pick], shown_order=shown)
+
+
+def candidate_answers(ids: list[int]) -> dict[int, str | bytes]:
+    """What the hidden preference judges of each candidate: its stored media's bytes (read through the field's
+    storage: the local folder or S3), else its text."""
+    answers: dict[int, str | bytes] = {}
+    for candidate in Candidate.objects.filter(pk__in=ids).only("pk", "text", "media"):
+        if candidate.media:
+            with candidate.media.open("rb") as file:
+                answers[candidate.pk] = file.read()
+        else:
+            answers[candidate.pk] = candidate.text
+    return answers
 
 
 def _round_by_scheduler(project: Project, given: int) -> Round:
@@ -227,9 +240,9 @@ def hidden_win_rate(done: Round, preference) -> float | None:
     pairs = list(pairs)
     if not pairs:
         return None
-    texts = dict(Candidate.objects.filter(pk__in=[i for ids, _ in pairs for i in ids]).values_list("pk", "text"))
-    new = preference.score([p for _, p in pairs], [texts[ids[0]] for ids, _ in pairs])
-    old = preference.score([p for _, p in pairs], [texts[ids[1]] for ids, _ in pairs])
+    answers = candidate_answers([i for ids, _ in pairs for i in ids])
+    new = preference.score([p for _, p in pairs], [answers[ids[0]] for ids, _ in pairs])
+    old = preference.score([p for _, p in pairs], [answers[ids[1]] for ids, _ in pairs])
     return statistics.fmean(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(new, old, strict=True))
 
 

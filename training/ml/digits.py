@@ -282,6 +282,37 @@ class DigitClassifierPreference:
         return probs.gather(1, digits[:, None])[:, 0].tolist()
 
 
+def build_digits_reward_backbone(
+    out_dir: str | os.PathLike, *, size: int = 16, hidden_sizes: Sequence[int] = (32, 64), seed: int = 0
+) -> Path:
+    """A randomly initialised image-only ``ResNetModel`` for ``size``×``size`` images, saved atomically with
+    ``save_pretrained``: the backbone of the demo's image reward model (``training.ml.media_reward``).
+
+    Nothing pretrained ships offline, so the reward model learns from the annotators' pairs alone; a small CNN
+    does that best from scratch. Two basic stages (≈ 80k parameters for (32, 64)): the 7×7 stride-2 stem and its
+    pool take 16 → 4, the second stage 4 → 2, pooled to one vector. ``image_size`` is written into the config
+    (ResNet's has none) so the reward model needs no separate setting to know the side.
+    """
+    from transformers import ResNetConfig, ResNetModel
+
+    config = ResNetConfig(
+        num_channels=3,  # the reward model feeds RGB (grey digits are repeated over the channels)
+        embedding_size=hidden_sizes[0],
+        hidden_sizes=list(hidden_sizes),
+        depths=[1] * len(hidden_sizes),
+        layer_type="basic",
+        image_size=size,
+    )
+    torch.manual_seed(seed)
+    model = ResNetModel(config)
+    with atomic_directory(out_dir) as staging:
+        model.save_pretrained(staging)
+        # Scale to [-1, 1], as the generator's pixels: media_reward reads mean and std from here.
+        processor = {"image_mean": [0.5] * 3, "image_std": [0.5] * 3, "size": size}
+        (staging / "preprocessor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
+    return Path(out_dir)
+
+
 def evaluate_digits_generator(
     generator_path: str | os.PathLike,
     classifier_path: str | os.PathLike,

@@ -21,7 +21,8 @@ class HiddenPreference(Protocol):
     name: str
 
     def score(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
-        """One score per (prompt, answer); higher is preferred."""
+        """One score per (prompt, answer); higher is preferred. For image candidates the answers are the images'
+        encoded bytes (``digits.DigitClassifierPreference``)."""
         ...
 
 
@@ -71,15 +72,31 @@ class RewardModelPreference:
         return self._model.score(wrapped, spaced).mean(0).tolist()
 
 
+DIGITS_CLASSIFIER = "digits-classifier:"
+
+
 def hidden_preference_from_spec(spec: str) -> HiddenPreference:
-    """``keywords:w1,w2`` or the folder of a saved reward model."""
+    """``keywords:w1,w2``, ``digits-classifier:<folder>`` (the digits demo's classifier, which scores PNG bytes)
+    or a folder: a saved digits classifier is recognised by its manifest, anything else is read as a reward
+    model."""
     if spec.startswith("keywords:"):
         words = frozenset(w for w in spec.removeprefix("keywords:").split(",") if w)
         if not words:
             raise ValueError("keywords: needs at least one word, e.g. keywords:great")
         return KeywordPreference(words)
+    from .digits import CLASSIFIER_MANIFEST, DigitClassifierPreference
+
+    folder = spec.removeprefix(DIGITS_CLASSIFIER)
+    is_classifier = os.path.isfile(os.path.join(folder, CLASSIFIER_MANIFEST))
+    if spec.startswith(DIGITS_CLASSIFIER) and not is_classifier:
+        raise ValueError(f"No digits classifier at {folder!r} (no {CLASSIFIER_MANIFEST}); run manage.py digits_demo.")
+    if is_classifier:
+        return DigitClassifierPreference(folder)
     if not os.path.isdir(spec):
-        raise ValueError(f"No reward model folder at {spec!r}; give a saved reward model or keywords:w1,w2.")
+        raise ValueError(
+            f"No reward model folder at {spec!r}; give a saved reward model, digits-classifier:<folder> or "
+            "keywords:w1,w2."
+        )
     return RewardModelPreference(spec)
 
 

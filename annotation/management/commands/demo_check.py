@@ -17,6 +17,7 @@ from annotation import importers
 from annotation.models import ImportJob, ImportStatus, Project
 from annotation.tasks import import_run_task
 
+from .demo_load import DIGITS_PROJECT_NAME
 from .demo_load import PROJECT_NAME as DEMO_PROJECT_NAME
 
 
@@ -40,6 +41,7 @@ class Command(BaseCommand):
         answer = {"winner": task["candidates"][0]["id"], "rationale": "demo check"}
         self._call(url, "POST", f"/api/v1/comparisons/{task['comparison']}/judgments/", answer, token=token)
         self.stdout.write(f"API: labelled comparison {task['comparison']} as the demo annotator")
+        self._check_image_project(url, token)
         self._check_web_app(url)
 
         with TemporaryDirectory() as tmp:
@@ -61,6 +63,21 @@ class Command(BaseCommand):
             raise CommandError(f"The worker did not finish import job {job.pk} (status {job.status}): {job.message}")
         ImportJob.objects.filter(pk=job.pk).delete()
         self.stdout.write(f"Worker: ran import job {job.pk} ({job.result})")
+
+    def _check_image_project(self, base, token):
+        """The image demo serves a task whose candidates are images, and their URLs serve PNGs."""
+        project = Project.objects.filter(name=DIGITS_PROJECT_NAME).order_by("id").first()
+        if project is None:
+            raise CommandError("The image demo project is missing: run `manage.py digits_demo` first.")
+        task = self._call(base, "GET", f"/api/v1/projects/{project.pk}/next/", token=token)
+        urls = [c["media_url"] for c in (task or {}).get("candidates", [])]
+        if not urls or not all(urls):
+            raise CommandError(f"The image demo project answered `next` without media URLs: {task!r}")
+        with urllib.request.urlopen(urls[0], timeout=30) as response:  # noqa: S310 — our own local server
+            head = response.read(8)
+        if head != b"\x89PNG\r\n\x1a\n":
+            raise CommandError(f"{urls[0]} does not serve a PNG (starts {head!r}).")
+        self.stdout.write(f"API: the image demo serves comparison {task['comparison']} with {len(urls)} PNG candidates")
 
     def _check_web_app(self, base):
         """The front door serves the built web app, and its script loads."""

@@ -19,6 +19,8 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_PASSWORD = "tandem-demo"  # noqa: S105 - the demo's published password, printed on every run
 DEMO_USERS = (("annotator", Role.ANNOTATOR), ("researcher", Role.RESEARCHER), ("admin", Role.ADMIN))
 PROJECT_NAME = "Demo: long-form QA (Fine-Grained RLHF)"
+DIGITS_PROJECT_NAME = "Demo: handwritten digits"
+"""The image demo's project, loaded by training's ``manage.py digits_demo`` (annotation never imports training)."""
 # The error types of Fine-Grained RLHF's QA feedback (Wu et al. 2023), as span categories.
 SCHEMA = {
     "arity": 2,
@@ -57,11 +59,26 @@ TRAINING_SETTINGS = {
 }
 
 
+@transaction.atomic
+def demo_users() -> dict:
+    """The demo users by name, created or reset to the demo password (the image demo, training's
+    ``digits_demo``, shares them)."""
+    User = get_user_model()
+    users = {}
+    for username, _role in DEMO_USERS:
+        user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@demo.invalid"})
+        user.set_password(DEMO_PASSWORD)  # reset on every run, so the printed password always works
+        user.is_staff = user.is_superuser = username == "admin"
+        user.save()
+        users[username] = user
+    return users
+
+
 class Command(BaseCommand):
     help = "Create the demo users (annotator, researcher, admin) and the demo project; safe to run again."
 
     def handle(self, **options):
-        users = self._users()
+        users = demo_users()
         project = self._project(owner=users["admin"])
         for username, role in DEMO_USERS:
             Membership.objects.update_or_create(project=project, user=users[username], defaults={"role": role})
@@ -79,18 +96,6 @@ class Command(BaseCommand):
             f"Open http://127.0.0.1:{port}/ (API docs at /api/docs/, admin at /admin/) once the server runs "
             "(`make demo`, or `python manage.py runserver`)."
         )
-
-    @transaction.atomic
-    def _users(self) -> dict:
-        User = get_user_model()
-        users = {}
-        for username, _role in DEMO_USERS:
-            user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@demo.invalid"})
-            user.set_password(DEMO_PASSWORD)  # reset on every run, so the printed password always works
-            user.is_staff = user.is_superuser = username == "admin"
-            user.save()
-            users[username] = user
-        return users
 
     def _project(self, *, owner) -> Project:
         project = Project.objects.filter(name=PROJECT_NAME).order_by("pk").first()

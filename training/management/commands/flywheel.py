@@ -5,17 +5,22 @@ measures the policy after each (``training.flywheel``).
     python manage.py flywheel --simulate --project 3 --rounds 5 --hidden-preference keywords:thanks --noise 0.2
 
 Without ``--project`` it runs on the demo project (``manage.py demo_load``). Without ``--hidden-preference`` the
-judge is the reward model ``manage.py hidden_preference_train`` saves from public hh-rlhf pairs.
+judge is the reward model ``manage.py hidden_preference_train`` saves from public hh-rlhf pairs, or for an image
+project the digit classifier ``manage.py digits_demo`` trains (``digits-classifier:<folder>`` names another).
 """
 
 import json
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.commands.demo_load import PROJECT_NAME
-from annotation.models import Project
+from annotation.models import Modality, Project
+from training.digits_demo import digits_classifier_for, digits_demo_folder
 from training.flywheel import HEADER, FlywheelConfig, FlywheelStopped, flywheel_run, format_row
 from training.hidden_preference import default_hidden_preference_path
+from training.ml.hidden_preference import DIGITS_CLASSIFIER
 
 
 class Command(BaseCommand):
@@ -32,7 +37,8 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--hidden-preference",
-            help="keywords:w1,w2 or the folder of a saved reward model (default: the hh-rlhf judge).",
+            help="keywords:w1,w2, digits-classifier:<folder> or the folder of a saved reward model (default: the "
+            "hh-rlhf judge; the digits classifier for an image project).",
         )
         parser.add_argument(
             "--config", type=json.loads, default={}, help="Training settings to set on the project first (JSON)."
@@ -48,11 +54,11 @@ class Command(BaseCommand):
         )
         if found is None:
             raise CommandError(f"No project {project}." if project else "No demo project: run manage.py demo_load.")
-        spec = hidden_preference or str(default_hidden_preference_path())
+        spec = hidden_preference or _default_judge(found)
         try:
             judge = hidden_preference_from_spec(spec)
         except ValueError as exc:
-            hint = "" if hidden_preference else " Train it once with: python manage.py hidden_preference_train"
+            hint = "" if hidden_preference else f" Make it once with: python manage.py {_judge_command(found)}"
             raise CommandError(f"{exc}{hint}") from exc
         if config:
             found.training_settings = {**found.training_settings, **config}
@@ -73,3 +79,18 @@ class Command(BaseCommand):
             )
         except FlywheelStopped as exc:
             raise CommandError(str(exc)) from exc
+
+
+def _default_judge(project: Project) -> str:
+    """Text: the hh-rlhf reward model. Images: the digits classifier trained beside the project's generator (the
+    digits demo), else the one ``manage.py digits_demo`` caches by default."""
+    if project.modality != Modality.IMAGE:
+        return str(default_hidden_preference_path())
+    classifier = digits_classifier_for(project) or (
+        digits_demo_folder(Path(settings.VAR_DIR) / "models") / "classifier"
+    )
+    return f"{DIGITS_CLASSIFIER}{classifier}"
+
+
+def _judge_command(project: Project) -> str:
+    return "digits_demo" if project.modality == Modality.IMAGE else "hidden_preference_train"
