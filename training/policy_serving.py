@@ -39,6 +39,11 @@ def policy_sample(
 ) -> dict:
     """One answer of the policy ``version`` to ``prompt`` (a user message)."""
     path = _artifact(version)
+    if version.project.modality != "text":
+        raise PolicyServingError(
+            f"Sampling from the dashboard is built for text policies; this is a {version.project.modality} "
+            "generator: download it and run it with diffusers."
+        )
     if len(prompt) > PROMPT_MAX_CHARS:
         raise PolicyServingError(f"The prompt is {len(prompt)} characters; at most {PROMPT_MAX_CHARS}.", field="prompt")
     if importlib.util.find_spec("torch") is None:

@@ -90,7 +90,7 @@ def image_project(settings, tmp_path, tiny_generator, tiny_image_backbone):
     return project
 
 
-def test_an_image_round_trains_a_pixel_reward_model_runs_diffusion_dpo_and_pushes_stored_images(image_project):
+def test_an_image_round_trains_a_pixel_reward_model_runs_diffusion_dpo_and_pushes_stored_images(image_project, api):
     done = rounds.round_run(round_id=rounds.round_start(project=image_project, enqueue=False).pk)
 
     assert done.status == RoundStatus.SUCCEEDED, done.error
@@ -104,6 +104,12 @@ def test_an_image_round_trains_a_pixel_reward_model_runs_diffusion_dpo_and_pushe
     # The registered generator loads and generates like the one it started from.
     [[image]] = load_image_generator(artifact_location(policy)).generate([DIGIT_PROMPTS[3]], k=1, num_inference_steps=2)
     assert image.png.startswith(b"\x89PNG")
+    researcher = UserFactory(username="rita")
+    Membership.objects.create(project=image_project, user=researcher, role=Role.RESEARCHER)
+    sampled = api.as_user(researcher).post(
+        f"/api/v1/model-versions/{policy.pk}/sample/", {"prompt": "a"}, format="json"
+    )
+    assert sampled.status_code == 409 and "built for text policies" in sampled.json()["message"]
 
     pushed = Comparison.objects.filter(project=image_project, origin__round=done.pk)
     assert sorted(c.origin["purpose"] for c in pushed) == ["active"] * 2 + ["policy_vs_previous"] * 2

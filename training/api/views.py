@@ -53,7 +53,7 @@ def _round_for(request, pk: int, at_least: Role) -> Round:
 
 def _version_for(request, pk: int, at_least: Role) -> ModelVersion:
     not_found = NotFound("No model version with this id in a project you are a member of.")
-    found = ModelVersion.objects.filter(pk=pk).first()
+    found = ModelVersion.objects.select_related("project").filter(pk=pk).first()
     if found is None:
         raise not_found
     try:
