@@ -1,8 +1,12 @@
-"""The scheduler starts a round at the project's threshold of new judgments, and not below it."""
+"""The scheduler starts a round at the project's threshold of new judgments (in policy projects: judgments of the
+last round's pushed comparisons), or once its period has passed, and not otherwise."""
+
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from annotation.models import Comparison
 from training import dispatch, scheduling
 from training.models import Round, RoundStatus, RoundTrigger
 from training.tasks import round_run_task, rounds_schedule_task
@@ -81,3 +85,33 @@ def test_the_tasks_go_to_their_queues():
     assert queue_of(rounds_schedule_task) == "default"
     assert round_run_task.acks_late and round_run_task.reject_on_worker_lost and round_run_task.ignore_result
     assert round_run_task.time_limit > round_run_task.soft_time_limit > 0
+
+
+def test_a_period_starts_a_round_below_the_threshold_once_the_last_one_is_that_old(scheduled):
+    scheduled.training_settings = {**scheduled.training_settings, "schedule_every_hours": 2}
+    scheduled.save(update_fields=["training_settings"])
+    add_judgments(scheduled, 1)
+    [first] = scheduling.rounds_schedule()  # no round yet: the period has run out
+    Round.objects.filter(pk=first.pk).update(status=RoundStatus.SUCCEEDED, finished_at=timezone.now())
+    add_judgments(scheduled, 1, start=100)
+    assert scheduling.rounds_schedule() == []  # 1 new judgment, and the last round is minutes old
+
+    Round.objects.filter(pk=first.pk).update(created_at=timezone.now() - timedelta(hours=3))
+    [second] = scheduling.rounds_schedule()
+    assert second.trigger == RoundTrigger.SCHEDULE
+
+
+def test_a_policy_project_counts_the_judgments_of_its_last_rounds_pushed_comparisons(scheduled, tiny_policy):
+    scheduled.training_settings = {**scheduled.training_settings, "policy": tiny_policy}
+    scheduled.save(update_fields=["training_settings"])
+    judged = add_judgments(scheduled, 5)
+    last = Round.objects.create(
+        project=scheduled, kind="policy", status=RoundStatus.SUCCEEDED, judgment_max_id=judged[0].pk - 1
+    )
+    # Five judgments since its cut-off, none of them on comparisons it pushed: no round.
+    assert scheduling.rounds_schedule() == []
+    Comparison.objects.filter(pk__in=[j.comparison_id for j in judged]).update(
+        origin={"round": last.pk, "purpose": "active"}
+    )
+    [started] = scheduling.rounds_schedule()
+    assert started.kind == "policy"
