@@ -20,7 +20,7 @@ Figures: each seed's per-round table (as ``manage.py flywheel`` prints it); per 
 of the hidden reward; over seeds its mean ± sample std, the spread (std) of the round-0 measurement (same base
 policy, only the sampling seeds differ) and of the last round's.
 
-    .venv/bin/python bench/flywheel_bench.py                       # 3 rounds x 3 seeds; ~35 min on 2 CPU cores
+    .venv/bin/python bench/flywheel_bench.py                       # 3 rounds x 3 seeds: ~40 min, quiet 2 cores (est.)
     .venv/bin/python bench/flywheel_bench.py --rounds 2 --seeds 2  # what fits
     .venv/bin/python bench/flywheel_bench.py --quick               # smoke run
 """
@@ -69,6 +69,7 @@ def flywheel_settings(args: argparse.Namespace) -> dict:
         "max_new_tokens": args.max_new_tokens,
         "policy_max_steps": args.policy_steps,
         "policy_batch_size": args.batch_size,
+        "policy_learning_rate": args.policy_lr,
         "eval_prompts": args.round_eval_prompts,
         "push_active_pairs": args.push_active_pairs,
     }
@@ -147,16 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 1 seed, tiny sizes")
     parser.add_argument("--rounds", type=int, default=3, help="policy rounds per seed (N)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1, each in a fresh var folder (S)")
-    parser.add_argument("--prompts", type=int, default=16, help="train prompts generated for per round")
+    parser.add_argument("--prompts", type=int, default=8, help="train prompts generated for per round")
     parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--labels", type=int, default=48, help="simulated judgments before each round")
-    parser.add_argument("--policy-steps", type=int, default=8, help="DPO optimiser steps per round")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--labels", type=int, default=32, help="simulated judgments before each round")
+    parser.add_argument("--policy-steps", type=int, default=4, help="DPO optimiser steps per round")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per DPO step")
-    parser.add_argument("--round-eval-prompts", type=int, default=4, help="the round's own head-to-head prompts")
-    parser.add_argument("--push-active-pairs", type=int, default=16, help="pairs each round pushes to the queue")
-    parser.add_argument("--measure-prompts", type=int, default=16, help="eval prompts the hidden judge measures on")
-    parser.add_argument("--measure-samples", type=int, default=4, help="answers per eval prompt when measuring")
+    parser.add_argument("--policy-lr", type=float, default=5e-5, help="DPO learning rate (the product's default)")
+    parser.add_argument("--round-eval-prompts", type=int, default=2, help="the round's own head-to-head prompts")
+    parser.add_argument("--push-active-pairs", type=int, default=8, help="pairs each round pushes to the queue")
+    parser.add_argument("--measure-prompts", type=int, default=8, help="eval prompts the hidden judge measures on")
+    parser.add_argument("--measure-samples", type=int, default=2, help="answers per eval prompt when measuring")
     parser.add_argument("--train-prompts", type=int, default=200, help="train-split prompts imported")
     parser.add_argument("--annotators", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.1, help="share of coin-flip labels")

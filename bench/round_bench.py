@@ -25,9 +25,9 @@ harmless-base first turns: short prompts, the hh-rlhf answers as candidates).
 Every arm (and the round) runs in its own spawned child process, one after the other; the head-to-head arms
 alternate order across ``--repeats`` (A B, B A) so slow phases of a shared machine hit both.
 
-    .venv/bin/python bench/round_bench.py                 # defaults: about 15 min on 2 CPU cores
+    .venv/bin/python bench/round_bench.py                 # defaults: ~15 min on a quiet 2-core CPU (estimated)
     .venv/bin/python bench/round_bench.py --quick         # smoke run: tiny sizes, 1 repeat
-    .venv/bin/python bench/round_bench.py --parts dpo --dpo-steps 12 --repeats 3
+    .venv/bin/python bench/round_bench.py --parts dpo --modes lora,full --dpo-steps 12 --repeats 3
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def run_round(args: argparse.Namespace) -> dict:
         )
         labels = label_as_hh(project, args.labels)
         started = round_start(project=project, kind=ModelKind.POLICY, enqueue=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         done = round_run(round_id=started.pk)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         metrics = done.metrics or {}
         return {
             "part": "round",
@@ -94,6 +94,7 @@ def run_round(args: argparse.Namespace) -> dict:
             "error": done.error,
             "labels": labels,
             "wall_s": round(wall, 1),
+            "cpu_s": round(cpu, 1),
             "steps": {s["name"]: s.get("seconds") for s in done.steps},
             "generation": {k: metrics.get("generation", {}).get(k) for k in ("prompts", "tokens", "reward_mean")},
             "policy_train": {
@@ -144,7 +145,7 @@ def run_dpo(arm: str, mode: str, args: argparse.Namespace) -> dict:
         logging_steps=args.dpo_steps,
     )
     losses: list[float] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if arm == "ours":
         trained = train_policy(pairs, config, progress=lambda step, total, loss: losses.append(loss))
         train_s = trained.metrics["train_seconds"]
@@ -152,6 +153,7 @@ def run_dpo(arm: str, mode: str, args: argparse.Namespace) -> dict:
     else:
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.trainer_callback import PrinterCallback
         from trl import DPOConfig, DPOTrainer
 
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -194,6 +196,7 @@ def run_dpo(arm: str, mode: str, args: argparse.Namespace) -> dict:
             trainer = DPOTrainer(
                 model=model, args=trl_args, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
             )
+            trainer.remove_callback(PrinterCallback)  # it prints every step's log dict when tqdm is off
             output = trainer.train()
             train_s = output.metrics.get("train_runtime")
             losses = [e["loss"] for e in trainer.state.log_history if "loss" in e and "train_runtime" not in e]
@@ -201,7 +204,7 @@ def run_dpo(arm: str, mode: str, args: argparse.Namespace) -> dict:
                 "gradient_checkpointing": trainer.model.is_gradient_checkpointing,
                 "precompute_ref_log_probs": trl_args.precompute_ref_log_probs,
             }
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "part": "dpo",
         "arm": arm,
@@ -210,7 +213,9 @@ def run_dpo(arm: str, mode: str, args: argparse.Namespace) -> dict:
         "batch_pairs": args.batch_size,
         "seconds": round(wall, 2),
         "train_seconds": round(train_s, 2) if train_s else None,
+        "cpu_seconds": round(cpu, 2),
         "steps_per_s": round(args.dpo_steps / wall, 4),
+        "steps_per_cpu_s": round(args.dpo_steps / cpu, 4),
         "train_steps_per_s": round(args.dpo_steps / train_s, 4) if train_s else None,
         "losses": [round(x, 5) for x in losses],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -250,7 +255,7 @@ def run_generation(arm: str, args: argparse.Namespace) -> dict:
 
     model.generate = counting_generate
     eos_ids = _eos_ids(model, tokenizer)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if arm == "ours":
         rows = generate_candidates(model, tokenizer, prompts, k=args.k, sampling=sampling, base_seed=0)
         tokens = sum(g.token_count for row in rows for g in row)
@@ -283,7 +288,7 @@ def run_generation(arm: str, args: argparse.Namespace) -> dict:
                 for row in out[:, width:].tolist():  # (b, n): cut each row at its first eos, which counts
                     end = next((t for t, token in enumerate(row) if token in eos_ids), None)
                     tokens += len(row) if end is None else end + 1
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     row_steps = sum(r * s for r, s in calls)
     return {
         "part": "generation",
@@ -292,7 +297,9 @@ def run_generation(arm: str, args: argparse.Namespace) -> dict:
         "load_s": round(load_s, 2),
         "seconds": round(seconds, 2),
         "tokens": tokens,
+        "cpu_seconds": round(cpu, 2),
         "tokens_per_s": round(tokens / seconds, 2),
+        "tokens_per_cpu_s": round(tokens / cpu, 2),
         "row_steps": row_steps,
         "row_steps_per_s": round(row_steps / seconds, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -359,26 +366,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each child")
     parser.add_argument("--repeats", type=int, default=2, help="runs per head-to-head arm, order alternating")
     # the round
-    parser.add_argument("--prompts", type=int, default=16, help="train prompts the round generates for (P)")
+    parser.add_argument("--prompts", type=int, default=8, help="train prompts the round generates for (P)")
     parser.add_argument("--k", type=int, default=4, help="candidates per prompt (K); also for --parts generation")
-    parser.add_argument("--max-new-tokens", type=int, default=96, help="round and generation head-to-head")
-    parser.add_argument("--policy-steps", type=int, default=8, help="DPO optimiser steps in the round")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="round and generation head-to-head")
+    parser.add_argument("--policy-steps", type=int, default=4, help="DPO optimiser steps in the round")
     parser.add_argument("--batch-size", type=int, default=4, help="pairs per DPO step (round and head-to-head)")
-    parser.add_argument("--eval-prompts", type=int, default=8, help="eval-split prompts of the round's head-to-head")
+    parser.add_argument("--eval-prompts", type=int, default=4, help="eval-split prompts of the round's head-to-head")
     parser.add_argument("--train-prompts", type=int, default=200, help="train-split prompts imported")
-    parser.add_argument("--labels", type=int, default=128, help="judgments given before the round")
+    parser.add_argument("--labels", type=int, default=64, help="judgments given before the round")
     parser.add_argument("--keep", action="store_true", help="keep the round's temporary var folder")
     # DPO head-to-head
-    parser.add_argument("--dpo-steps", type=int, default=8)
-    parser.add_argument("--dpo-pairs", type=int, default=64, help="hh-rlhf pairs (the last of the workload's order)")
-    parser.add_argument("--max-length", type=int, default=512, help="tokens per prompt + answer in DPO")
+    parser.add_argument("--dpo-steps", type=int, default=4)
+    parser.add_argument("--dpo-pairs", type=int, default=16, help="hh-rlhf pairs (the last of the workload's order)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per prompt + answer in DPO")
     parser.add_argument("--lora-lr", type=float, default=5e-5)
     parser.add_argument("--full-lr", type=float, default=5e-6)
-    parser.add_argument("--modes", default="lora,full", help="DPO modes: lora, full")
-    parser.add_argument("--loss-k", type=int, default=5, help="first k losses that must agree")
+    parser.add_argument("--modes", default="lora", help="DPO modes, comma-separated: lora, full")
+    parser.add_argument("--loss-k", type=int, default=4, help="first k losses that must agree")
     parser.add_argument("--loss-tol", type=float, default=2e-3, help="absolute tolerance on those losses")
     # generation head-to-head
-    parser.add_argument("--gen-prompts", type=int, default=16)
+    parser.add_argument("--gen-prompts", type=int, default=4)
     parser.add_argument("--gen-batch-size", type=int, default=16)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -418,7 +425,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'step':<10} {'seconds':>8} {'share':>6}")
             for name, seconds in result["steps"].items():
                 print(f"{name:<10} {seconds:>8.1f} {seconds / total:>6.1%}")
-            print(f"{'total':<10} {total:>8.1f}   (round_run wall {result['wall_s']} s)", flush=True)
+            print(
+                f"{'total':<10} {total:>8.1f}   (round_run wall {result['wall_s']} s, "
+                f"CPU {result['cpu_s']} s in the round's process)",
+                flush=True,
+            )
 
     if "dpo" in parts:
         print(
@@ -451,9 +462,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             summary = summarise_head_to_head(mine, "steps_per_s", None)["all"]
             summary_train = summarise_head_to_head(mine, "train_steps_per_s", None)["all"]
+            summary_cpu = summarise_head_to_head(mine, "steps_per_cpu_s", None)["all"]
             report["dpo"]["summary"][mode] = {
                 **summary,
                 "train_only": summary_train,
+                "per_cpu_second": summary_cpu,
                 "loss_max_abs_diff_first_k": worst,
                 "equal_loss_curve": same,
             }
@@ -479,8 +492,10 @@ def main(argv: list[str] | None = None) -> int:
             "runs": runs,
             "tokens_per_s": summarise_head_to_head(ok, "tokens_per_s", None)["all"],
             "row_steps_per_s": summarise_head_to_head(ok, "row_steps_per_s", None)["all"],
+            "tokens_per_cpu_s": summarise_head_to_head(ok, "tokens_per_cpu_s", None)["all"],
         }
-        print(json.dumps({k: report["generation"][k] for k in ("tokens_per_s", "row_steps_per_s")}), flush=True)
+        keys = ("tokens_per_s", "row_steps_per_s", "tokens_per_cpu_s")
+        print(json.dumps({k: report["generation"][k] for k in keys}), flush=True)
 
     report["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
     print(f"\ntotal {report['total_minutes']} min; loadavg now {[round(x, 2) for x in __import__('os').getloadavg()]}")
