@@ -1,0 +1,243 @@
+"""The simulated flywheel (``manage.py flywheel --simulate``'s loop, ``training.flywheel.flywheel_run``) on the real
+embedded models, repeated over seeds: does the loop raise a hidden judge's reward beyond the seed noise?
+
+Prints figures; it is not a test. Policy SmolLM2-135M-Instruct (``builtin:smollm2``), reward model all-MiniLM-L6-v2
+(``builtin:minilm``), CPU. Workload: ``bench/loop_workload.py`` (hh-rlhf harmless-base first turns; the train
+prompts start with one unjudged hh-rlhf pair each, so the first round has something to label).
+
+Hidden judge: the hh-rlhf reward model of ``manage.py hidden_preference_train`` (MiniLM on the shipped hh-rlhf
+pairs). It is trained once, into ``--judge-var`` (default ``var/flywheel-judge``), and reused by every seed; or
+pass ``--hidden-preference`` (a saved reward-model folder, or ``keywords:w1,w2``).
+
+Per seed, in its own spawned child process with a fresh var folder (SQLite) under a temporary folder: the project
+is imported, then ``flywheel_run`` with ``seed`` = the seed: round 0 measures the base policy; each round the
+simulated annotators (``--annotators``, label noise ``--noise``) give ``--labels`` judgments through the queue's
+services by the hidden judge, the scheduler starts a policy round that runs in-process, and the hidden judge scores
+the new active policy's answers to the eval prompts (``--measure-prompts`` × ``--measure-samples``, the same seeds
+every round). The seed changes the annotators' noise, the round's training seed and the measurement's sampling.
+
+Figures: each seed's per-round table (as ``manage.py flywheel`` prints it); per seed the gain last round − round 0
+of the hidden reward; over seeds its mean ± sample std, the spread (std) of the round-0 measurement (same base
+policy, only the sampling seeds differ) and of the last round's.
+
+    .venv/bin/python bench/flywheel_bench.py                       # 3 rounds x 3 seeds: ~40 min, quiet 2 cores (est.)
+    .venv/bin/python bench/flywheel_bench.py --rounds 2 --seeds 2  # what fits
+    .venv/bin/python bench/flywheel_bench.py --quick               # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loop_workload import ROOT, WORKLOAD, django_setup, hh_project, machine, setup_env
+
+MODALITIES = ("text",)
+JUDGE_DIRNAME = "hidden-preference-hh-rlhf"  # training.hidden_preference.default_hidden_preference_path()
+
+
+def judge_path(args: argparse.Namespace) -> str:
+    """The hidden judge: ``--hidden-preference``, or the hh-rlhf judge in ``--judge-var`` (trained now if absent)."""
+    if args.hidden_preference:
+        return args.hidden_preference
+    path = args.judge_var / "models" / JUDGE_DIRNAME
+    if not path.is_dir():
+        print(f"training the hidden judge once into {path} (manage.py hidden_preference_train) ...", flush=True)
+        env = {**os.environ, "TANDEM_VAR_DIR": str(args.judge_var), "HF_HUB_OFFLINE": "1"}
+        env.setdefault("DEBUG", "1")
+        subprocess.run([sys.executable, "manage.py", "hidden_preference_train"], cwd=ROOT, env=env, check=True)
+    return str(path)
+
+
+def flywheel_settings(args: argparse.Namespace) -> dict:
+    return {
+        "backbone": "builtin:minilm",
+        "policy": "builtin:smollm2",
+        "prompts_per_round": args.prompts,
+        "candidates_per_prompt": args.k,
+        "max_new_tokens": args.max_new_tokens,
+        "policy_max_steps": args.policy_steps,
+        "policy_batch_size": args.batch_size,
+        "policy_learning_rate": args.policy_lr,
+        "eval_prompts": args.round_eval_prompts,
+        "push_active_pairs": args.push_active_pairs,
+    }
+
+
+def run_seed(seed: int, judge: str, args: argparse.Namespace) -> dict:
+    setup_env(args.threads)
+    var_dir = Path(tempfile.mkdtemp(prefix=f"flywheel-bench-s{seed}-"))
+    try:
+        django_setup(var_dir)
+        from training.flywheel import HEADER, FlywheelConfig, flywheel_run, format_row
+        from training.ml.hidden_preference import hidden_preference_from_spec
+
+        preference = hidden_preference_from_spec(judge)
+        project = hh_project(
+            var_dir=var_dir,
+            eval_prompts=args.measure_prompts,
+            train_prompts=args.train_prompts,
+            training_settings=flywheel_settings(args),
+        )
+        config = FlywheelConfig(
+            rounds=args.rounds,
+            labels_per_round=args.labels,
+            annotators=args.annotators,
+            noise=args.noise,
+            eval_samples=args.measure_samples,
+            eval_prompts=args.measure_prompts,
+            seed=seed,
+        )
+        print(f"seed {seed}: project #{project.pk}, hidden preference {preference.name}\n{HEADER}", flush=True)
+        t0 = time.perf_counter()
+        rows = flywheel_run(
+            project=project, preference=preference, config=config, on_row=lambda row: print(format_row(row), flush=True)
+        )
+        return {
+            "seed": seed,
+            "minutes": round((time.perf_counter() - t0) / 60, 1),
+            "table": [HEADER] + [format_row(row) for row in rows],
+            "rows": [
+                {
+                    "round": r.round,
+                    "judgments": r.judgments,
+                    "rm_accuracy": r.rm_accuracy,
+                    "hidden_reward": r.hidden_reward,
+                    "hidden_win_rate": r.hidden_win_rate,
+                    "kl": r.kl,
+                    "length": r.length,
+                    "step_seconds": r.step_seconds,
+                }
+                for r in rows
+            ],
+        }
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def _child(seed: int, judge: str, args: argparse.Namespace, queue) -> None:
+    try:
+        queue.put(run_seed(seed, judge, args))
+    except BaseException as exc:  # report, don't hang the parent
+        queue.put({"seed": seed, "error": f"{type(exc).__name__}: {exc}"})
+        raise
+
+
+def _std(values: list[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None
+
+
+def _fmt(value: float | None, spec: str = "+.4f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modality", default="text", help="only text for now (image flywheels come later)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 1 seed, tiny sizes")
+    parser.add_argument("--rounds", type=int, default=3, help="policy rounds per seed (N)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1, each in a fresh var folder (S)")
+    parser.add_argument("--prompts", type=int, default=8, help="train prompts generated for per round")
+    parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--labels", type=int, default=32, help="simulated judgments before each round")
+    parser.add_argument("--policy-steps", type=int, default=4, help="DPO optimiser steps per round")
+    parser.add_argument("--batch-size", type=int, default=4, help="pairs per DPO step")
+    parser.add_argument("--policy-lr", type=float, default=5e-5, help="DPO learning rate (the product's default)")
+    parser.add_argument("--round-eval-prompts", type=int, default=2, help="the round's own head-to-head prompts")
+    parser.add_argument("--push-active-pairs", type=int, default=8, help="pairs each round pushes to the queue")
+    parser.add_argument("--measure-prompts", type=int, default=8, help="eval prompts the hidden judge measures on")
+    parser.add_argument("--measure-samples", type=int, default=2, help="answers per eval prompt when measuring")
+    parser.add_argument("--train-prompts", type=int, default=200, help="train-split prompts imported")
+    parser.add_argument("--annotators", type=int, default=3)
+    parser.add_argument("--noise", type=float, default=0.1, help="share of coin-flip labels")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in each seed's process")
+    parser.add_argument("--hidden-preference", help="a saved reward-model folder or keywords:w1,w2")
+    parser.add_argument("--judge-var", type=Path, default=ROOT / "var" / "flywheel-judge", help="where the judge is")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.modality not in MODALITIES:
+        parser.error(
+            f"--modality {args.modality}: only {', '.join(MODALITIES)} is supported for now "
+            "(training rounds are built for text projects; the image flywheel comes later)"
+        )
+    if args.quick:
+        args.rounds, args.seeds, args.prompts, args.k, args.max_new_tokens = 1, 1, 2, 2, 8
+        args.labels, args.policy_steps, args.batch_size, args.round_eval_prompts = 4, 1, 2, 2
+        args.push_active_pairs, args.measure_prompts, args.measure_samples, args.train_prompts = 2, 2, 2, 8
+
+    report = {"machine": machine(), "workload": WORKLOAD, "args": {k: str(v) for k, v in vars(args).items()}}
+    print(json.dumps(report["machine"]))
+    print(
+        f"workload: {WORKLOAD}\n{args.rounds} rounds x {args.seeds} seeds; per round {args.labels} labels, "
+        f"{args.prompts} prompts x K={args.k}, max_new_tokens={args.max_new_tokens}, {args.policy_steps} DPO steps "
+        f"of {args.batch_size} pairs; measured on {args.measure_prompts} eval prompts x {args.measure_samples}",
+        flush=True,
+    )
+    judge = judge_path(args)
+    report["judge"] = judge
+    started = time.perf_counter()
+    ctx = mp.get_context("spawn")  # a fresh interpreter per seed
+    runs = []
+    for seed in range(args.seeds):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_child, args=(seed, judge, args, queue))
+        proc.start()
+        result = queue.get()
+        proc.join()
+        runs.append(result)
+        if "error" in result:
+            print(json.dumps(result), flush=True)
+    report["runs"] = runs
+    done = [r for r in runs if "error" not in r]
+
+    print("\n== per seed ==")
+    for run in done:
+        print(f"seed {run['seed']} ({run['minutes']} min)")
+        print("\n".join(run["table"]))
+    start = [r["rows"][0]["hidden_reward"] for r in done]
+    end = [r["rows"][-1]["hidden_reward"] for r in done]
+    gains = [e - s for s, e in zip(start, end, strict=True)]
+    summary = {
+        "seeds": len(done),
+        "rounds": args.rounds,
+        "gain_per_seed": [round(g, 4) for g in gains],
+        "gain_mean": statistics.fmean(gains) if gains else None,
+        "gain_std": _std(gains),
+        "round0_mean": statistics.fmean(start) if start else None,
+        "round0_std": _std(start),
+        "last_std": _std(end),
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+    }
+    report["summary"] = summary
+    print("\n== hidden-preference reward: last round − round 0 ==")
+    for run, s, e, g in zip(done, start, end, gains, strict=True):
+        print(f"seed {run['seed']}: round 0 {s:.4f} -> round {args.rounds} {e:.4f}  gain {g:+.4f}")
+    print(
+        f"gain {_fmt(summary['gain_mean'])} ± {_fmt(summary['gain_std'], '.4f')} (mean ± std over "
+        f"{len(done)} seeds); round-0 spread (std) {_fmt(summary['round0_std'], '.4f')}, last-round spread "
+        f"{_fmt(summary['last_std'], '.4f')}; {summary['minutes']} min"
+    )
+    noise = max((x for x in (summary["round0_std"], summary["last_std"]) if x is not None), default=None)
+    if noise is not None and summary["gain_mean"] is not None:
+        verdict = "beyond" if summary["gain_mean"] > 2 * noise else "NOT beyond"
+        print(f"the mean gain is {verdict} twice the larger spread ({2 * noise:.4f})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+    return 1 if len(done) < len(runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
