@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loop_workload import ROOT, WORKLOAD, django_setup, hh_project, machine, setup_env
 
-MODALITIES = ("text",)
+MODALITIES = ("text", "image")
 JUDGE_DIRNAME = "hidden-preference-hh-rlhf"  # training.hidden_preference.default_hidden_preference_path()
 
 
@@ -75,21 +75,39 @@ def flywheel_settings(args: argparse.Namespace) -> dict:
     }
 
 
+def digits_project(args: argparse.Namespace):
+    """The image demo (``training.digits_demo``) in this seed's database, its models trained once into
+    ``--digits-models`` and shared by every seed; returns the project and its classifier judge's spec."""
+    from django.contrib.auth import get_user_model
+
+    from training.digits_demo import digits_demo_load, digits_demo_prepare
+
+    artifacts = digits_demo_prepare(models_dir=args.digits_models)
+    owner = get_user_model().objects.create_user("bench-owner")
+    project = digits_demo_load(artifacts=artifacts, owner=owner, users=[])
+    return project, f"digits-classifier:{artifacts.classifier}"
+
+
 def run_seed(seed: int, judge: str, args: argparse.Namespace) -> dict:
     setup_env(args.threads)
     var_dir = Path(tempfile.mkdtemp(prefix=f"flywheel-bench-s{seed}-"))
+    if args.modality == "image":
+        os.environ["TRAINING_BACKBONE_ROOTS"] = str(args.digits_models)  # the shared models, outside var_dir
     try:
         django_setup(var_dir)
         from training.flywheel import HEADER, FlywheelConfig, flywheel_run, format_row
         from training.ml.hidden_preference import hidden_preference_from_spec
 
+        if args.modality == "image":
+            project, judge = digits_project(args)
+        else:
+            project = hh_project(
+                var_dir=var_dir,
+                eval_prompts=args.measure_prompts,
+                train_prompts=args.train_prompts,
+                training_settings=flywheel_settings(args),
+            )
         preference = hidden_preference_from_spec(judge)
-        project = hh_project(
-            var_dir=var_dir,
-            eval_prompts=args.measure_prompts,
-            train_prompts=args.train_prompts,
-            training_settings=flywheel_settings(args),
-        )
         config = FlywheelConfig(
             rounds=args.rounds,
             labels_per_round=args.labels,
@@ -144,7 +162,16 @@ def _fmt(value: float | None, spec: str = "+.4f") -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modality", default="text", help="only text for now (image flywheels come later)")
+    parser.add_argument(
+        "--modality",
+        default="text",
+        choices=MODALITIES,
+        help="text: hh-rlhf prompts, SmolLM2 and MiniLM; image: the digits demo (its own round settings; the "
+        "hidden judge is its digit classifier)",
+    )
+    parser.add_argument(
+        "--digits-models", type=Path, default=ROOT / "var" / "models", help="image: where the demo's models are cached"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 1 seed, tiny sizes")
     parser.add_argument("--rounds", type=int, default=3, help="policy rounds per seed (N)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1, each in a fresh var folder (S)")
@@ -167,11 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-var", type=Path, default=ROOT / "var" / "flywheel-judge", help="where the judge is")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    if args.modality not in MODALITIES:
-        parser.error(
-            f"--modality {args.modality}: only {', '.join(MODALITIES)} is supported for now "
-            "(training rounds are built for text projects; the image flywheel comes later)"
-        )
     if args.quick:
         args.rounds, args.seeds, args.prompts, args.k, args.max_new_tokens = 1, 1, 2, 2, 8
         args.labels, args.policy_steps, args.batch_size, args.round_eval_prompts = 4, 1, 2, 2
@@ -185,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         f"of {args.batch_size} pairs; measured on {args.measure_prompts} eval prompts x {args.measure_samples}",
         flush=True,
     )
-    judge = judge_path(args)
+    judge = judge_path(args) if args.modality == "text" else "digits-classifier (per seed)"
     report["judge"] = judge
     started = time.perf_counter()
     ctx = mp.get_context("spawn")  # a fresh interpreter per seed
