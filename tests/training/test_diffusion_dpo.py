@@ -68,6 +68,22 @@ def test_swapping_chosen_and_rejected_flips_the_margin():
     assert loss.item() - swapped_loss.item() == pytest.approx(-metrics["reward_margin"], rel=1e-4)
 
 
+def test_beta_is_half_the_reference_codes_beta_dpo():
+    # The authors' train.py (and diffusers' train_diffusion_dpo.py): inside = -0.5 * beta_dpo * (model_diff -
+    # ref_diff) on per-element mean squared errors; our docstring says our beta = beta_dpo / 2.
+    torch.manual_seed(0)
+    pc, pr, rc, rr, tc, tr = (torch.randn(4, 1, 3, 3) for _ in range(6))
+    beta_dpo = 5000.0
+
+    def mse(a, b):
+        return (a - b).pow(2).mean(dim=[1, 2, 3])
+
+    inside = -0.5 * beta_dpo * ((mse(pc, tc) - mse(pr, tr)) - (mse(rc, tc) - mse(rr, tr)))
+    reference_loss = -torch.nn.functional.logsigmoid(inside).mean()
+    loss, _ = diffusion_dpo_loss(pc, pr, rc, rr, tc, tr, beta=beta_dpo / 2)
+    assert loss.item() == pytest.approx(reference_loss.item(), rel=1e-5)
+
+
 def test_loss_gradient_flows_to_the_policy_only():
     policy = torch.randn(2, 1, 2, 2, requires_grad=True)
     reference = torch.randn(2, 1, 2, 2, requires_grad=True)

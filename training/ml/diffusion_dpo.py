@@ -55,9 +55,15 @@ def diffusion_dpo_loss(
                                 − (‖ε^l − ε_θ(x^l_t, t)‖² − ‖ε^l − ε_ref(x^l_t, t)‖²) ])
 
     in its practical form: T·ω(λ_t) is a constant folded into ``beta`` and ‖·‖² is the mean over a sample's
-    elements (as diffusers' ``train_diffusion_dpo.py`` does, so its β values carry over; a sum would multiply β by
-    C·H·W). All inputs are (B, C, H, W): predictions of the trained UNet (ε_θ), of the reference (ε_ref), and the
-    regression targets (the noise ε for ε-prediction; chosen = w, rejected = l).
+    elements (a sum would multiply β by C·H·W). All inputs are (B, C, H, W): predictions of the trained UNet (ε_θ),
+    of the reference (ε_ref), and the regression targets (the noise ε for ε-prediction; chosen = w, rejected = l).
+
+    The scale of β: the sigmoid's argument is β times a difference of per-element mean squared errors, so the loss
+    saturates once θ has moved the chosen-minus-rejected error, relative to the reference, by a few units of 1/β
+    (at β = 1000, by ≈ 0.005 of an error that is ≈ 0.1 for the 16×16 digits UNet). Larger β: the loss saturates
+    after a smaller move, which keeps θ closer to the reference. The authors' code (and diffusers'
+    ``train_diffusion_dpo.py``) multiplies by ``-0.5 * beta_dpo``, so their β_dpo = 2 × this ``beta``: the
+    paper's 5000 for Stable Diffusion latents is 2500 here.
 
     Returns the mean loss and metrics: ``accuracy`` (share of pairs whose implicit reward prefers chosen, ties
     count half), ``reward_margin`` (mean of β·[(ref − θ error on chosen) − (ref − θ error on rejected)], the
@@ -89,8 +95,9 @@ class DiffusionDPOConfig:
     """Diffusion-DPO hyperparameters; saved beside the checkpoint in ``tandem_diffusion_dpo.json``."""
 
     beta: float = 2000.0
-    """β·T·ω(λ_t) of eq. 14 as one constant. The paper and diffusers' example use 2000–5000 for Stable Diffusion;
-    larger keeps the model closer to the reference."""
+    """β·T·ω(λ_t) of eq. 14 as one constant, on per-element mean squared errors (see :func:`diffusion_dpo_loss`).
+    The authors' code scales by ½·β_dpo, so its 2000–5000 for Stable Diffusion latents are 1000–2500 here; larger
+    keeps the model closer to the reference."""
     learning_rate: float = 1e-4
     """AdamW learning rate of the LoRA parameters (constant)."""
     weight_decay: float = 0.0
