@@ -1,14 +1,16 @@
-"""Step "optimise": preference-optimise the policy (``training.ml.policy``), by ``policy_algorithm``:
+"""Step "optimise": preference-optimise the generator through the project's modality, by ``policy_algorithm``:
 
 - ``dpo``: pairs are, for every generated prompt, the best against the worst of its K candidates by ensemble-mean
   reward (RLHF Workflow / West-of-N), plus — with ``human_pairs`` — the train-split pairs people judged since the
-  last policy round; TRL's ``DPOTrainer`` with LoRA and the configured ``loss_type``.
-- ``rloo``: TRL's ``RLOOTrainer`` on the round's prompts, with the reward model's ensemble mean as the reward.
+  last policy round (text: TRL's ``DPOTrainer`` with LoRA and the configured ``loss_type``; images:
+  Diffusion-DPO with LoRA);
+- ``rloo`` (text): TRL's ``RLOOTrainer`` on the round's prompts, with the reward model's ensemble mean as reward.
 
 The reference is the base model or the policy the round started from.
 
-Saves the new policy's artifact and stages its registration (active once the round commits, if
-``auto_activate``); hands on ``ctx.outputs["policy_model"]`` and ``ctx.outputs["reference_path"]``.
+Saves the new policy's artifact (its manifest lists the pairs it saw) and stages its registration (active once
+the round commits, if ``auto_activate``); hands on ``ctx.outputs["policy_path"]`` and
+``ctx.outputs["reference_path"]``.
 """
 
 from __future__ import annotations
