@@ -70,9 +70,15 @@ def test_disagreement_picks_each_prompts_most_disputed_pair_and_sorts_globally()
 
 
 @needs_torch
-def test_disagreement_is_zero_with_one_member_and_ties_keep_prompt_order():
-    ranked = rank_pairs_by_disagreement([[[0.0, 1.0]], [[3.0, -1.0, 2.0]]])
-    assert ranked == [DisputedPair(0, 0, 1, 0.0), DisputedPair(1, 0, 1, 0.0)]  # first pair of each prompt
+def test_one_member_ranks_by_its_own_uncertainty_the_pairs_closest_to_a_coin_flip():
+    ranked = rank_pairs_by_disagreement([[[0.0, 1.0]], [[3.0, -1.0, 2.0]], [[0.0, 0.0]]])
+    # Prompt 2's tie is a coin flip (0.5); prompt 1's closest pair is (0, 2), gap 1, like prompt 0's (0, 1).
+    coin_flip_distance = 0.5 - (sigmoid(1.0) - 0.5)
+    assert ranked == [
+        DisputedPair(2, 0, 1, 0.5),
+        DisputedPair(0, 0, 1, pytest.approx(coin_flip_distance)),
+        DisputedPair(1, 0, 2, pytest.approx(coin_flip_distance)),
+    ]
 
 
 @needs_torch

@@ -126,8 +126,10 @@ def rank_pairs_by_disagreement(
     """Each prompt's most disputed candidate pair, most disputed first (across prompts), at most ``limit`` of them.
 
     For every prompt with K >= 2, all K(K−1)/2 pairs get ``disagreement`` = std over members of σ(r_i − r_j)
-    (:func:`training.ml.reward.pair_uncertainty`: bounded in [0, 0.5], comparable across reward scales; 0 with one
-    member). A prompt contributes its maximum (ties: the first pair in (i, j) order); prompts are then sorted by
+    (:func:`training.ml.reward.pair_uncertainty`: bounded in [0, 0.5], comparable across reward scales). A single
+    model has no disagreement to offer, so with one member the score is its own uncertainty instead,
+    0.5 − |σ(r_i − r_j) − 0.5| (also in [0, 0.5]: the pairs it finds closest to a coin flip; uncertainty sampling).
+    A prompt contributes its maximum (ties: the first pair in (i, j) order); prompts are then sorted by
     disagreement, descending, ties by prompt index. One pair per prompt spreads a labelling budget over prompts
     instead of spending it on the K² pairs of one confusing prompt.
 
@@ -146,7 +148,11 @@ def rank_pairs_by_disagreement(
         if k < 2:
             continue
         i, j = zip(*itertools.combinations(range(k), 2), strict=True)  # P = K(K−1)/2 pairs, lexicographic
-        disagreement = pair_uncertainty(rewards[:, list(i)], rewards[:, list(j)])["disagreement"]  # (P,)
+        summary = pair_uncertainty(rewards[:, list(i)], rewards[:, list(j)])
+        if rewards.shape[0] > 1:
+            disagreement = summary["disagreement"]  # (P,)
+        else:
+            disagreement = 0.5 - (summary["prob"] - 0.5).abs()  # (P,)
         top = int(torch.argmax(disagreement))  # the first maximum
         best_per_prompt.append(DisputedPair(p, i[top], j[top], float(disagreement[top])))
     best_per_prompt.sort(key=lambda pair: (-pair.disagreement, pair.prompt_index))

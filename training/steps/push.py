@@ -5,7 +5,8 @@ Two kinds, each marked with the round that made it (``Comparison.origin``):
 - ``policy_vs_previous``: the evaluate step's head-to-head answers, so people measure the new policy's real win
   rate against the previous one (``training.win_rates``). Served first (priority + 1).
 - ``active``: the generated pairs the reward-model ensemble disagrees on most (std over members of
-  σ(r_i − r_j)), where a human label teaches the next reward model most.
+  σ(r_i − r_j); with a single model, the pairs it finds closest to a coin flip), where a human label teaches the
+  next reward model most.
 
 Candidates carry their origin: round, policy version (the new one, or the one the round started from), sampling
 parameters and seed. Everything goes through ``annotation.candidates`` — training's one door into annotation.
