@@ -32,8 +32,7 @@ from annotation.management.commands.demo_load import DIGITS_PROJECT_NAME as PROJ
 from annotation.models import Candidate, Membership, Modality, Project, Prompt, Split
 
 GENERATOR_EPOCHS = 60
-"""The full run (``DigitsGeneratorConfig.epochs``): 900 steps, under three minutes on two CPU cores (154 s
-measured on a busy 2-core machine, one torch thread)."""
+"""The full run (``DigitsGeneratorConfig.epochs``): 900 steps, a few minutes on a CPU (bench/README.md)."""
 SEED_BATCH = "digits-seed"
 """The ``batch`` key of the initial comparisons: their external ids derive from it, so loading twice adds none."""
 SEED_IMAGES_PER_PROMPT = 6
@@ -126,15 +125,12 @@ def digits_demo_training_settings(artifacts: DigitsArtifacts) -> dict:
     """The project's round settings: the reward model on the demo's ResNet, Diffusion-DPO on the digits generator,
     sized so an image round takes minutes on a CPU.
 
-    A round pushes ``push_active_pairs`` + ``eval_prompts`` (head-to-head) = 32 comparisons, 64 judgments at
-    overlap 2: the simulated flywheel's default labels per round, every one of which the scheduler then counts
-    (after the first policy round it counts only judgments of the last round's comparisons).
+    A round pushes one active pair per prompt and one head-to-head per eval prompt: 20 comparisons, 40 judgments
+    at overlap 2, which the scheduler counts towards the next round.
 
-    Diffusion-DPO settings from ``bench/diffusion_dpo_bench.py`` (bench/README.md, 2026-12-06): with the classifier
-    ranking the candidates, best-vs-worst of 64 for each of the 10 digits, 100 steps of 8 pairs at learning rate
-    1e-4 and β 2000 raised the mean confidence 0.855 → 0.897 in one round and 0.930 after three, where K = 8 and
-    the same steps moved it ≈ +0.02 and a learning rate of 3e-4 or 200 steps over-fit the 10 pairs by the third
-    round. K = 64 costs ≈ 10 s of generation per round on a CPU."""
+    The Diffusion-DPO settings were chosen with ``bench/diffusion_dpo_bench.py`` (figures in bench/README.md): a
+    wide gap between chosen and rejected (best-vs-worst of K = 64) matters most, and higher learning rates or more
+    steps over-fit the round's 10 pairs."""
     return {
         "backbone": str(artifacts.reward_backbone),
         "image_size": artifacts.size,
@@ -148,7 +144,7 @@ def digits_demo_training_settings(artifacts: DigitsArtifacts) -> dict:
         "candidates_per_prompt": 64,
         "generation_batch_size": 64,
         "eval_prompts": 10,
-        "push_active_pairs": 22,
+        "push_active_pairs": 10,
         "policy_batch_size": 8,
         "policy_learning_rate": 1e-4,
         "policy_max_steps": 100,

@@ -46,7 +46,7 @@ from transformers.trainer_callback import PrinterCallback
 from trl import DPOConfig, DPOTrainer
 
 from .policy_eval import response_logprobs
-from .reward import atomic_directory
+from .reward import atomic_directory, quiet_trainer_args
 
 MANIFEST = "tandem_policy.json"
 """Written beside the weights: the training config, training metrics, library versions and the caller's extra."""
@@ -347,11 +347,7 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
             precompute_ref_log_probs=True,
             disable_dropout=config.disable_dropout,
             logging_steps=config.logging_steps,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            **quiet_trainer_args(),
         )
         trainer = _TandemDPOTrainer(
             model=model,
@@ -440,9 +436,7 @@ def train_policy_rloo(
             temperature=config.temperature,
             disable_dropout=config.disable_dropout,
             logging_steps=1,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
+            **quiet_trainer_args(),
         )
         trainer = RLOOTrainer(
             model=model,

@@ -441,11 +441,7 @@ def _train_member(
             center_rewards_coefficient=config.center_rewards_coefficient,
             max_length=None,  # TRL would *drop* longer pairs; ours are already cut from the left
             logging_steps=config.logging_steps,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            **quiet_trainer_args(),
         )
         trainer = _TandemRewardTrainer(
             model=model,
@@ -465,6 +461,18 @@ def _train_member(
     if config.lora_r is not None:
         trained = trained.merge_and_unload()  # a plain model again: loads with from_pretrained, no PEFT needed
     return trained.eval()
+
+
+def quiet_trainer_args() -> dict:
+    """Trainer arguments every run here shares: no checkpoints or evaluation of the Trainer's own (we save and
+    evaluate ourselves), no reporting to tracking services, no tqdm (progress goes to our callback)."""
+    return {
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+    }
 
 
 # --- saving and loading -------------------------------------------------------------------------------------------

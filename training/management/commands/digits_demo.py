@@ -37,8 +37,8 @@ class Command(BaseCommand):
     def handle(self, *args, size, epochs, **options):
         import torch
 
-        # The models are tiny, so extra threads only add synchronisation: on a busy 2-core machine one thread ran
-        # 0.1-0.2 s a step where two ran 1-5 s.
+        # The models are tiny, so extra threads only add synchronisation (one thread was the fastest by far on a
+        # busy 2-core machine; bench/README.md).
         torch.set_num_threads(1)
         models_dir = Path(settings.VAR_DIR) / "models"
         folder = digits_demo_folder(models_dir, size=size, epochs=epochs)
