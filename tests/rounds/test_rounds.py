@@ -307,3 +307,15 @@ def test_a_gold_check_on_a_prompt_marked_eval_does_not_decide_the_split(trainabl
     assert done.status == RoundStatus.SUCCEEDED, done.error
     pairs = done.model_version.metrics["pairs"]
     assert pairs["gold_excluded"] == 3 and pairs["eval_pairs"] > 0 and pairs["train_pairs"] + pairs["eval_pairs"] == 40
+
+
+def test_a_version_with_no_held_out_metrics_never_replaces_an_evaluated_one(trainable):
+    add_judgments(trainable, 12)
+    earlier = previous_version(trainable)  # evaluated: accuracy 0.5 on 10 pairs
+    started = rounds.round_start(project=trainable, overrides={"eval_fraction": 0.0}, enqueue=False)
+    finished = rounds.round_run(round_id=started.pk)
+
+    assert finished.status == RoundStatus.SUCCEEDED and finished.model_version.metrics["eval"] is None
+    assert not finished.model_version.is_active
+    earlier.refresh_from_db()
+    assert earlier.is_active

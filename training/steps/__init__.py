@@ -43,7 +43,7 @@ class RoundContext:
     versions: dict[str, ModelVersion] = field(default_factory=dict)
     """Versions registered by the staged writes, by kind (filled in during the commit)."""
     outputs: dict[str, Any] = field(default_factory=dict)
-    """What a step hands to the later steps, by name (``reward_model``, ``generated``, ``policy``…)."""
+    """What a step hands to the later steps, by name (``reward_model``, ``generated``, ``scores``, ``policy_path``…)."""
 
     @property
     def project_id(self) -> int:

@@ -27,7 +27,6 @@ class HeadToHead:
     """One :class:`training.ml.modality.Output` per prompt from the new policy…"""
     previous: list
     """… and from the policy the round started from, with the same seeds."""
-    on_eval_split: bool
     sampling: dict
     """The sampling parameters of these answers (recorded in each candidate's origin)."""
 
@@ -54,9 +53,7 @@ def run(ctx: RoundContext) -> None:
         for p, n, o in zip(prompts[:SAMPLES_SHOWN], evaluation.new, evaluation.previous, strict=False)
     ]
     ctx.metrics["policy"] = metrics
-    ctx.outputs["head_to_head"] = HeadToHead(
-        prompts, evaluation.new, evaluation.previous, on_eval_split, evaluation.sampling
-    )
+    ctx.outputs["head_to_head"] = HeadToHead(prompts, evaluation.new, evaluation.previous, evaluation.sampling)
     progress.log(_summary(metrics))
 
 

@@ -24,7 +24,6 @@ class CurrentPolicy:
     """A local folder that ``from_pretrained`` loads."""
     version: int
     """The active policy version it is, or 0 for the base model."""
-    version_id: int | None
 
 
 @dataclass
@@ -76,8 +75,8 @@ def run(ctx: RoundContext) -> None:
 def current_policy(ctx: RoundContext) -> CurrentPolicy:
     active = registry.active_version(project_id=ctx.project_id, kind=ModelKind.POLICY)
     if active is not None:
-        return CurrentPolicy(str(registry.artifact_location(active)), active.version, active.pk)
-    return CurrentPolicy(base_policy_path(ctx), 0, None)
+        return CurrentPolicy(str(registry.artifact_location(active)), active.version)
+    return CurrentPolicy(base_policy_path(ctx), 0)
 
 
 def base_policy_path(ctx: RoundContext) -> str:
