@@ -33,6 +33,21 @@ def project_for(*, user, project_id: int, at_least: Role = Role.ANNOTATOR) -> tu
     return project, role
 
 
+def job_for(*, user, model, job_id: int, at_least: Role = Role.RESEARCHER):
+    """A background job (an ``ImportJob`` or ``ExportJob``) in a project where the user has at least
+    ``at_least``: 404 for a missing id and for a job in a project the user is not a member of (ids are not
+    enumerable), 403 for a member whose role is too low."""
+    noun = model._meta.verbose_name.replace(" job", "")
+    job = model.objects.filter(pk=job_id).first()
+    if job is None:
+        raise Http404(f"No {noun} with this id in a project you are a member of.")
+    try:
+        project_for(user=user, project_id=job.project_id, at_least=at_least)
+    except Http404:
+        raise Http404(f"No {noun} with this id in a project you are a member of.") from None
+    return job
+
+
 # The labelling hot path (next, submit, skip, release) checks membership with one
 # hand-written query each: the ORM's query building cost ~0.6-1 ms of CPU per
 # request here, more than the database's work (bench/README.md). They return

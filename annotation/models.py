@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from .job_models import BackgroundJob, JobStatus
+
 
 class Modality(models.TextChoices):
     TEXT = "text"
@@ -331,15 +333,12 @@ class SpanMark(models.Model):
         return f"{self.category} on candidate {self.candidate_id}"
 
 
-class ImportStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+ImportStatus = JobStatus
 
 
-class ImportJob(models.Model):
-    """One uploaded file being validated and imported, all or nothing."""
+class ImportJob(BackgroundJob):
+    """One uploaded file being validated and imported, all or nothing (a background job: ``annotation/jobs.py``).
+    Label imports (kinds ``pairs`` and ``judgments``) are import jobs too."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     kind = models.CharField(max_length=20)  # see annotation.importers.IMPORT_KINDS
@@ -347,7 +346,6 @@ class ImportJob(models.Model):
     file = models.FileField(upload_to="imports/%Y/%m/")
     original_name = models.CharField(max_length=255, blank=True)
     options = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
     phase = models.CharField(max_length=20, blank=True)
     rows_total = models.PositiveIntegerField(null=True, blank=True)
     rows_done = models.PositiveIntegerField(default=0)
@@ -357,8 +355,10 @@ class ImportJob(models.Model):
     message = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The sweep's scan for running jobs whose worker went silent (annotation/jobs.py).
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="importjob_status_heartbeat")]
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.kind}, {self.status})"

@@ -4,20 +4,16 @@ import logging
 
 from celery import shared_task
 
-from . import importers, queue
-from .models import ImportJob, ImportStatus
+from . import importers, jobs, queue
 
 logger = logging.getLogger(__name__)
 
 
+# Late ack and reject on worker loss (settings): a message whose worker died is delivered again, and the job's
+# claim (annotation/jobs.py) decides whether it runs: a finished job or one running elsewhere with a fresh
+# heartbeat is left alone, one whose worker went silent is taken over.
 @shared_task(ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
 def import_run_task(job_id: int) -> None:
-    # A redelivered message for a job that already finished, or one deleted with
-    # its project, must not run the import again.
-    status = ImportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
-    if status is None or status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED):
-        logger.info("import job %s is %s; nothing to do", job_id, status or "gone")
-        return
     importers.import_job_run(job_id=job_id)
 
 
@@ -31,10 +27,11 @@ def leases_expire_task() -> None:
 @shared_task(ignore_result=True, time_limit=4 * 3600, soft_time_limit=4 * 3600 - 60)
 def export_run_task(job_id: int, base_url: str = "") -> None:
     from . import exporters
-    from .models import ExportJob, ExportStatus
 
-    status = ExportJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
-    if status != ExportStatus.QUEUED:
-        logger.info("export job %s is %s; nothing to do", job_id, status or "gone")
-        return
     exporters.export_job_run(job_id=job_id, base_url=base_url)
+
+
+@shared_task(ignore_result=True, time_limit=120)
+def jobs_reap_stale_task() -> None:
+    """Imports, exports and rounds whose worker died: requeued, or failed with a reason (beat, every 30 s)."""
+    jobs.jobs_reap_stale()

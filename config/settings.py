@@ -238,6 +238,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "annotation.tasks.leases_expire_task", "schedule": 30.0},
+    # Imports, exports and rounds whose worker died (annotation/jobs.py).
+    "reap-stale-jobs": {"task": "annotation.tasks.jobs_reap_stale_task", "schedule": 30.0},
     "schedule-training-rounds": {"task": "training.tasks.rounds_schedule_task", "schedule": 60.0},
 }
 
@@ -276,8 +278,13 @@ TRAINING_REWARD_BACKBONE = env.str("TRAINING_REWARD_BACKBONE", default="") or No
 TRAINING_BACKBONE_ROOTS = [
     Path(p) for p in env.list("TRAINING_BACKBONE_ROOTS", default=[str(VAR_DIR / "models")]) if p.strip()
 ]
-TRAINING_HEARTBEAT_STALE_SECONDS = env.int("TRAINING_HEARTBEAT_STALE_SECONDS", default=300)
-TRAINING_ROUND_MAX_ATTEMPTS = env.int("TRAINING_ROUND_MAX_ATTEMPTS", default=2)
+# Background jobs (imports, exports, rounds: annotation/jobs.py). A running job whose heartbeat is older than
+# this lost its worker: the sweep (every 30 s) requeues it, or fails it after JOB_MAX_ATTEMPTS claims.
+JOB_HEARTBEAT_STALE_SECONDS = env.int("JOB_HEARTBEAT_STALE_SECONDS", default=90)
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=2)
+# Rounds may set their own (a GPU worker under load can be slow to beat).
+TRAINING_HEARTBEAT_STALE_SECONDS = env.int("TRAINING_HEARTBEAT_STALE_SECONDS", default=JOB_HEARTBEAT_STALE_SECONDS)
+TRAINING_ROUND_MAX_ATTEMPTS = env.int("TRAINING_ROUND_MAX_ATTEMPTS", default=JOB_MAX_ATTEMPTS)
 TRAINING_PROGRESS_INTERVAL = env.float("TRAINING_PROGRESS_INTERVAL", default=2.0)
 # Keep below the broker's visibility timeout, or Redis redelivers a round still training.
 TRAINING_ROUND_TIME_LIMIT = env.int("TRAINING_ROUND_TIME_LIMIT", default=5 * 3600)

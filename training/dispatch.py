@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from annotation.jobs import KINDS, JobKind, job_kind_register
+
 ROUND_RUN = "training.tasks.round_run_task"
 
 
@@ -22,3 +24,30 @@ def send(name: str, *args) -> None:
     from config.celery import app
 
     app.send_task(name, args=list(args))
+
+
+_ROUND_STEPS = {
+    "claim": "starting",
+    "resume": "resuming",
+    "requeue": "queued (resuming)",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def round_jobs() -> JobKind:
+    """Rounds as background jobs (``annotation/jobs.py``): claim, fencing, heartbeat, cancel and the sweep."""
+    from .models import Round
+
+    return KINDS.get("round") or job_kind_register(
+        JobKind(
+            name="round",
+            model=Round,
+            send=round_run_send,
+            error_field="error",
+            stale_setting="TRAINING_HEARTBEAT_STALE_SECONDS",
+            attempts_setting="TRAINING_ROUND_MAX_ATTEMPTS",
+            outcome_when_failed="Nothing was registered and the previous version stays active.",
+            fields=lambda event: {"step": _ROUND_STEPS[event]} if event in _ROUND_STEPS else {},
+        )
+    )

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from annotation.job_models import LIVE_JOB_STATUSES, BackgroundJob, JobStatus
+
 
 class ModelKind(models.TextChoices):
     REWARD = "reward"  # holistic Bradley–Terry reward model (training.ml.reward)
@@ -66,15 +68,8 @@ class ModelVersion(models.Model):
         return f"{self.kind} v{self.version} of project {self.project_id}"
 
 
-class RoundStatus(models.TextChoices):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-LIVE_ROUND_STATUSES = (RoundStatus.QUEUED, RoundStatus.RUNNING)
+RoundStatus = JobStatus
+LIVE_ROUND_STATUSES = LIVE_JOB_STATUSES
 
 
 class RoundTrigger(models.TextChoices):
@@ -83,18 +78,16 @@ class RoundTrigger(models.TextChoices):
     COMMAND = "command"  # `manage.py train_reward`, `manage.py run_round`, `manage.py flywheel`
 
 
-class Round(models.Model):
+class Round(BackgroundJob):
     """One turn of the loop for one project: a ``reward`` round trains the reward model; a ``policy`` round runs
     the whole loop (training/steps).
 
-    ``attempts`` doubles as the fencing token of the worker that runs it: every write a worker makes is
-    conditional on the attempt it claimed, so a worker that lost the round (its heartbeat went stale and
-    another took over) can no longer change it.
+    A background job like an import or an export (``annotation/jobs.py``): status, owner, heartbeat, and
+    ``attempts`` as the fencing token of the worker that runs it.
     """
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="rounds")
     kind = models.CharField(max_length=10, choices=ModelKind.choices, default=ModelKind.REWARD)
-    status = models.CharField(max_length=10, choices=RoundStatus.choices, default=RoundStatus.QUEUED)
     step = models.CharField(max_length=40, blank=True, help_text="What it is doing now, e.g. 'training'.")
     # The round's steps in order: [{"name", "status": pending|running|succeeded|failed|cancelled, "started_at",
     # "seconds"}], written with every progress report (training.progress).
@@ -109,16 +102,10 @@ class Round(models.Model):
     # The round trains on the judgments with id <= this (fixed when it is started), so a resumed attempt sees
     # the same labels and the scheduler counts "new" judgments from here.
     judgment_max_id = models.BigIntegerField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the worker running it.")
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="rounds"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

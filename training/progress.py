@@ -13,17 +13,18 @@ them into the step's range of the bar.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
-from .models import Round, RoundStatus
+from annotation import jobs
+from annotation.jobs import JobCancelled, JobLost, job_report
+
+from .dispatch import round_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +35,13 @@ step; for a progress bar in the shell. Database writes are throttled separately.
 LOG_TAIL_LINES = 40
 
 
-class Cancelled(Exception):
-    """An admin asked the round to stop; raised out of a step at its next progress report."""
-
-
-class Lost(Exception):
-    """This worker no longer owns the round (another attempt took it over): stop without writing anything."""
+# A round's job lifecycle is annotation/jobs.py's: these are its exceptions under the names steps know.
+Cancelled = JobCancelled  # an admin asked the round to stop; raised out of a step at its next progress report
+Lost = JobLost  # another worker took the round over: stop without writing anything
 
 
 def stale_after() -> timedelta:
-    return timedelta(seconds=getattr(settings, "TRAINING_HEARTBEAT_STALE_SECONDS", 300))
+    return round_jobs().stale_after()
 
 
 class RoundProgress:
@@ -132,16 +130,14 @@ class RoundProgress:
         if not force and now - self.last_write < self.interval:
             return
         self.last_write = now
-        fields = {"step": self.step[:40], "heartbeat_at": timezone.now(), "log_tail": self.tail(), "steps": self.steps}
+        fields = {"step": self.step[:40], "log_tail": self.tail(), "steps": self.steps}
         if progress is not None:
             fields["progress"] = min(max(progress, 0.0), 1.0)
-        mine = self.mine()
-        if not mine.filter(cancel_requested=False).update(**fields):
-            raise Cancelled() if mine.exists() else Lost()
+        job_report(round_jobs(), self.round_id, self.attempt, **fields)
 
     def mine(self):
         """The round's row, as long as this attempt owns it and it runs."""
-        return Round.objects.filter(pk=self.round_id, status=RoundStatus.RUNNING, attempts=self.attempt)
+        return round_jobs().fenced(self.round_id, self.attempt)
 
     def notify(self, name: str) -> None:
         if self.on_progress is not None:
@@ -152,33 +148,11 @@ class RoundProgress:
         return start + (end - start) * min(max(local, 0.0), 1.0)
 
 
-class Heartbeat(threading.Thread):
-    """Renews the round's heartbeat every ``stale_after / 5`` seconds while this attempt runs, so phases that
-    report no progress for a while (loading a large backbone, evaluating, saving) are not taken for a dead
-    worker. It dies with the process, which is the point: a killed worker's heartbeat stops. Its writes are
-    fenced by the attempt like every other write."""
+class Heartbeat(jobs.Heartbeat):
+    """The round's heartbeat thread (``annotation.jobs.Heartbeat``), fenced by the attempt."""
 
     def __init__(self, *, round_id: int, attempt: int):
-        super().__init__(name=f"round-{round_id}-heartbeat", daemon=True)
-        self.round_id, self.attempt = round_id, attempt
-        self.every = stale_after().total_seconds() / 5
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.every):
-                try:
-                    Round.objects.filter(pk=self.round_id, status=RoundStatus.RUNNING, attempts=self.attempt).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except Exception:
-                    logger.warning("round %s: heartbeat write failed; retrying", self.round_id, exc_info=True)
-        finally:
-            connection.close()  # this thread's own connection
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
+        super().__init__(round_jobs(), round_id, attempt)
 
 
 def fmt(value: float | None) -> str:

@@ -12,6 +12,9 @@ transition a conditional UPDATE whose row count is checked)::
 **One live round per project** is a partial unique index (``round_one_live_per_project``): ``round_start``
 turns the IntegrityError into :class:`RoundAlreadyRunning`.
 
+**The job lifecycle** — claim, fencing, heartbeat, cancel, the sweep for dead workers — is the one every
+background job shares (``annotation/jobs.py``; imports and exports use it too); this module calls it.
+
 **Redelivery.** The task runs with late ack and reject-on-worker-lost, so a message can arrive twice: the broker
 re-delivers it after a worker dies, or a second time while the first worker still runs (a visibility timeout
 shorter than the training). ``round_run`` therefore *claims* the round first: ``QUEUED → RUNNING`` or, for a
@@ -31,31 +34,27 @@ config are fixed on the row when the round starts, and every random choice is se
 resumed attempt redoes the same work. A round that has been claimed more than ``TRAINING_ROUND_MAX_ATTEMPTS``
 times fails instead of looping on a job that kills its worker (out of memory).
 
-**Dead workers** are found by :func:`rounds_reap_stale` (run by the scheduler): a running round whose heartbeat
-went stale is put back to ``QUEUED`` and its task re-sent, or failed when out of attempts.
+**Dead workers** are found by the job sweep (``annotation.jobs.jobs_reap_stale``, a beat task every 30 s): a
+running round whose heartbeat went stale is put back to ``QUEUED`` and its task re-sent, or failed when out of
+attempts.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
-import traceback
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.utils import timezone
 
+from annotation.jobs import JobStateError, job_cancel, job_claim, job_error_message, job_finish, jobs_reap_stale
 from annotation.models import Modality, Project, Prompt
 
 from .config import ConfigInvalid, RoundConfig, round_config_build
-from .dispatch import round_run_send
+from .dispatch import round_jobs, round_run_send
 from .errors import NothingToTrain, RoundAlreadyRunning, RoundError, RoundNotCancellable
 from .judgments_source import judgment_max_id
 from .models import LIVE_ROUND_STATUSES, ModelKind, Round, RoundStatus, RoundTrigger
-from .progress import Cancelled, Heartbeat, Lost, ProgressHook, RoundProgress, stale_after
+from .progress import Cancelled, Heartbeat, Lost, ProgressHook, RoundProgress
 from .registry import active_version
 from .steps import RoundContext, steps_for
 
@@ -63,11 +62,9 @@ __all__ = ["NothingToTrain", "RoundAlreadyRunning", "RoundError", "RoundNotCance
 
 logger = logging.getLogger(__name__)
 
-ERROR_MAX_CHARS = 4000
-
 
 def max_attempts() -> int:
-    return int(getattr(settings, "TRAINING_ROUND_MAX_ATTEMPTS", 2))
+    return round_jobs().max_attempts()
 
 
 # --- start ---------------------------------------------------------------------------------------------------------
@@ -154,16 +151,10 @@ def _check_startable(*, project: Project, config: RoundConfig, kind: str) -> Non
 
 def round_cancel(*, round_id: int) -> Round:
     """Cancel a queued round at once; ask a running one to stop (it stops at its next progress report)."""
-    now = timezone.now()
-    cancelled = Round.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(
-        status=RoundStatus.CANCELLED, step="cancelled", cancel_requested=True, finished_at=now
-    )
-    if not cancelled:
-        cancelled = Round.objects.filter(pk=round_id, status=RoundStatus.RUNNING).update(cancel_requested=True)
-    current = Round.objects.get(pk=round_id)
-    if not cancelled:
-        raise RoundNotCancellable(f"Round {round_id} has already {current.status}; there is nothing to cancel.")
-    return current
+    try:
+        return job_cancel(round_jobs(), round_id)
+    except JobStateError as exc:
+        raise RoundNotCancellable(exc.message.replace("This round", f"Round {round_id}")) from None
 
 
 # --- run -----------------------------------------------------------------------------------------------------------
@@ -183,54 +174,11 @@ def round_run(*, round_id: int, on_progress: ProgressHook | None = None) -> Roun
 
 def _claim(round_id: int) -> int | None:
     """The attempt number this worker now owns, or None when the round is not ours to run."""
-    now = timezone.now()
-    worker = f"{socket.gethostname()}:{os.getpid()}"
-    with transaction.atomic():
-        claimed = Round.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(
-            status=RoundStatus.RUNNING,
-            step="starting",
-            started_at=now,
-            heartbeat_at=now,
-            attempts=F("attempts") + 1,
-            worker=worker,
-        )
-        if not claimed:
-            # A running round whose worker went silent: take it over. Under READ COMMITTED a concurrent
-            # take-over re-evaluates this WHERE on the row it just updated (fresh heartbeat) and matches nothing.
-            stale = Q(heartbeat_at__lt=now - stale_after()) | Q(heartbeat_at__isnull=True)
-            claimed = Round.objects.filter(stale, pk=round_id, status=RoundStatus.RUNNING).update(
-                step="resuming", heartbeat_at=now, attempts=F("attempts") + 1, worker=worker
-            )
-        if not claimed:
-            status = Round.objects.filter(pk=round_id).values_list("status", flat=True).first()
-            logger.info("round %s is %s; this delivery has nothing to do", round_id, status or "gone")
-            return None
-        attempt, cancel_requested = Round.objects.values_list("attempts", "cancel_requested").get(pk=round_id)
-    if cancel_requested:
-        _finish(round_id, attempt, RoundStatus.CANCELLED, step="cancelled")
-        return None
-    if attempt > max_attempts():
-        _finish(
-            round_id,
-            attempt,
-            RoundStatus.FAILED,
-            step="failed",
-            error=f"Gave up after {attempt - 1} attempts: the worker running this round stopped each time "
-            "(killed, out of memory, or lost). The previous version stays active.",
-        )
-        return None
-    if attempt > 1:
-        logger.warning("round %s: attempt %s takes over from a worker that stopped", round_id, attempt)
-    return attempt
+    return job_claim(round_jobs(), round_id)
 
 
 def _finish(round_id: int, attempt: int, status: RoundStatus, *, step: str, error: str = "", **fields) -> bool:
-    now = timezone.now()
-    return bool(
-        Round.objects.filter(pk=round_id, status=RoundStatus.RUNNING, attempts=attempt).update(
-            status=status, step=step, error=error[:ERROR_MAX_CHARS], finished_at=now, heartbeat_at=now, **fields
-        )
-    )
+    return job_finish(round_jobs(), round_id, attempt, status, error=error, step=step, **fields)
 
 
 class _Run:
@@ -273,8 +221,8 @@ class _Run:
             # Anything else — bad data, a broken backbone, out of memory, the soft time limit — fails the round
             # with the error a person can act on; nothing was registered or pushed, the previous versions stay.
             logger.exception("round %s failed in step %r", self.round_id, self.progress.step)
-            self.progress.log("".join(traceback.format_exception_only(exc)).strip())
-            message = exc.message if isinstance(exc, RoundError) else f"{type(exc).__name__}: {exc}"
+            self.progress.log(job_error_message(exc))
+            message = exc.message if isinstance(exc, RoundError) else job_error_message(exc)
             self.end(f"failed while {self.progress.step}", RoundStatus.FAILED, error=message)
         finally:
             heartbeat.stop()
@@ -357,52 +305,7 @@ def _spans(weights: list[float]) -> list[tuple[float, float]]:
 
 
 def rounds_reap_stale() -> list[int]:
-    """Requeue (or fail, when out of attempts) running rounds whose worker stopped sending heartbeats, and send
-    again queued rounds whose message was lost.
-
-    Returns the ids of the rounds it changed. Each change is conditional on the stale heartbeat it saw, so a
-    worker that comes back to life at the same moment keeps its round (its next report renews the heartbeat,
-    and the conditional update here then matches nothing).
-    """
-    now = timezone.now()
-    cutoff = now - stale_after()
-    seconds = int(stale_after().total_seconds())
-    changed = []
-    for r in Round.objects.filter(status=RoundStatus.RUNNING, heartbeat_at__lt=cutoff).only(
-        "pk", "attempts", "cancel_requested"
-    ):
-        still_stale = Round.objects.filter(
-            pk=r.pk, status=RoundStatus.RUNNING, attempts=r.attempts, heartbeat_at__lt=cutoff
-        )
-        if r.cancel_requested:
-            done = still_stale.update(status=RoundStatus.CANCELLED, step="cancelled", finished_at=now)
-        elif r.attempts >= max_attempts():
-            done = still_stale.update(
-                status=RoundStatus.FAILED,
-                step="failed",
-                finished_at=now,
-                error=f"The worker running this round stopped reporting (no heartbeat for {seconds} s) after "
-                f"{r.attempts} attempt(s); nothing was registered and the previous version stays active.",
-            )
-        else:
-            with transaction.atomic():
-                done = still_stale.update(status=RoundStatus.QUEUED, step="queued (resuming)", heartbeat_at=now)
-                if done:
-                    round_run_send(r.pk)
-        if done:
-            logger.warning("round %s: worker silent for over %s s; %s", r.pk, seconds, "reaped")
-            changed.append(r.pk)
-    # A queued round nobody claimed for that long lost its message (a failed send, a broker that restarted
-    # without persistence): send it again. Duplicates are harmless, the claim lets only one worker run it.
-    # heartbeat_at marks when it was last (re)queued.
-    for round_id in (
-        Round.objects.filter(status=RoundStatus.QUEUED, created_at__lt=cutoff)
-        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
-        .values_list("pk", flat=True)
-    ):
-        with transaction.atomic():
-            if Round.objects.filter(pk=round_id, status=RoundStatus.QUEUED).update(heartbeat_at=now):
-                round_run_send(round_id)
-                logger.warning("round %s: queued for over %s s without a worker; sent again", round_id, seconds)
-                changed.append(round_id)
-    return changed
+    """The job sweep (``annotation.jobs.jobs_reap_stale``) for rounds alone: requeue (or fail, when out of
+    attempts) running rounds whose worker stopped sending heartbeats, and send again queued rounds whose message
+    was lost. Returns the ids of the rounds it changed."""
+    return [job_id for _, job_id in jobs_reap_stale([round_jobs()])]

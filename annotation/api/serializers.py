@@ -276,8 +276,11 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "errors",
             "result",
             "message",
+            "attempts",
+            "cancel_requested",
             "created_at",
             "started_at",
+            "heartbeat_at",
             "finished_at",
         ]
 
@@ -387,8 +390,11 @@ class ExportJobSerializer(serializers.Serializer):
     numbers = serializers.JSONField(help_text="The dataset card's numbers (when done).")
     message = serializers.CharField()
     download_url = serializers.SerializerMethodField(help_text="The zip archive, once the export succeeded.")
+    attempts = serializers.IntegerField(help_text="Times a worker claimed it (a dead worker's job is taken over).")
+    cancel_requested = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True, help_text="Last sign of life of its worker.")
     finished_at = serializers.DateTimeField(allow_null=True)
 
     def get_progress(self, job) -> float:

@@ -36,6 +36,8 @@ urlpatterns = [
     path("projects/<id:pk>/stats/", views.StatsView.as_view(), name="project-stats"),
     path("projects/<id:pk>/imports/", views.ImportListView.as_view(), name="project-imports"),
     path("imports/<id:pk>/", views.ImportDetailView.as_view(), name="import-detail"),
+    path("imports/<id:pk>/cancel/", views.ImportCancelView.as_view(), name="import-cancel"),
+    path("imports/<id:pk>/retry/", views.ImportRetryView.as_view(), name="import-retry"),
     path("comparisons/<id:pk>/judgments/", views.JudgmentCreateView.as_view(), name="judgment-create"),
     path("comparisons/<id:pk>/skip/", views.SkipView.as_view(), name="comparison-skip"),
     path("comparisons/<id:pk>/release/", views.ReleaseView.as_view(), name="comparison-release"),
@@ -44,5 +46,7 @@ urlpatterns = [
     path("projects/<id:pk>/exports/stream/", views.ExportStreamView.as_view(), name="project-export-stream"),
     path("exports/<id:pk>/", views.ExportDetailView.as_view(), name="export-detail"),
     path("exports/<id:pk>/download/", views.ExportDownloadView.as_view(), name="export-download"),
+    path("exports/<id:pk>/cancel/", views.ExportCancelView.as_view(), name="export-cancel"),
+    path("exports/<id:pk>/retry/", views.ExportRetryView.as_view(), name="export-retry"),
     path("projects/<id:pk>/label-imports/", views.LabelImportView.as_view(), name="project-label-imports"),
 ]

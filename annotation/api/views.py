@@ -20,7 +20,14 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from .. import importers, queue, stats, work
-from ..access import can_create_projects, comparison_for_submit, project_for, project_for_queue, projects_visible
+from ..access import (
+    can_create_projects,
+    comparison_for_submit,
+    job_for,
+    project_for,
+    project_for_queue,
+    projects_visible,
+)
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
 from ..judgments import judgment_submit
@@ -525,15 +532,37 @@ def _row_error(error: dict) -> str:
 class ImportDetailView(APIView):
     @extend_schema(responses={200: s.ImportJobSerializer, 404: ERROR})
     def get(self, request, pk: int):
-        not_found = NotFound("No import with this id in a project you are a member of.")
-        job = ImportJob.objects.filter(pk=pk).first()
-        if job is None:
-            raise not_found
-        try:
-            project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
-        except Http404:
-            raise not_found from None  # the same answer as for a missing id: ids are not enumerable
-        return Response(s.ImportJobSerializer(job).data)
+        return Response(s.ImportJobSerializer(job_for(user=request.user, model=ImportJob, job_id=pk)).data)
+
+
+def _job_action(request, pk: int, model, serializer, action: str) -> Response:
+    """Cancel or retry a background job (``annotation/jobs.py``); researchers of its project only."""
+    from .. import jobs
+
+    job = job_for(user=request.user, model=model, job_id=pk)
+    kind = jobs.import_jobs() if model is ImportJob else jobs.export_jobs()
+    try:
+        job = jobs.job_cancel(kind, job.pk) if action == "cancel" else jobs.job_retry(kind, job.pk)
+    except jobs.JobStateError as exc:
+        return Response({"message": exc.message, "errors": {}}, status=status.HTTP_409_CONFLICT)
+    return Response(serializer(job, context={"request": request}).data)
+
+
+class ImportCancelView(APIView):
+    """Cancel an import: a queued one at once; a running one stops at its next progress report or before it
+    commits (nothing is imported). 409 when it has already finished."""
+
+    @extend_schema(request=None, responses={200: s.ImportJobSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request, pk: int):
+        return _job_action(request, pk, ImportJob, s.ImportJobSerializer, "cancel")
+
+
+class ImportRetryView(APIView):
+    """Run a failed or cancelled import again, from its stored file, on the worker. 409 for any other status."""
+
+    @extend_schema(request=None, responses={200: s.ImportJobSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request, pk: int):
+        return _job_action(request, pk, ImportJob, s.ImportJobSerializer, "retry")
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -575,8 +604,10 @@ class ExportListView(APIView):
         body = s.ExportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         export_request = _export_request(body.validated_data)
-        job = exporters.export_job_create(project=project, request=export_request, created_by=request.user)
         base_url = request.build_absolute_uri("/")
+        job = exporters.export_job_create(
+            project=project, request=export_request, created_by=request.user, base_url=base_url
+        )
         transaction.on_commit(lambda: export_run_task.delay(job.pk, base_url))
         return Response(s.ExportJobSerializer(job, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
@@ -584,15 +615,28 @@ class ExportListView(APIView):
 def _export_job_for(request, pk: int):
     from ..models import ExportJob
 
-    not_found = NotFound("No export with this id in a project you are a member of.")
-    job = ExportJob.objects.filter(pk=pk).first()
-    if job is None:
-        raise not_found
-    try:
-        project_for(user=request.user, project_id=job.project_id, at_least=Role.RESEARCHER)
-    except Http404:
-        raise not_found from None  # ids are not enumerable
-    return job
+    return job_for(user=request.user, model=ExportJob, job_id=pk)
+
+
+class ExportCancelView(APIView):
+    """Cancel an export: a queued one at once; a running one stops at its next progress report (no file is
+    kept). 409 when it has already finished."""
+
+    @extend_schema(request=None, responses={200: s.ExportJobSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request, pk: int):
+        from ..models import ExportJob
+
+        return _job_action(request, pk, ExportJob, s.ExportJobSerializer, "cancel")
+
+
+class ExportRetryView(APIView):
+    """Run a failed or cancelled export again with the same request, on the worker. 409 for any other status."""
+
+    @extend_schema(request=None, responses={200: s.ExportJobSerializer, 404: ERROR, 409: ERROR})
+    def post(self, request, pk: int):
+        from ..models import ExportJob
+
+        return _job_action(request, pk, ExportJob, s.ExportJobSerializer, "retry")
 
 
 class ExportDetailView(APIView):
@@ -680,13 +724,10 @@ class LabelImportView(APIView):
         responses={201: s.LabelImportResultSerializer, 400: ERROR},
     )
     def post(self, request, pk: int):
-        import tempfile
         from pathlib import Path
 
         from django.conf import settings
         from django.contrib.auth import get_user_model
-
-        from ..importers.labelled import labelled_import
 
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         body = s.LabelImportSerializer(data=request.data)
@@ -703,31 +744,32 @@ class LabelImportView(APIView):
         }.get(Path(upload.name).suffix.lower())
         if file_format is None:
             raise ValidationError({"file_format": ["Cannot tell the format from the file name; give file_format."]})
-        credited = request.user
         if body.validated_data.get("annotator"):
-            credited = get_user_model().objects.filter(username=body.validated_data["annotator"]).first()
-            if credited is None:
+            if not get_user_model().objects.filter(username=body.validated_data["annotator"]).exists():
                 raise ValidationError({"annotator": ["No user with this name."]})
-        with tempfile.NamedTemporaryFile(suffix=f".{file_format}") as tmp:
-            for chunk in upload.chunks():
-                tmp.write(chunk)
-            tmp.flush()
-            try:
-                counts = labelled_import(
-                    project=project,
-                    kind=body.validated_data["kind"],
-                    path=tmp.name,
-                    file_format=file_format,
-                    user=credited,
-                )
-            except importers.ImportRejected as exc:
-                return Response(
-                    {
-                        "message": exc.message
-                        if len(exc.errors) == 1
-                        else "The file has invalid rows; nothing was imported.",
-                        "errors": {"file": [_row_error(e) for e in exc.errors]},
-                    },
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
+        try:
+            job = importers.labelled_import_job_create(
+                project=project,
+                kind=body.validated_data["kind"],
+                uploaded_file=upload,
+                original_name=upload.name,
+                file_format=file_format,
+                annotator=body.validated_data.get("annotator"),
+                created_by=request.user,
+            )
+        except importers.ImportRejected as exc:
+            raise ValidationError({e.get("field") or "file": [e["message"]] for e in exc.errors}) from exc
+        # An import job like any other (listed with the imports; a dead worker's job is recovered by the sweep),
+        # run here in the request: label files through the API are small.
+        job = importers.import_job_run(job_id=job.pk)
+        if job.status != ImportStatus.SUCCEEDED:
+            errors = job.errors or [{"message": job.message}]
+            return Response(
+                {
+                    "message": job.message if len(errors) == 1 else "The file has invalid rows; nothing was imported.",
+                    "errors": {"file": [_row_error(e) for e in errors]},
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        counts = job.result
         return Response(counts, status=status.HTTP_201_CREATED)

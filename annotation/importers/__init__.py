@@ -65,6 +65,7 @@ from .jobs import (
     import_job_create,
     import_job_create_with_media,
     import_job_run,
+    labelled_import_job_create,
 )
 from .rejection import ImportRejected
 
@@ -78,4 +79,5 @@ __all__ = [
     "import_job_create",
     "import_job_create_with_media",
     "import_job_run",
+    "labelled_import_job_create",
 ]

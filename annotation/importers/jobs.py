@@ -8,6 +8,7 @@ import collections
 import contextlib
 import dataclasses
 import gc
+import logging
 import pickle
 import shutil
 import sys
@@ -15,19 +16,29 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from datetime import timedelta
 from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
+from ..jobs import (
+    JobCancelled,
+    JobLost,
+    import_jobs,
+    job_claim,
+    job_complete,
+    job_error_message,
+    job_finish,
+    job_heartbeat,
+    job_report,
+)
 from ..models import Candidate, Comparison, ImportJob, ImportStatus, Project, Prompt
 from .columns import _bundle_batch_plain
 from .files import _batches, _rows_count, _rows_read
+from .labelled import LABELLED_KINDS  # label imports run as import jobs too
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
@@ -51,9 +62,8 @@ _EXTENSIONS = {**DATA_EXTENSIONS, ".zip": "zip"}
 MEDIA_KINDS = ("bundle", "candidates")  # the kinds whose rows hold candidates, so may come in a zip with media
 IMPORT_OPTIONS = ("comparisons",)  # bundle: how to build comparisons for rows that have no `comparisons` column
 ANALYZE_MIN_ROWS = 1000  # refresh planner statistics after imports this large: Postgres runs without autovacuum
-# A job still "running" this long after it started lost its worker (the Celery task's
-# time limit is 4 h), so a redelivered message may run it again.
-STALE_RUNNING_AFTER = timedelta(hours=4, minutes=10)
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, "int | None"], None]  # (phase, rows done, rows total)
 
@@ -115,51 +125,121 @@ def import_job_create_with_media(
         )
 
 
-def import_job_run(*, job_id: int) -> ImportJob:
-    """Run a queued job and return it, finished (succeeded or failed).
-
-    Claimed with a conditional update, so a redelivered message does not run a job
-    twice; a job that is already finished (or running elsewhere) is returned as it is.
-    Bad data never raises: it fails the job with its row errors. An unexpected
-    exception fails the job with a message and is re-raised.
-    """
-    now = timezone.now()
-    claimable = Q(status=ImportStatus.QUEUED) | Q(status=ImportStatus.RUNNING, started_at__lt=now - STALE_RUNNING_AFTER)
-    claimed = ImportJob.objects.filter(claimable, pk=job_id).update(
-        status=ImportStatus.RUNNING, started_at=now, finished_at=None, phase="", rows_done=0, errors=[], message=""
+def labelled_import_job_create(
+    *,
+    project: Project,
+    kind: str,
+    uploaded_file,
+    original_name: str,
+    file_format: str,
+    annotator: str | None = None,
+    created_by=None,
+) -> ImportJob:
+    """Store an uploaded file of labels (``labelled.py``: kind ``pairs`` or ``judgments``) as a queued import
+    job; its labels go to ``annotator`` (a username) or to ``created_by``."""
+    if kind not in LABELLED_KINDS:
+        raise _rejected(f"Unknown label import kind {kind!r}; use one of: {', '.join(LABELLED_KINDS)}.", field="kind")
+    job = ImportJob(
+        project=project,
+        kind=kind,
+        file_format=file_format,
+        original_name=original_name[:255],
+        options={"annotator": annotator} if annotator else {},
+        created_by=created_by,
     )
+    name = get_valid_filename(Path(original_name).name) or f"labels.{file_format}"
+    job.file.save(name, uploaded_file if isinstance(uploaded_file, File) else File(uploaded_file), save=False)
+    job.save()
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Claim the job and run it to the end in this process; return it as it is afterwards.
+
+    A background job (``annotation/jobs.py``): a redelivered message, or a second call, does nothing while the
+    job runs elsewhere with a fresh heartbeat, and takes it over — from the start of its transaction — once that
+    heartbeat went stale. The rows and the job's ``succeeded`` are committed together, only while this attempt
+    still owns the job and nobody cancelled it. Bad data never raises: it fails the job with its row errors. An
+    unexpected exception fails the job with our message (the details go to the log) and is re-raised.
+    """
+    kind = import_jobs()
+    attempt = job_claim(kind, job_id)
+    if attempt is not None:
+        with job_heartbeat(kind, job_id, attempt):
+            _import_job_attempt(kind, job_id, attempt)
+    return ImportJob.objects.filter(pk=job_id).first()  # None once deleted (with its project)
+
+
+def _import_job_attempt(kind, job_id: int, attempt: int) -> None:
     job = ImportJob.objects.select_related("project").get(pk=job_id)
-    if not claimed:
-        return job
-    progress = _JobProgress(job.pk)
-    try:
-        with _job_file_path(job) as path:
-            counts = _import(
-                project=job.project,
-                kind=job.kind,
-                path=path,
-                file_format=job.file_format,
-                options=job.options,
-                progress=progress,
-            )
-    except ImportRejected as exc:
-        _job_finish(job.pk, ImportStatus.FAILED, errors=exc.errors, message=exc.message)
-    except Exception as exc:
-        _job_finish(job.pk, ImportStatus.FAILED, message=f"The import stopped on an unexpected error: {exc}")
-        raise
-    else:
-        _job_finish(
-            job.pk,
-            ImportStatus.SUCCEEDED,
+    progress = _JobProgress(kind, job_id, attempt)
+
+    def complete(counts: dict) -> None:
+        job_complete(
+            kind,
+            job_id,
+            attempt,
             result=counts,
             message=_counts_summary(counts),
             phase="done",
             rows_done=progress.rows_total or 0,
         )
+
+    try:
+        with _job_file_path(job) as path:
+            if job.kind in LABELLED_KINDS:
+                _labelled_import_run(job, path, progress, complete)
+            else:
+                _import(
+                    project=job.project,
+                    kind=job.kind,
+                    path=path,
+                    file_format=job.file_format,
+                    options=job.options,
+                    progress=progress,
+                    before_commit=complete,
+                )
+    except JobLost:
+        logger.warning("import %s: attempt %s lost the job to another worker; rolled back", job_id, attempt)
+    except JobCancelled:
+        job_finish(kind, job_id, attempt, ImportStatus.CANCELLED, message="Cancelled; nothing was imported.")
+    except ImportRejected as exc:
+        job_finish(kind, job_id, attempt, ImportStatus.FAILED, errors=exc.errors, error=exc.message)
+    except Exception as exc:
+        logger.exception("import %s failed", job_id)
+        job_finish(
+            kind,
+            job_id,
+            attempt,
+            ImportStatus.FAILED,
+            error=f"The import stopped on an unexpected error ({job_error_message(exc)}); nothing was imported.",
+        )
+        raise
     finally:
         progress.close()
-    job.refresh_from_db()
-    return job
+
+
+def _labelled_import_run(job: ImportJob, path: Path, progress, complete) -> None:
+    """A label import (kinds ``pairs``, ``judgments``): its labels are credited to ``options["annotator"]`` (a
+    username) or to the user who uploaded the file."""
+    from django.contrib.auth import get_user_model
+
+    from .labelled import labelled_import
+
+    credited = job.created_by
+    if job.options.get("annotator"):
+        credited = get_user_model().objects.filter(username=job.options["annotator"]).first()
+        if credited is None:
+            raise _rejected(f"No user named {job.options['annotator']!r} to credit the labels to.", field="annotator")
+    progress("validating", 0, None)
+    labelled_import(
+        project=job.project,
+        kind=job.kind,
+        path=path,
+        file_format=job.file_format,
+        user=credited,
+        before_commit=complete,
+    )
 
 
 def import_file(
@@ -219,6 +299,8 @@ def _options_check(options: dict | None) -> dict:
 
 
 def _counts_summary(counts: dict) -> str:
+    if all(isinstance(n, int) for n in counts.values()):  # a label import's flat counts
+        return "Imported. " + ", ".join(f"{n} {name}" for name, n in counts.items()) + "."
     parts = [f"{name}: {c['created']} created, {c['unchanged']} unchanged" for name, c in counts.items()]
     summary = "Imported. " + "; ".join(parts) + "."
     unused = counts.get("media", {}).get("unused")
@@ -230,7 +312,8 @@ def _counts_summary(counts: dict) -> str:
 
 
 class _JobProgress:
-    """Writes an import's progress to its job row, visible while the import runs.
+    """Writes an import's progress (and heartbeat) to its job row, visible while the import runs; fenced by the
+    attempt, so it raises ``JobCancelled`` or ``JobLost`` (rolling the import back) once the job is not ours.
 
     While the write transaction is open, the job row is updated through a second
     connection (Postgres), since an update on the importing connection would only
@@ -238,8 +321,8 @@ class _JobProgress:
     reports only at its start and end.
     """
 
-    def __init__(self, job_id: int):
-        self.job_id = job_id
+    def __init__(self, kind, job_id: int, attempt: int):
+        self.kind, self.job_id, self.attempt = kind, job_id, attempt
         self.rows_total: int | None = None
         self._side = None
 
@@ -247,24 +330,25 @@ class _JobProgress:
         self.rows_total = total
         fields = {"phase": phase, "rows_done": done, "rows_total": total}
         if phase != "writing" or done == 0:
-            ImportJob.objects.filter(pk=self.job_id).update(**fields)
+            job_report(self.kind, self.job_id, self.attempt, **fields)
         elif connection.vendor == "postgresql":
             if self._side is None:
                 # Same settings as the importing connection; autocommit, so each update shows at once.
                 self._side = connections.create_connection(DEFAULT_DB_ALIAS)
             with self._side.cursor() as cursor:
                 cursor.execute(
-                    f"UPDATE {ImportJob._meta.db_table} SET phase = %s, rows_done = %s, rows_total = %s WHERE id = %s",
-                    [phase, done, total, self.job_id],
+                    f"UPDATE {ImportJob._meta.db_table} SET phase = %s, rows_done = %s, rows_total = %s, "
+                    "heartbeat_at = %s WHERE id = %s AND status = 'running' AND attempts = %s "
+                    "AND NOT cancel_requested",
+                    [phase, done, total, timezone.now(), self.job_id, self.attempt],
                 )
+                if cursor.rowcount == 0:
+                    mine = self.kind.fenced(self.job_id, self.attempt).using(DEFAULT_DB_ALIAS)
+                    raise JobCancelled() if mine.exists() else JobLost()
 
     def close(self) -> None:
         if self._side is not None:
             self._side.close()
-
-
-def _job_finish(job_id: int, status: str, **fields) -> None:
-    ImportJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **fields)
 
 
 @contextlib.contextmanager
@@ -304,11 +388,20 @@ def _gc_paused():
             gc.enable()
 
 
-def _import(*, project: Project, kind: str, path: Path, file_format: str, options: dict, progress) -> dict:
+def _import(
+    *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, before_commit=None
+) -> dict:
+    """``before_commit(counts)``: the last call inside the write transaction (the job's fenced ``succeeded``)."""
     with _gc_paused():
         if file_format != "zip":
             return _import_core(
-                project=project, kind=kind, path=path, file_format=file_format, options=options, progress=progress
+                project=project,
+                kind=kind,
+                path=path,
+                file_format=file_format,
+                options=options,
+                progress=progress,
+                before_commit=before_commit,
             )
         with zip_opened(path, modality=project.modality) as (media, manifest_path, manifest_format):
             # Files are stored only once every row has passed its checks (two passes), or batch by batch while
@@ -326,6 +419,7 @@ def _import(*, project: Project, kind: str, path: Path, file_format: str, option
                     options=options,
                     progress=progress,
                     media=media,
+                    before_commit=before_commit and (lambda counts: before_commit({**counts, "media": media.counts()})),
                 )
             except BaseException:
                 media.discard()
@@ -334,7 +428,15 @@ def _import(*, project: Project, kind: str, path: Path, file_format: str, option
 
 
 def _import_core(
-    *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, media=None
+    *,
+    project: Project,
+    kind: str,
+    path: Path,
+    file_format: str,
+    options: dict,
+    progress,
+    media=None,
+    before_commit=None,
 ) -> dict:
     progress = progress or (lambda phase, done, total: None)
     ctx = _context(project, kind, options)
@@ -346,22 +448,26 @@ def _import_core(
     rows_total = _rows_count(path, file_format)
     try:
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
-            counts = _import_overlapped(ctx, path, file_format, rows_total, progress)
+            counts = _import_overlapped(ctx, path, file_format, rows_total, progress, before_commit)
         else:
-            counts = _import_two_passes(ctx, path, file_format, rows_total, progress)
+            counts = _import_two_passes(ctx, path, file_format, rows_total, progress, before_commit)
     except IntegrityError as exc:
         # Validation saw these rows free and their references alive: something
-        # (another import, a deletion) changed the project in between.
+        # (another import, a deletion) changed the project in between. The database's
+        # text names tables and columns: the log has it, the job says what to do.
+        logger.warning("import into project %s refused by the database: %s", project.pk, exc)
         raise _rejected(
             "The project changed while this import ran (another import of the same ids, or a deletion); "
-            f"nothing was imported. Run it again: imports are idempotent. Database said: {exc}"
+            "nothing was imported. Run it again: imports are idempotent."
         ) from exc
     if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
         _analyze(counts)
     return counts
 
 
-def _import_two_passes(ctx: _Context, path: Path, file_format: str, rows_total: int, progress) -> dict:
+def _import_two_passes(
+    ctx: _Context, path: Path, file_format: str, rows_total: int, progress, before_commit=None
+) -> dict:
     """Validate the whole file, then write it in one transaction: a rejected file
     never opens a write transaction (SQLite: the database's one writer), and an
     import inside a caller's transaction stays on its connection."""
@@ -383,10 +489,15 @@ def _import_two_passes(ctx: _Context, path: Path, file_format: str, rows_total: 
                 _media_store(ctx, plan)
         plans.seek(0)
         with transaction.atomic():
-            return _write(ctx, plans, rows_total, progress)
+            counts = _write(ctx, plans, rows_total, progress)
+            if before_commit is not None:
+                before_commit(counts)
+            return counts
 
 
-def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: int, progress) -> dict:
+def _import_overlapped(
+    ctx: _Context, path: Path, file_format: str, rows_total: int, progress, before_commit=None
+) -> dict:
     """Postgres: validate and write in one pass inside the one transaction. This
     thread parses, checks and builds each batch's ``COPY`` text (keys drawn through
     a second connection); a worker thread only sends it, through the importing
@@ -420,6 +531,9 @@ def _import_overlapped(ctx: _Context, path: Path, file_format: str, rows_total: 
             before_lookups=writer.wait if lookups else None,
             phase="writing",
         )
+        if before_commit is not None:
+            writer.wait()  # the connection is the writer thread's until then
+            before_commit(counts)
     return counts
 
 

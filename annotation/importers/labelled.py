@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from ..models import (
     Split,
 )
 from .rejection import ImportRejected, _Errors
+
+logger = logging.getLogger(__name__)
 
 LABELLED_KINDS = ("pairs", "judgments")
 LABELLED_FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -500,9 +503,17 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
 
 
 def labelled_import(
-    *, project: Project, kind: str, path, file_format: str, options: dict | None = None, user=None
+    *,
+    project: Project,
+    kind: str,
+    path,
+    file_format: str,
+    options: dict | None = None,
+    user=None,
+    before_commit=None,
 ) -> dict:
-    """Import a file of pairs or judgments, all or nothing; return counts; raise :class:`ImportRejected`."""
+    """Import a file of pairs or judgments, all or nothing; return counts; raise :class:`ImportRejected`.
+    ``before_commit(counts)``: the last call inside the write transaction (an import job's fenced ``succeeded``)."""
     options = options or {}
     if kind not in LABELLED_KINDS:
         raise _file_error(f"Unknown kind {kind!r}; one of {', '.join(LABELLED_KINDS)}.", "kind")
@@ -519,8 +530,15 @@ def labelled_import(
         with transaction.atomic():
             for batch in _parsed_batches(path, file_format, kind, options, errors):
                 _write_batch(project, batch, users, user, counts)
+            if before_commit is not None:
+                before_commit(counts)
     except IntegrityError as exc:
-        raise _file_error(f"The database refused the import; nothing was written: {exc}.") from exc
+        # The database's text names tables and columns: the log has it, the person gets what to do.
+        logger.warning("label import into project %s refused by the database: %s", project.pk, exc)
+        raise _file_error(
+            "The project changed while this import ran (another import of the same ids, or a deletion); "
+            "nothing was written. Run it again: imports are idempotent."
+        ) from exc
     return counts
 
 
