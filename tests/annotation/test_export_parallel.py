@@ -240,7 +240,7 @@ def test_a_job_on_a_real_prefork_celery_worker_exports_in_worker_processes(world
     from annotation.tasks import export_run_task
     from config.celery import app
 
-    from ..rounds.test_worker import ROOT, database_url
+    from ..workers import ROOT, database_url
 
     app.control.purge()
     request = export_request_parse(shape="pairs", file_format="jsonl", options={"ties": "soft"})

@@ -547,7 +547,8 @@ def test_an_unexpected_error_fails_the_job_and_is_raised(media, project, monkeyp
         import_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
-    assert job.message == "The import stopped on an unexpected error: disk on fire"
+    expected = "The import stopped on an unexpected error (RuntimeError: disk on fire); nothing was imported."
+    assert job.message == expected
 
 
 def test_a_text_may_hold_any_character_the_database_stores(project, tmp_path):

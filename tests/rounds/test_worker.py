@@ -23,6 +23,7 @@ from training.models import ModelVersion, Round, RoundStatus
 from training.registry import artifact_location
 from training.tasks import round_run_task
 
+from ..workers import database_url
 from .conftest import add_judgments, loop_settings, previous_version
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -60,15 +61,6 @@ def test_judgments_in_round_started_through_the_api_runs_on_the_gpu_worker(gpu_w
     assert not earlier.is_active
     status = api.get(f"/api/v1/rounds/{done.pk}/").json()
     assert (status["status"], status["progress"], status["model_version"]) == ("succeeded", 1.0, version.pk)
-
-
-def database_url() -> str:
-    """The test database (pytest-django's test_<name> on Postgres, the test file on SQLite) as a URL."""
-    db = django_settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def test_a_worker_killed_mid_training_leaves_the_round_resumable_and_the_previous_version_active(
