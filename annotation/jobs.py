@@ -270,8 +270,7 @@ def job_retry(kind: JobKind, job_id: int):
             started_at=None,
             finished_at=None,
             heartbeat_at=timezone.now(),  # when it was (re)queued: the sweep resends it only after the stale limit
-            **{kind.error_field: ""},
-            **kind.fields("retry"),
+            **{kind.error_field: "", **kind.fields("retry")},
         )
         current = kind.model.objects.get(pk=job_id)
         if not done:
@@ -374,7 +373,9 @@ def _import_fields(event: str) -> dict:
 
 
 def _export_fields(event: str) -> dict:
-    return {"rows_done": 0, "message": ""} if event in ("claim", "resume", "retry") else {}
+    return (
+        {"rows_done": 0, "message": "", "file": "", "size_bytes": None} if event in ("claim", "resume", "retry") else {}
+    )
 
 
 def _import_kind() -> JobKind:

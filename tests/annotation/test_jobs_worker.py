@@ -115,9 +115,7 @@ def test_an_import_whose_worker_is_killed_mid_write_is_taken_over_and_imports_ev
     assert Comparison.objects.filter(project=project).count() == ROWS
 
 
-def test_an_export_whose_worker_is_killed_mid_write_is_taken_over_and_its_archive_is_complete(
-    job_settings, tmp_path
-):
+def test_an_export_whose_worker_is_killed_mid_write_is_taken_over_and_its_archive_is_complete(job_settings, tmp_path):
     world = judged_project()
     job = export_job_create(project=world.project, request=export_request_parse(shape="pairs", file_format="jsonl"))
 
