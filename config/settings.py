@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImportFileFormatEnum": ["jsonl", "csv", "parquet"],
         "ExportFileFormatEnum": ["jsonl", "csv", "parquet", "hf"],
+        # imports, exports and rounds share one lifecycle (annotation/jobs.py)
+        "JobStatusEnum": "annotation.job_models.JobStatus",
     },
 }
 # How long a token → user lookup is cached per process. A revoked token keeps

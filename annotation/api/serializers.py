@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
 
 from ..judgments import JudgmentInput, SpanInput, span_as_dict
-from ..models import ImportJob, Judgment, Membership, Project, Role, SpanMark
+from ..models import ImportJob, JobStatus, Judgment, Membership, Project, Role, SpanMark
 from ..schema import SchemaError, parse_schema
 from ..work import REMAINING_COUNT_CAP
 
@@ -382,7 +382,7 @@ class ExportJobSerializer(serializers.Serializer):
     shape = serializers.CharField()
     file_format = serializers.CharField()
     request = serializers.JSONField()
-    status = serializers.CharField()
+    status = serializers.ChoiceField(choices=JobStatus.choices)
     rows_total = serializers.IntegerField(allow_null=True, help_text="Judgments selected.")
     rows_done = serializers.IntegerField(help_text="Judgments written so far.")
     progress = serializers.SerializerMethodField()

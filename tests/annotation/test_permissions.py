@@ -80,6 +80,8 @@ ACCESS = [
     Access("GET",    "projects/<int:pk>/imports/",                 Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/imports/",                 Role.RESEARCHER,     201),
     Access("GET",    "imports/<int:pk>/",                          Role.RESEARCHER,     200),
+    Access("POST",   "imports/<int:pk>/cancel/",                   Role.RESEARCHER,     200),
+    Access("POST",   "imports/<int:pk>/retry/",                    Role.RESEARCHER,     200),
     Access("POST",   "comparisons/<int:pk>/judgments/",            Role.ANNOTATOR,      201),
     Access("POST",   "comparisons/<int:pk>/skip/",                 Role.ANNOTATOR,      204),
     Access("POST",   "comparisons/<int:pk>/release/",              Role.ANNOTATOR,      204),
@@ -99,6 +101,8 @@ ACCESS = [
     Access("GET",    "projects/<int:pk>/exports/stream/",          Role.RESEARCHER,     200),
     Access("GET",    "exports/<int:pk>/",                          Role.RESEARCHER,     200),
     Access("GET",    "exports/<int:pk>/download/",                 Role.RESEARCHER,     200),
+    Access("POST",   "exports/<int:pk>/cancel/",                   Role.RESEARCHER,     200),
+    Access("POST",   "exports/<int:pk>/retry/",                    Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/label-imports/",           Role.RESEARCHER,     201),
     # 409 for everyone allowed: this world has no span model (tests/rounds/test_spans.py covers the 200).
     Access("POST",   "projects/<int:pk>/span-scores/",             Role.RESEARCHER,     409),
@@ -247,6 +251,11 @@ def _export_job(world):
     return job
 
 
+def _failed(world, model, **fields):
+    """A job of the world's project that failed: the one a retry puts back in the queue."""
+    return model.objects.create(project=world.project, status="failed", **fields)
+
+
 def _label_import(world, user):
     upload = SimpleUploadedFile("pairs.jsonl", b'{"prompt": "2 + 2?", "chosen": "4", "rejected": "5"}\n')
     return f"/api/v1/projects/{world.project.pk}/label-imports/", {
@@ -303,6 +312,11 @@ CALLS = {
     ("GET", "projects/<int:pk>/imports/"): _project_path("imports/"),
     ("POST", "projects/<int:pk>/imports/"): _import_upload,
     ("GET", "imports/<int:pk>/"): lambda world, user: (f"/api/v1/imports/{world.job.pk}/", {}),
+    ("POST", "imports/<int:pk>/cancel/"): lambda world, user: (f"/api/v1/imports/{world.job.pk}/cancel/", {}),
+    ("POST", "imports/<int:pk>/retry/"): lambda world, user: (
+        f"/api/v1/imports/{_failed(world, ImportJob, kind='prompts', file_format='jsonl').pk}/retry/",
+        {},
+    ),
     ("POST", "comparisons/<int:pk>/judgments/"): _submit,
     ("POST", "comparisons/<int:pk>/skip/"): _comparison_path("skip/"),
     ("POST", "comparisons/<int:pk>/release/"): _release,
@@ -333,6 +347,15 @@ CALLS = {
     ("GET", "projects/<int:pk>/exports/stream/"): _project_path("exports/stream/?shape=pairs&file_format=csv"),
     ("GET", "exports/<int:pk>/"): lambda world, user: (f"/api/v1/exports/{_export_job(world).pk}/", {}),
     ("POST", "projects/<int:pk>/label-imports/"): _label_import,
+    ("POST", "exports/<int:pk>/cancel/"): lambda world, user: (
+        f"/api/v1/exports/{ExportJob.objects.create(project=world.project, shape='pairs', file_format='jsonl').pk}"
+        "/cancel/",
+        {},
+    ),
+    ("POST", "exports/<int:pk>/retry/"): lambda world, user: (
+        f"/api/v1/exports/{_failed(world, ExportJob, shape='pairs', file_format='jsonl').pk}/retry/",
+        {},
+    ),
     ("GET", "exports/<int:pk>/download/"): lambda world, user: (
         f"/api/v1/exports/{_export_job(world).pk}/download/",
         {},

@@ -136,6 +136,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/{id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Cancel an export: a queued one at once; a running one stops at its next progress report (no file is
+         *     kept). 409 when it has already finished.
+         */
+        post: operations["v1_exports_cancel_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/exports/{id}/download/": {
         parameters: {
             query?: never;
@@ -156,6 +176,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/exports/{id}/retry/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Run a failed or cancelled export again with the same request, on the worker. 409 for any other status. */
+        post: operations["v1_exports_retry_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/imports/{id}/": {
         parameters: {
             query?: never;
@@ -166,6 +203,43 @@ export interface paths {
         get: operations["v1_imports_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Cancel an import: a queued one at once; a running one stops at its next progress report or before it
+         *     commits (nothing is imported). 409 when it has already finished.
+         */
+        post: operations["v1_imports_cancel_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/imports/{id}/retry/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Run a failed or cancelled import again, from its stored file, on the worker. 409 for any other status. */
+        post: operations["v1_imports_retry_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -704,7 +778,7 @@ export interface components {
             shape: string;
             file_format: string;
             request: unknown;
-            status: string;
+            status: components["schemas"]["JobStatusEnum"];
             /** @description Judgments selected. */
             rows_total: number | null;
             /** @description Judgments written so far. */
@@ -717,10 +791,18 @@ export interface components {
             message: string;
             /** @description The zip archive, once the export succeeded. */
             readonly download_url: string | null;
+            /** @description Times a worker claimed it (a dead worker's job is taken over). */
+            attempts: number;
+            cancel_requested: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             started_at: string | null;
+            /**
+             * Format: date-time
+             * @description Last sign of life of its worker.
+             */
+            heartbeat_at: string | null;
             /** Format: date-time */
             finished_at: string | null;
         };
@@ -791,7 +873,7 @@ export interface components {
             kind: string;
             file_format: string;
             original_name?: string;
-            status?: components["schemas"]["ImportJobStatusEnum"];
+            status?: components["schemas"]["JobStatusEnum"];
             phase?: string;
             /** Format: int64 */
             rows_total?: number | null;
@@ -800,10 +882,15 @@ export interface components {
             errors?: unknown;
             result?: unknown;
             message?: string;
+            /** Format: int64 */
+            attempts?: number;
+            cancel_requested?: boolean;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
             started_at?: string | null;
+            /** Format: date-time */
+            heartbeat_at?: string | null;
             /** Format: date-time */
             finished_at?: string | null;
         };
@@ -812,9 +899,10 @@ export interface components {
          *     * `running` - Running
          *     * `succeeded` - Succeeded
          *     * `failed` - Failed
+         *     * `cancelled` - Cancelled
          * @enum {string}
          */
-        ImportJobStatusEnum: "queued" | "running" | "succeeded" | "failed";
+        JobStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         Judgment: {
             readonly id: number;
             project: number;
@@ -1110,7 +1198,7 @@ export interface components {
             /** @description reward | span | policy */
             readonly kind: string;
             /** @default queued */
-            readonly status: components["schemas"]["RoundStatusEnum"];
+            readonly status: components["schemas"]["JobStatusEnum"];
             /** @description What it is doing now, e.g. 'training'. */
             readonly step: string;
             /** Format: double */
@@ -1157,15 +1245,6 @@ export interface components {
                 [key: string]: unknown;
             };
         };
-        /**
-         * @description * `queued` - Queued
-         *     * `running` - Running
-         *     * `succeeded` - Succeeded
-         *     * `failed` - Failed
-         *     * `cancelled` - Cancelled
-         * @enum {string}
-         */
-        RoundStatusEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
         RoundStep: {
             /** @description reward | generate | score | optimise | evaluate | push | register */
             name: string;
@@ -1597,6 +1676,41 @@ export interface operations {
             };
         };
     };
+    v1_exports_cancel_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_exports_download_retrieve: {
         parameters: {
             query?: never;
@@ -1639,6 +1753,41 @@ export interface operations {
             };
         };
     };
+    v1_exports_retry_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_imports_retrieve: {
         parameters: {
             query?: never;
@@ -1660,6 +1809,76 @@ export interface operations {
             };
             /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_imports_cancel_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_imports_retry_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportJob"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -7,6 +7,8 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { api, HttpError, type Schemas, unwrap } from "../api/client";
 import { BarChart, Progress } from "../components/Charts";
+import { JobActions } from "../jobs/JobActions";
+import { useJobActions } from "../jobs/useJobActions";
 import { RoundsPanel } from "../rounds/RoundsPanel";
 import { Link } from "../router";
 import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive, PAIR_SHAPES } from "./exportRequest";
@@ -135,6 +137,7 @@ function Imports({ projectId, modality }: { projectId: number; modality: string 
   const [kind, setKind] = useState("bundle");
   const [upload, setUpload] = useState<number | null>(null);
   const [message, setMessage] = useState<string | null>(null);
+  const actions = useJobActions("imports", projectId);
   const jobs = useQuery({
     queryKey: ["imports", projectId],
     queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/imports/", { params: { path: { id: projectId } } })),
@@ -188,12 +191,19 @@ function Imports({ projectId, modality }: { projectId: number; modality: string 
       </form>
       {types.help && <p className="hint">{types.help}</p>}
       {message && <p role="status">{message}</p>}
+      {actions.error && (
+        <p role="alert" className="error">
+          {actions.error.message}
+        </p>
+      )}
       <ul>
         {(jobs.data ?? []).slice(0, 5).map((job: Schemas["ImportJob"]) => (
-          <li key={job.id}>
+          <li key={job.id} data-testid={`import-${job.id}`}>
             {job.original_name} ({job.kind}) — {job.status}
-            {job.phase ? `, ${job.phase}` : ""}{" "}
-            {job.rows_total ? <Progress value={(job.rows_done ?? 0) / job.rows_total} label={`Import ${job.id}`} /> : null}
+            {job.phase ? `, ${job.phase}` : ""}
+            {(job.status === "failed" || job.status === "cancelled") && job.message ? `: ${job.message}` : ""}{" "}
+            {job.rows_total ? <Progress value={(job.rows_done ?? 0) / job.rows_total} label={`Import ${job.id}`} /> : null}{" "}
+            <JobActions noun="import" job={job} busy={actions.busyId === job.id} onCancel={actions.cancel} onRetry={actions.retry} />
           </li>
         ))}
       </ul>
@@ -206,6 +216,7 @@ function Exports({ projectId }: { projectId: number }) {
   const path = { params: { path: { id: projectId } } };
   const [form, setForm] = useState<ExportForm>(EMPTY_EXPORT_FORM);
   const set = <K extends keyof ExportForm>(key: K) => (value: ExportForm[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const actions = useJobActions("exports", projectId);
   const jobs = useQuery({
     queryKey: ["exports", projectId],
     queryFn: async () => unwrap(await api.GET("/api/v1/projects/{id}/exports/", path)),
@@ -324,6 +335,11 @@ function Exports({ projectId }: { projectId: number }) {
           {jobs.error.message}
         </p>
       )}
+      {actions.error && (
+        <p role="alert" className="error">
+          {actions.error.message}
+        </p>
+      )}
       <table>
         <thead>
           <tr>
@@ -331,6 +347,7 @@ function Exports({ projectId }: { projectId: number }) {
             <th scope="col">Status</th>
             <th scope="col">Progress</th>
             <th scope="col">File</th>
+            <th scope="col">Actions</th>
           </tr>
         </thead>
         <tbody>
@@ -341,7 +358,7 @@ function Exports({ projectId }: { projectId: number }) {
               </td>
               <td>
                 {job.status}
-                {job.status === "failed" && job.message ? `: ${job.message}` : ""}
+                {(job.status === "failed" || job.status === "cancelled") && job.message ? `: ${job.message}` : ""}
               </td>
               <td>
                 <Progress value={job.progress} label={`Export ${job.id}`} />
@@ -355,6 +372,9 @@ function Exports({ projectId }: { projectId: number }) {
                 ) : (
                   "—"
                 )}
+              </td>
+              <td>
+                <JobActions noun="export" job={job} busy={actions.busyId === job.id} onCancel={actions.cancel} onRetry={actions.retry} />
               </td>
             </tr>
           ))}
