@@ -343,8 +343,13 @@ class _JobProgress:
                     [phase, done, total, timezone.now(), self.job_id, self.attempt],
                 )
                 if cursor.rowcount == 0:
-                    mine = self.kind.fenced(self.job_id, self.attempt).using(DEFAULT_DB_ALIAS)
-                    raise JobCancelled() if mine.exists() else JobLost()
+                    # Asked on this connection too: the importing one belongs to the writer thread meanwhile.
+                    cursor.execute(
+                        f"SELECT 1 FROM {ImportJob._meta.db_table} WHERE id = %s AND status = 'running' "
+                        "AND attempts = %s",
+                        [self.job_id, self.attempt],
+                    )
+                    raise JobCancelled() if cursor.fetchone() else JobLost()
 
     def close(self) -> None:
         if self._side is not None:
