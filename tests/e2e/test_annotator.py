@@ -382,8 +382,12 @@ def test_a_background_submission_that_fails_brings_its_task_back_with_the_error(
     page.keyboard.press("2")
     _rationale(page, "Kept through the failure")
     page.keyboard.press("Control+Enter")
-    # Back on the first task, its answer intact, with the reason shown.
+    # Back on the first task, its answer intact, with the reason shown in view.
     page.get_by_role("alert").filter(has_text="Refused by the test.").wait_for()
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.answer [role=alert]').getBoundingClientRect();"
+        " return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
     assert page.get_by_test_id("task").get_attribute("data-comparison") == str(first.pk)
     assert page.get_by_label(re.compile("^Rationale")).input_value() == "Kept through the failure"
     assert not Judgment.objects.exists()

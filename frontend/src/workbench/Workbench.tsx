@@ -233,6 +233,7 @@ function TaskScreen({
   const transport = useMemo(newTransport, [task.comparison]);
   const questionRef = useRef<HTMLDivElement>(null);
   const confirmRef = useRef<HTMLButtonElement>(null);
+  const errorRef = useRef<HTMLParagraphElement>(null);
   const rationaleRef = useRef<HTMLTextAreaElement>(null);
   const ratingsRef = useRef<HTMLDivElement>(null);
   const noteRef = useRef<HTMLInputElement>(null);
@@ -241,11 +242,15 @@ function TaskScreen({
 
   useEffect(() => draftSave(userId, draft), [userId, draft]);
   useEffect(() => {
-    // A new task starts at its top with the question in view, focused so a screen reader reads it; the
-    // shortcuts listen on the window, so the keyboard flow goes on from here.
+    // A task back from a failed submission shows why; a new one starts at its top with the question in view,
+    // focused so a screen reader reads it (the shortcuts listen on the window: the keyboard flow goes on).
+    if (failed) {
+      errorRef.current?.scrollIntoView({ block: "center" });
+      return;
+    }
     window.scrollTo({ top: 0, left: 0, behavior: "instant" });
     questionRef.current?.focus({ preventScroll: true });
-  }, []);
+  }, []); // once per task: the screen is keyed by it
   useEffect(() => {
     if (confirmSkip) confirmRef.current?.focus();
   }, [confirmSkip]);
@@ -609,7 +614,7 @@ function TaskScreen({
         </div>
         {busy && <p role="status">{busy}</p>}
         {error && (
-          <p role="alert" className="error">
+          <p role="alert" className="error" ref={errorRef}>
             {error}
           </p>
         )}
