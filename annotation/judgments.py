@@ -96,8 +96,13 @@ def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: Lab
     if answer.strength is not None:
         if schema.strength is None:
             err("strength", "This project records no preference strength; leave it out.")
+        elif answer.winner is None:
+            err("strength", "Strength is how much better the winner is: only an answer with a winner has one.")
         elif not schema.strength.min <= answer.strength <= schema.strength.max:
-            err("strength", f"Must be between {schema.strength.min} and {schema.strength.max}.")
+            err(
+                "strength",
+                f"Must be between {schema.strength.min} and {schema.strength.max}: how much better the winner is.",
+            )
 
     criteria = schema.criterion_by_key
     for cand_key, per_criterion in answer.ratings.items():

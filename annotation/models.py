@@ -295,6 +295,10 @@ class Judgment(models.Model):
                 ),
                 name="judgment_one_answer",
             ),
+            # How much better the winner is (annotation.schema); the winner is the direction.
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__gte=0), name="judgment_strength_is_a_magnitude"
+            ),
         ]
         indexes = [models.Index(fields=["project", "created_at"], name="judgment_project_time")]
 

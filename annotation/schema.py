@@ -6,15 +6,18 @@ here, the one place that knows its rules. Example::
     {
       "arity": 2,                       # candidates per comparison (2 = pairwise, K = ranking)
       "allow_tie": true,
-      "strength": {"min": -3, "max": 3},  # or null: no preference strength
+      "strength": {"min": 0, "max": 3},   # or null: no preference strength
       "criteria": [{"key": "helpful", "label": "Helpfulness", "min": 1, "max": 5}],
       "span_categories": [{"key": "incorrect", "label": "Incorrect", "color": "#d62728"}],
       "rationale": "optional"           # off | optional | required
     }
 
-Strength follows HelpSteer2-Preference: the sign says which side won is implied
-by the winner; the magnitude (``abs``) says by how much, so a scale of -3..3
-is read as "how much better", 0 meaning "about the same".
+Strength is a magnitude toward the chosen candidate: how much better the winner
+is, ``min`` (usually 0, "about the same") to ``max`` ("much better"). The winner
+gives the direction, so the scale has no sign (HelpSteer2-Preference's −3..3
+is this scale's 0..3 with the side folded into the choice). Only a pairwise
+judgment with a winner carries one (not a tie, not a ranking). Training and the
+``pairs`` export both read it as the Bradley–Terry margin, strength × margin scale.
 """
 
 from __future__ import annotations
@@ -115,10 +118,14 @@ def parse_schema(data: object) -> LabelingSchema:
             or not _is_int(raw_strength.get("max"))
         ):
             err("schema.strength", 'Must be null or {"min": integer, "max": integer}.')
-        elif (
-            not raw_strength["min"] < raw_strength["max"] or abs(raw_strength["min"]) > 100 or raw_strength["max"] > 100
-        ):
-            err("schema.strength", "min must be below max, both within -100..100.")
+        elif raw_strength["min"] < 0:
+            err(
+                "schema.strength",
+                "Strength is how much better the chosen candidate is, so min must be 0 or more "
+                '(e.g. {"min": 0, "max": 3}); the choice itself gives the direction.',
+            )
+        elif not raw_strength["min"] < raw_strength["max"] or raw_strength["max"] > 100:
+            err("schema.strength", "min must be below max, both within 0..100.")
         else:
             strength = StrengthScale(min=raw_strength["min"], max=raw_strength["max"])
 

@@ -86,7 +86,7 @@ def _seed(judgments: int) -> int:
         project = Project.objects.create(
             name=name,
             overlap=2,
-            schema={"arity": 2, "allow_tie": True, "strength": {"min": -3, "max": 3}, "rationale": "optional"},
+            schema={"arity": 2, "allow_tie": True, "strength": {"min": 0, "max": 3}, "rationale": "optional"},
         )
         p = project.pk
         with connection.cursor() as cur:

@@ -25,7 +25,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
         lambda: {
             "arity": 2,
             "allow_tie": True,
-            "strength": {"min": -3, "max": 3},
+            "strength": {"min": 0, "max": 3},
             "criteria": [{"key": "helpful", "label": "Helpfulness", "min": 1, "max": 5}],
             "span_categories": [
                 {"key": "incorrect", "label": "Incorrect", "color": "#d62728"},

@@ -68,5 +68,6 @@ def _flatten(errors, prefix=""):
 def _first_message(errors):
     for path, messages in _flatten(errors).items():
         if messages:
-            return f"{path}: {messages[0]}"
+            # An error of the whole request reads as itself, not "non_field_errors: …".
+            return messages[0] if path == "non_field_errors" else f"{path}: {messages[0]}"
     return None

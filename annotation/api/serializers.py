@@ -160,7 +160,8 @@ class JudgmentCreateSerializer(FieldsBuiltOncePerThread, serializers.Serializer)
     ranking = serializers.ListField(
         child=serializers.IntegerField(), required=False, allow_null=True, default=None, max_length=64
     )
-    strength = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=-100, max_value=100)
+    # How much better the winner is (the schema's 0..max); the winner gives the direction.
+    strength = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0, max_value=100)
     ratings = serializers.DictField(
         child=serializers.DictField(child=serializers.IntegerField(min_value=-1000, max_value=1000)),
         required=False,

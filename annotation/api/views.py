@@ -66,7 +66,7 @@ class TokenView(APIView):
         body.is_valid(raise_exception=True)
         user = authenticate(request, **body.validated_data)
         if user is None:
-            raise ValidationError({"password": ["Wrong username or password."]})
+            raise ValidationError("Wrong username or password.")  # the pair is wrong, not one field
         return Response({"token": token_for(user=user)})
 
 
@@ -84,7 +84,8 @@ def _enforce_csrf(request) -> None:
     check.process_request(request)
     reason = check.process_view(request, None, (), {})
     if reason:
-        raise PermissionDenied(f"CSRF check failed: {reason}. Reload the page and try again.")
+        # Django's reasons end in a full stop ("CSRF cookie not set.").
+        raise PermissionDenied(f"CSRF check failed: {reason.rstrip('.')}. Reload the page and try again.")
 
 
 class SessionView(APIView):
@@ -101,7 +102,7 @@ class SessionView(APIView):
         body.is_valid(raise_exception=True)
         user = authenticate(request, **body.validated_data)
         if user is None:
-            raise ValidationError({"password": ["Wrong username or password."]})
+            raise ValidationError("Wrong username or password.")  # the pair is wrong, not one field
         login(request._request, user)
         return Response(_me(user))
 

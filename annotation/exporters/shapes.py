@@ -3,7 +3,7 @@
 Four shapes (``SHAPES``), each a function from one comparison's judgments to rows:
 
 - ``pairs``: TRL-ready preference pairs — ``prompt``, ``chosen``, ``rejected`` — in the standard form (text) or
-  the conversational one (lists of ``{"role", "content"}`` messages), with ``margin`` (|strength| × margin
+  the conversational one (lists of ``{"role", "content"}`` messages), with ``margin`` (strength × margin
   scale, as the reward model trains) and the judgment's ``strength``. Pairs are expanded from judgments by the
   rules of ``preference.expansion`` — the ones reward training uses: a winner among K gives K−1 pairs, a K-way
   ranking all K(K−1)/2, a tie is dropped or (``ties="soft"``) kept once per candidate pair with ``label`` 0.5.
@@ -69,7 +69,7 @@ _CANDIDATE = pa.struct(
 class ShapeOptions:
     form: str = "standard"  # pairs: standard | conversational
     ties: str = "drop"  # pairs: drop | soft
-    margin_scale: float = 1.0  # pairs: margin = |strength| × margin_scale
+    margin_scale: float = 1.0  # pairs: margin = strength (how much better the winner is) × margin_scale
 
 
 def schema_for(shape: str, options: ShapeOptions) -> pa.Schema:

@@ -108,6 +108,16 @@ class _Bad(Exception):
         self.field, self.message = field, message
 
 
+def _strength_in(value: object) -> int | None:
+    """How much better the winner is (annotation.schema): a whole number; a signed one, as older Tandem
+    exports and HelpSteer2-style scales write it, is read as its size, its side being the winner."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Bad("strength", "Must be a whole number: how much better the chosen candidate is.")
+    return abs(value)
+
+
 # --- Reading ---------------------------------------------------------------------------------------------------
 
 
@@ -317,8 +327,7 @@ def _parse_pair(line: int, row: dict) -> _Labelled:
         if not isinstance(margin, int | float) or margin < 0 or float(margin) != int(margin):
             raise _Bad("margin", "Without a strength column, a margin must be a whole number ≥ 0 (it becomes one).")
         strength = int(margin)
-    if strength is not None and (not isinstance(strength, int) or isinstance(strength, bool)):
-        raise _Bad("strength", "Must be a whole number.")
+    strength = _strength_in(strength)
     label = row.get("label", 1.0)
     if label not in (None, 1, 1.0, 0.5):
         raise _Bad("label", "Must be 1.0 (chosen preferred) or 0.5 (a tie).")
@@ -405,7 +414,7 @@ def _parse_judgment(line: int, row: dict) -> _Labelled:
         winner=row.get("winner"),
         tie=bool(row.get("tie")),
         ranking=[str(r) for r in ranking] if ranking is not None else None,
-        strength=row.get("strength"),
+        strength=_strength_in(row.get("strength")) if row.get("winner") is not None else None,  # a winner's only
         ratings=ratings,
         spans=spans,
         rationale=row.get("rationale") or "",

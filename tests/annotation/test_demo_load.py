@@ -41,7 +41,8 @@ def test_it_loads_the_fine_grained_rlhf_questions_as_pairs():
         "redundant",
         "incoherent",
     ]
-    assert schema.strength.min == -3 and {c.key for c in schema.criteria} == {"factuality", "completeness"}
+    assert (schema.strength.min, schema.strength.max) == (0, 3)
+    assert {c.key for c in schema.criteria} == {"factuality", "completeness"}
     assert Prompt.objects.filter(project=project).count() == 60
     assert Prompt.objects.filter(project=project, split="eval").count() == 10
     assert Candidate.objects.filter(project=project).count() == 240

@@ -96,6 +96,10 @@ def test_the_idempotency_key_is_required(client, comparison):
         (lambda ids: {"winner": ids[0], "tie": True}, "winner"),
         (lambda ids: {"ranking": [ids[0], ids[0]]}, "ranking"),
         (lambda ids: {"winner": ids[0], "strength": 9}, "strength"),
+        # Strength is a magnitude toward the winner: never negative, and nothing to measure without a winner.
+        (lambda ids: {"winner": ids[0], "strength": -2}, "strength"),
+        (lambda ids: {"tie": True, "strength": 1}, "strength"),
+        (lambda ids: {"ranking": [ids[1], ids[0]], "strength": 1}, "strength"),
         (lambda ids: {"winner": ids[0], "ratings": {str(ids[0]): {"helpful": 6}}}, "ratings.{a}.helpful"),
         (lambda ids: {"winner": ids[0], "ratings": {str(ids[0]): {"funny": 1}}}, "ratings.{a}.funny"),
         (lambda ids: {"winner": ids[0], "ratings": {"12345678": {"helpful": 1}}}, "ratings.12345678"),
@@ -207,7 +211,6 @@ def test_judgment_data_matches_the_serializer(client, comparison):
     left, right = comparison.candidate_ids
     body = {
         "ranking": [right, left],
-        "strength": -1,
         "spans": [{"candidate": left, "start": 0, "end": 5, "category": "incorrect", "note": "n"}],
         "ratings": {str(left): {"helpful": 3}},
         "time_spent_ms": 10,

@@ -186,7 +186,8 @@ def test_the_api_imports_pairs_and_refuses_a_bad_file_naming_its_lines(api, tmp_
     )
     assert response.status_code == 400 and response.json()["errors"]["file"] == ["line 2 (rejected): Required."]
     assert Judgment.objects.filter(project=project).count() == 0
-    good = b'{"prompt": "Q", "chosen": "a", "rejected": "b", "strength": 2}\n'
+    # A signed strength (HelpSteer2's −3..3, older Tandem exports) is stored as how much better the winner is.
+    good = b'{"prompt": "Q", "chosen": "a", "rejected": "b", "strength": -2}\n'
     response = client.post(
         f"/api/v1/projects/{project.pk}/label-imports/",
         {"file": SimpleUploadedFile("pairs.jsonl", good), "kind": "pairs"},

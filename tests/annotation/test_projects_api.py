@@ -104,6 +104,8 @@ def test_creating_a_project_needs_the_add_project_permission(api, project, admin
         ({"rationale": "sometimes"}, "schema.rationale"),
         ({"criteria": [{"key": "Not A Key"}]}, "schema.criteria[0].key"),
         ({"colour": "red"}, "schema.colour"),
+        # A signed strength scale is refused: the chosen candidate gives the direction, strength only how much.
+        ({"strength": {"min": -3, "max": 3}}, "schema.strength"),
         ([1, 2], "schema"),
     ],
 )
@@ -409,8 +411,9 @@ def test_the_right_password_gets_a_token_that_authenticates(annotator):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"username": "anna", "password": "wrong"}, "password"),
-        ({"username": "nobody", "password": PASSWORD}, "password"),
+        # Which of the two was wrong is not said (nor which field): the pair is.
+        ({"username": "anna", "password": "wrong"}, "non_field_errors"),
+        ({"username": "nobody", "password": PASSWORD}, "non_field_errors"),
         ({"username": "anna"}, "password"),
         ({"password": PASSWORD}, "username"),
     ],
@@ -420,6 +423,8 @@ def test_a_wrong_login_gets_no_token(annotator, body, field):
     assert response.status_code == 400
     assert field in response.json()["errors"]
     assert response.json()["message"]
+    if field == "non_field_errors":
+        assert response.json()["message"] == "Wrong username or password."
     assert not Token.objects.exists()
 
 

@@ -1,5 +1,7 @@
 """Every control is reachable by keyboard, has a name, and shows where focus is."""
 
+from annotation.models import Prompt
+
 from ..factories import make_comparison
 from .conftest import sign_in
 
@@ -27,11 +29,19 @@ FOCUSED_JS = """
 
 
 def _walk(page, limit=80):
+    """Tab round the page once, from wherever focus is: past the last control focus leaves the page, and the
+    next Tab comes back at its first, so the controls before the starting point are walked too."""
     seen = []
+    left = 0
     for _ in range(limit):
         page.keyboard.press("Tab")
         focused = page.evaluate(FOCUSED_JS)
-        if focused is None or (seen and focused == seen[0]):
+        if focused is None:
+            left += 1
+            if left > 1:
+                break
+            continue
+        if seen and focused == seen[0]:
             break
         seen.append(focused)
     return seen
@@ -39,16 +49,20 @@ def _walk(page, limit=80):
 
 def test_the_workbench_and_dashboard_are_keyboard_reachable_labelled_and_show_focus(page, people):
     project, _ = people
-    make_comparison(project, wanted=1)
+    comparison = make_comparison(project, wanted=1)
+    Prompt.objects.filter(pk=comparison.prompt_id).update(context=[{"role": "system", "content": "A passage. " * 200}])
     sign_in(page, "adam")
     page.goto(f"/projects/{project.pk}/label")
     page.get_by_test_id("task").wait_for()
     page.keyboard.press("1")
+    page.keyboard.press("c")  # the context panel open: its scrolling list is reachable too
     focused = _walk(page)
     tags = {f["tag"] for f in focused}
-    assert {"BUTTON", "INPUT", "TEXTAREA"} <= tags
+    assert {"BUTTON", "INPUT", "TEXTAREA", "SUMMARY", "OL"} <= tags
     assert [f for f in focused if not f["name"]] == []
     assert [f for f in focused if not f["outlined"]] == []
+    # From the question (focused at each new task) the walk reaches the controls before and after it.
+    assert any(f["name"].startswith("Guidelines") for f in focused)
     assert any(f["name"].startswith("Submit") for f in focused)
 
     page.goto(f"/projects/{project.pk}")

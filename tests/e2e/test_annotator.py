@@ -1,15 +1,18 @@
 """An annotator labels by keyboard, and what lands in the database is exactly what
 they entered (offsets in code points, the shown order, ratings, strength, notes)."""
 
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import Assignment, Judgment, Role
+from annotation.models import Assignment, Judgment, Prompt, Role
 
 from ..factories import MembershipFactory, UserFactory, make_comparison
 from .conftest import select_text, shot, shown_order, sign_in
@@ -89,6 +92,14 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
     _mark(page, 1, claim, claim + len("claim"), "1", note="Made up 🤔")
     _mark(page, 1, planet, claim + len("claim"), "2")
     assert page.get_by_title("Incorrect + Irrelevant").text_content() == "claim"  # the overlap is visible
+    # The page says how to mark a span, and lists marks by category, candidate and text, not by offsets.
+    hint = page.get_by_test_id("span-hint").text_content()
+    assert "select words in an answer, then press its category’s number" in hint
+    assert page.locator(".span-label").all_text_contents() == [
+        "Incorrect · candidate A: “claim”",
+        f"Irrelevant · candidate A: “{text[planet : claim + 5]}”",
+    ]
+    assert page.get_by_test_id("strength-value").text_content() == "Candidate A is better."
     _rationale(page, "Grounded in the passage, ünïcödé ✓")
     shot(page, "workbench-task-1")
     expected.append(
@@ -107,22 +118,23 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
     )
     _submit_and_wait(page, comparison)
 
-    # Task 2: candidate 2 wins, strength -1, a span in CJK text, no ratings.
+    # Task 2: candidate 2 wins, strength 3 (] past the top stays there), a span in CJK text, no ratings.
     page.get_by_test_id("task").wait_for()
     shown = shown_order(page)
     comparison = int(page.get_by_test_id("task").get_attribute("data-comparison"))
     text = _text(page, 2)
     capital = text.index("首都")
     page.keyboard.press("2")
-    page.keyboard.press("[")
-    page.keyboard.press("[")
+    for _ in range(5):
+        page.keyboard.press("]")
+    assert page.get_by_test_id("strength-value").text_content() == "Candidate B is much better."
     _mark(page, 2, capital, capital + 2, "1", note="京都 is wrong")
     _rationale(page, "東京です")
     expected.append(
         {
             "winner": shown[1],
             "tie": False,
-            "strength": -1,
+            "strength": 3,
             "ratings": {},
             "spans": [(shown[1], capital, capital + 2, "incorrect", "京都 is wrong")],
             "rationale": "東京です",
@@ -138,6 +150,8 @@ def test_an_annotator_labels_three_tasks_by_keyboard_and_the_database_has_exactl
     text = _text(page, 1)
     word = re.search(r"r\S+sum\S+", text)
     page.keyboard.press("t")
+    page.keyboard.press("]")  # a tie has no strength: nothing to raise
+    assert page.get_by_test_id("strength-value").text_content() == "A tie has no strength."
     _mark(page, 1, word.start(), word.end(), "2")
     _rationale(page, "Same.")
     expected.append(
@@ -246,7 +260,8 @@ def test_help_overlay_lists_the_shortcuts_and_guidelines_open_from_the_keyboard(
     guidelines = page.get_by_role("dialog", name="Guidelines")
     assert guidelines.locator("strong").text_content() == "grounded"
     page.keyboard.press("Escape")
-    page.keyboard.press("s")  # skip
+    page.keyboard.press("s")  # skip: asked first
+    page.keyboard.press("s")
     page.get_by_test_id("queue-empty").wait_for()
 
 
@@ -367,8 +382,12 @@ def test_a_background_submission_that_fails_brings_its_task_back_with_the_error(
     page.keyboard.press("2")
     _rationale(page, "Kept through the failure")
     page.keyboard.press("Control+Enter")
-    # Back on the first task, its answer intact, with the reason shown.
+    # Back on the first task, its answer intact, with the reason shown in view.
     page.get_by_role("alert").filter(has_text="Refused by the test.").wait_for()
+    page.wait_for_function(
+        "() => { const r = document.querySelector('.answer [role=alert]').getBoundingClientRect();"
+        " return r.top >= 0 && r.bottom <= innerHeight; }"
+    )
     assert page.get_by_test_id("task").get_attribute("data-comparison") == str(first.pk)
     assert page.get_by_label(re.compile("^Rationale")).input_value() == "Kept through the failure"
     assert not Judgment.objects.exists()
@@ -380,3 +399,127 @@ def test_a_background_submission_that_fails_brings_its_task_back_with_the_error(
     assert (judgment.comparison_id, judgment.rationale) == (first.pk, "Kept through the failure")
     # Two live leases at most: the prefetch came back as the next task, not as a third lease.
     assert Assignment.objects.filter(annotator=users["anna"], state="leased").count() == 1
+
+
+# The demo's first question: its retrieved passages (a system turn) run to thousands of characters.
+DEMO_ROW = json.loads((Path(settings.BASE_DIR) / "annotation/demo/fgrlhf_qa_bundle.jsonl").read_text().splitlines()[0])
+
+
+def _in_view(page, locator) -> bool:
+    box = locator.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 40) <= height
+
+
+def _long_task(project, **kwargs):
+    comparison = make_comparison(project, **kwargs)
+    Prompt.objects.filter(pk=comparison.prompt_id).update(text=DEMO_ROW["text"], context=DEMO_ROW["context"])
+    return comparison
+
+
+def test_the_question_stays_in_view_above_long_context_which_folds_and_says_how_long_it_is(page, people):
+    project, _ = people
+    _long_task(project, wanted=1)
+    passages = len(DEMO_ROW["context"][0]["content"])
+    assert passages > 2000
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    question = page.get_by_test_id("question")
+    question.wait_for()
+    assert question.text_content() == DEMO_ROW["text"]
+    assert _in_view(page, question)
+    assert question.bounding_box()["y"] < page.get_by_test_id("candidate-1").bounding_box()["y"]
+    context = page.get_by_test_id("context")
+    assert context.get_attribute("open") is None  # folded
+    assert f"1 earlier turn, {passages:,} characters" in context.locator("summary").text_content()
+    assert _in_view(page, page.get_by_test_id("candidate-1"))
+    shot(page, "workbench-long-context")
+    # C opens it: a scrolling panel under the question, which stays in view.
+    page.keyboard.press("c")
+    assert context.get_attribute("open") is not None
+    chat = context.locator(".chat")
+    assert chat.evaluate("el => el.scrollHeight > el.clientHeight + 100")
+    assert _in_view(page, question)
+    shot(page, "workbench-long-context-open")
+
+
+def test_each_new_task_opens_at_its_top_with_the_question_focused(page, people):
+    project, _ = people
+    long_answer = "A long answer. " * 400
+    for priority in (3, 2, 1):
+        _long_task(project, wanted=1, priority=priority, texts=[long_answer, "Short answer."])
+    page.set_viewport_size({"width": 1200, "height": 700})
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.get_by_test_id("question").wait_for()
+    for leave in ("submit", "skip"):
+        first = page.get_by_test_id("task").get_attribute("data-comparison")
+        page.keyboard.press("1")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        assert page.evaluate("window.scrollY") > 300
+        assert not _in_view(page, page.get_by_test_id("question"))
+        if leave == "submit":
+            page.keyboard.press("Control+Enter")
+        else:
+            page.keyboard.press("s")
+            page.keyboard.press("s")
+        page.wait_for_function(
+            "id => document.querySelector('[data-testid=task]')?.dataset.comparison !== id", arg=first
+        )
+        assert page.evaluate("window.scrollY") == 0
+        assert _in_view(page, page.get_by_test_id("question"))
+        assert page.evaluate("document.activeElement.dataset.testid") == "question"
+    # From the focused question the keyboard flow goes on: 2 chooses, Ctrl+Enter submits.
+    page.keyboard.press("2")
+    page.keyboard.press("Control+Enter")
+    page.get_by_test_id("queue-empty").wait_for()
+
+
+def test_skip_asks_first_says_what_happened_and_no_shortcut_fires_while_text_is_selected(page, people):
+    project, users = people
+    first = make_comparison(project, wanted=1, priority=2)
+    second = make_comparison(project, wanted=1, priority=1)
+    sign_in(page, "anna")
+    page.goto(f"/projects/{project.pk}/label")
+    page.locator(f"[data-testid=task][data-comparison='{first.pk}']").wait_for()
+
+    # Text selected (reading, copying): letters and digits do nothing.
+    page.evaluate(
+        """() => { const range = document.createRange();
+        range.selectNodeContents(document.querySelector('[data-testid=question]'));
+        getSelection().removeAllRanges(); getSelection().addRange(range); }"""
+    )
+    for key in ("s", "1", "t"):
+        page.keyboard.press(key)
+    assert page.get_by_test_id("skip-confirm").count() == 0
+    assert page.get_by_test_id("candidate-1").get_by_role("button").first.get_attribute("aria-pressed") == "false"
+    page.keyboard.press("Escape")  # clears the selection; the keys act again
+
+    # S asks; Esc keeps the task.
+    page.keyboard.press("s")
+    confirm = page.get_by_role("alertdialog", name="Skip this task?")
+    confirm.wait_for()
+    shot(page, "workbench-skip-confirm")
+    page.keyboard.press("1")  # no answering while asked
+    assert page.get_by_test_id("candidate-1").get_by_role("button").first.get_attribute("aria-pressed") == "false"
+    page.keyboard.press("Escape")
+    assert confirm.count() == 0
+    assert page.get_by_test_id("task").get_attribute("data-comparison") == str(first.pk)
+    assert not Assignment.objects.filter(state="skipped").exists()
+
+    # The button asks too; "Skip it" skips, and the next task says what happened.
+    page.get_by_role("button", name="Skip S").click()
+    confirm.get_by_role("button", name="Skip it").click()
+    page.locator(f"[data-testid=task][data-comparison='{second.pk}']").wait_for()
+    notice = page.get_by_role("status").filter(has_text="You skipped the last task")
+    notice.wait_for()
+    assert first.prompt.text in notice.text_content()
+    assert Assignment.objects.get(annotator=users["anna"], comparison=first).state == "skipped"
+
+
+def test_a_wrong_password_reads_plainly(page, people):
+    page.goto("/")
+    page.get_by_label("Username").fill("anna")
+    page.get_by_label("Password").fill("not her password")
+    page.get_by_role("button", name="Sign in").click()
+    assert page.get_by_role("alert").text_content() == "Wrong username or password."

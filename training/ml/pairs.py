@@ -45,7 +45,8 @@ class JudgmentRecord:
     ranking: Sequence[Hashable] | None = None
     """Full ranking of the candidate ids, best first (K-way comparisons)."""
     strength: float | None = None
-    """Preference strength on the project's scale (e.g. −3..3 as in HelpSteer2-Preference); the sign is ignored."""
+    """How much better the winner is, on the project's 0..max scale (annotation.schema); a signed value from
+    elsewhere (HelpSteer2-Preference's −3..3) counts by its size, the winner being the direction."""
     is_gold: bool = False
     """True for a gold (quality-control) comparison: never trained on by default."""
     annotator_id: Hashable | None = None
@@ -144,7 +145,7 @@ def build_preference_pairs(
        (``tie_policy="soft"``; the loss is then binary cross-entropy against 0.5, which pulls the two rewards
        together). A tie on K candidates ties every pair of them.
     5. **Strength** → margin m = |strength| × ``margin_scale`` on pairwise / best-of-K pairs when
-       ``use_strength_margin`` (Llama 2's margin loss, Touvron et al. 2023, §3.2.2). The sign is ignored: the winner
+       ``use_strength_margin`` (Llama 2's margin loss, Touvron et al. 2023, §3.2.2). Any sign is ignored: the winner
        already says which way. Rankings and ties get margin 0: strength is a pairwise notion on the schema.
     6. **Annotator weights**: ``annotator_weights[annotator_id]`` multiplies the pair's loss weight (missing → 1.0).
        Pairs whose weight is 0 are dropped. This is the hook the quality-control work fills.

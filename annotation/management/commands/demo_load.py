@@ -25,7 +25,7 @@ DIGITS_PROJECT_NAME = "Demo: handwritten digits"
 SCHEMA = {
     "arity": 2,
     "allow_tie": True,
-    "strength": {"min": -3, "max": 3},
+    "strength": {"min": 0, "max": 3},
     "criteria": [
         {"key": "factuality", "label": "Factuality", "min": 1, "max": 5},
         {"key": "completeness", "label": "Completeness", "min": 1, "max": 5},

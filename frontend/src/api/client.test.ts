@@ -15,6 +15,11 @@ describe("describeError", () => {
     expect(describeError(400, body)).toBe("a: bad. b: missing.");
   });
 
+  it("shows an error of the whole request as it is, without a field name", () => {
+    const body = { message: "Wrong username or password.", errors: { non_field_errors: ["Wrong username or password."] } };
+    expect(describeError(400, body)).toBe("Wrong username or password.");
+  });
+
   it("falls back to the status when the body has no message", () => {
     expect(describeError(502, undefined)).toBe("Request failed (502)");
   });

@@ -41,7 +41,7 @@ export class HttpError extends Error {
 export function describeError(status: number, body: ApiError | undefined): string {
   const message = body?.message || `Request failed (${status})`;
   const fields = Object.entries(body?.errors ?? {})
-    .map(([field, messages]) => `${field}: ${messages.join(" ")}`)
+    .map(([field, messages]) => (field === "non_field_errors" ? messages.join(" ") : `${field}: ${messages.join(" ")}`))
     .filter((text) => !message.includes(text))
     .join("; ");
   return fields ? `${message} ${fields}` : message;

@@ -12,15 +12,25 @@ import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "r
 import { api, type JudgmentRequest, type Project, type Task, unwrap, type WorkRow } from "../api/client";
 import { Link } from "../router";
 import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
-import { keyAction, shortcuts } from "./keymap";
+import { isTypingTarget, keyAction, shortcuts } from "./keymap";
 import { Markdown } from "./Markdown";
-import { formatSeconds, newTransport, SyncedMedia, ZoomImage } from "./Media";
+import { newTransport, SyncedMedia, ZoomImage } from "./Media";
+import { sliceCodePoints } from "./offsets";
 import { draftDrop, draftLoad, draftSave } from "./persistence";
 import { SpanText } from "./SpanText";
-import { sliceCodePoints } from "./offsets";
+import { contextSize, describeMark, spanLabel, truncate, type Turn, turnText } from "./marks";
 import { type SubmitOutcome, submitWithRetry } from "./submit";
 
 const LETTERS = "ABCDEFGHIJKLMNOP";
+/** Context longer than this (characters) starts folded. */
+const CONTEXT_OPEN_BELOW = 600;
+/** How a span is marked, by the project's modality (the hint above the candidates). */
+const MARK_HOW: Record<string, string> = {
+  text: "select words in an answer",
+  image: "drag a box on an image",
+  audio: "press “Mark from here” and “…to here” while it plays",
+  video: "press “Mark from here” and “…to here” while it plays",
+};
 
 /** A task with how far this browser's clock is behind the server's (the lease ends on the server's clock). */
 export type ServedTask = Task & { clockOffsetMs: number };
@@ -215,7 +225,15 @@ function TaskScreen({
   const [guidelines, setGuidelines] = useState(false);
   const [markdown, setMarkdown] = useState(false);
   const [zoomed, setZoomed] = useState(false);
+  const [confirmSkip, setConfirmSkip] = useState(false);
+  const context = Array.isArray(task.prompt.context) ? (task.prompt.context as Turn[]) : [];
+  const size = contextSize(context);
+  // Short context reads at a glance; long context (retrieved passages) would push the question off screen.
+  const [contextOpen, setContextOpen] = useState(size.characters <= CONTEXT_OPEN_BELOW && context.length <= 3);
   const transport = useMemo(newTransport, [task.comparison]);
+  const questionRef = useRef<HTMLDivElement>(null);
+  const confirmRef = useRef<HTMLButtonElement>(null);
+  const errorRef = useRef<HTMLParagraphElement>(null);
   const rationaleRef = useRef<HTMLTextAreaElement>(null);
   const ratingsRef = useRef<HTMLDivElement>(null);
   const noteRef = useRef<HTMLInputElement>(null);
@@ -223,6 +241,19 @@ function TaskScreen({
   const submitting = useRef(false);
 
   useEffect(() => draftSave(userId, draft), [userId, draft]);
+  useEffect(() => {
+    // A task back from a failed submission shows why; a new one starts at its top with the question in view,
+    // focused so a screen reader reads it (the shortcuts listen on the window: the keyboard flow goes on).
+    if (failed) {
+      errorRef.current?.scrollIntoView({ block: "center" });
+      return;
+    }
+    window.scrollTo({ top: 0, left: 0, behavior: "instant" });
+    questionRef.current?.focus({ preventScroll: true });
+  }, []); // once per task: the screen is keyed by it
+  useEffect(() => {
+    if (confirmSkip) confirmRef.current?.focus();
+  }, [confirmSkip]);
   useEffect(() => {
     // Keys go where the step needs them: the picker takes digits, the note field text.
     if (pending?.step === "note") noteRef.current?.focus();
@@ -256,18 +287,19 @@ function TaskScreen({
   const skip = useCallback(async () => {
     if (submitting.current) return;
     submitting.current = true;
+    setConfirmSkip(false);
     setBusy("Skipping…");
     try {
       unwrap(await api.POST("/api/v1/comparisons/{id}/skip/", { params: { path: { id: task.comparison } } }));
       draftDrop(userId, task.comparison);
-      await onDone("Skipped.");
+      await onDone(`You skipped the last task (“${truncate(task.prompt.text, 80)}”). It goes to other annotators and will not come back to you.`);
     } catch (e) {
       setError(e instanceof Error ? e.message : String(e));
       setBusy(null);
     } finally {
       submitting.current = false;
     }
-  }, [onDone, task.comparison, userId]);
+  }, [onDone, task.comparison, task.prompt.text, userId]);
 
   const pickCategory = useCallback(
     (index: number) => {
@@ -286,7 +318,8 @@ function TaskScreen({
   useEffect(() => {
     function onKey(event: KeyboardEvent) {
       const target = event.target as HTMLElement | null;
-      const typing = !!target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" || (target.tagName === "INPUT" && !["radio", "checkbox", "range"].includes((target as HTMLInputElement).type)));
+      const typing = isTypingTarget(target);
+      const selection = window.getSelection();
       const action = keyAction(event, {
         arity: draft.shownOrder.length,
         allowTie: schema.allow_tie,
@@ -294,6 +327,8 @@ function TaskScreen({
         typing,
         pickingCategory: pending?.step === "category",
         categoryCount: categories.length,
+        selecting: !!selection && !selection.isCollapsed && selection.toString().trim() !== "",
+        confirmingSkip: confirmSkip,
       });
       if (!action) return;
       // An open panel takes no answers: only its own keys (and Esc) act.
@@ -304,13 +339,21 @@ function TaskScreen({
           void submit();
           break;
         case "skip":
-          void skip();
+          if (confirmSkip) void skip();
+          else setConfirmSkip(true);
           break;
         case "escape":
           if (help) setHelp(false);
           else if (guidelines) setGuidelines(false);
-          else if (pending) setPending(null);
-          else if (typing) target?.blur();
+          else if (confirmSkip) setConfirmSkip(false);
+          else if (pending) {
+            setPending(null);
+            selection?.removeAllRanges();
+          } else if (typing) target?.blur();
+          else selection?.removeAllRanges();
+          break;
+        case "context":
+          setContextOpen((open) => !open);
           break;
         case "help":
           setHelp((h) => !h);
@@ -336,9 +379,7 @@ function TaskScreen({
     }
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [categories.length, draft.shownOrder.length, guidelines, help, pending, pickCategory, schema, skip, submit]);
-
-  const context = Array.isArray(task.prompt.context) ? (task.prompt.context as { role?: string; content?: string }[]) : [];
+  }, [categories.length, confirmSkip, draft.shownOrder.length, guidelines, help, pending, pickCategory, schema, skip, submit]);
 
   return (
     <div className={`task${busy ? " busy" : ""}`} data-testid="task" data-comparison={task.comparison}>
@@ -350,17 +391,35 @@ function TaskScreen({
       </div>
 
       <section className="prompt" aria-label="Prompt">
+        {/* The question first, always in view; the context before it (earlier turns, passages) folds away. */}
+        <div className="question" data-testid="question" ref={questionRef} tabIndex={-1}>
+          {markdown ? <Markdown source={task.prompt.text} /> : task.prompt.text}
+        </div>
         {context.length > 0 && (
-          <ol className="chat" aria-label="Conversation so far">
-            {context.map((turn, i) => (
-              <li key={i} className={`turn ${turn.role ?? ""}`}>
-                <strong>{String(turn.role ?? "turn")}:</strong> {typeof turn.content === "string" ? turn.content : JSON.stringify(turn)}
-              </li>
-            ))}
-          </ol>
+          <details className="context" open={contextOpen} onToggle={(e) => setContextOpen(e.currentTarget.open)} data-testid="context">
+            <summary>
+              Context: {size.label} <kbd>C</kbd> {contextOpen ? "hide" : "show"}
+            </summary>
+            <ol className="chat" aria-label="Conversation so far" tabIndex={0}>
+              {context.map((turn, i) => (
+                <li key={i} className={`turn ${turn.role ?? ""}`}>
+                  <strong>{String(turn.role ?? "turn")}:</strong> {turnText(turn)}
+                </li>
+              ))}
+            </ol>
+          </details>
         )}
-        <div className="prompt-text">{markdown ? <Markdown source={task.prompt.text} /> : task.prompt.text}</div>
       </section>
+      {categories.length > 0 && (
+        <p className="span-hint" data-testid="span-hint">
+          To mark a span, {MARK_HOW[project.modality ?? "text"] ?? MARK_HOW.text}, then press its category’s number:{" "}
+          {categories.map((c, i) => (
+            <span key={c.key} className="span-hint-category">
+              <span className="swatch" style={{ background: c.color }} aria-hidden /> <kbd>{i + 1}</kbd> {c.label}
+            </span>
+          ))}
+        </p>
+      )}
 
       <div className="candidates" style={{ gridTemplateColumns: `repeat(${shown.length}, minmax(0, 1fr))` }}>
         {shown.map((candidate, position) => {
@@ -406,9 +465,23 @@ function TaskScreen({
         })}
       </div>
 
+      {confirmSkip && (
+        <div className="picker confirm" role="alertdialog" aria-label="Skip this task?" aria-describedby="skip-why" data-testid="skip-confirm">
+          <p id="skip-why">Skip this task? It goes to other annotators and will not come back to you.</p>
+          <button type="button" ref={confirmRef} onClick={() => void skip()}>
+            Skip it <kbd>S</kbd>
+          </button>
+          <button type="button" onClick={() => setConfirmSkip(false)}>
+            Keep it <kbd>Esc</kbd>
+          </button>
+        </div>
+      )}
+
       {pending?.step === "category" && (
         <div className="picker" role="dialog" aria-label="Span category" data-testid="span-picker" ref={pickerRef} tabIndex={-1}>
-          <p>Mark {describeMark(pending, textOf(byId[pending.candidate]))} as:</p>
+          <p>
+            Mark {describeMark(pending, textOf(byId[pending.candidate]))} in candidate {LETTERS[draft.shownOrder.indexOf(pending.candidate)]} as:
+          </p>
           {categories.map((c, i) => (
             <button key={c.key} type="button" onClick={() => pickCategory(i)} style={{ borderColor: c.color }}>
               <kbd>{i + 1}</kbd> {c.label}
@@ -425,18 +498,26 @@ function TaskScreen({
           </button>
         )}
         {shown.length > 2 && <Ranking draft={draft} shown={shown.map((c) => c.id)} onChange={(ranking) => dispatch({ type: "setRanking", ranking })} />}
-        {schema.strength && (
-          <fieldset className="strength">
+        {schema.strength && shown.length === 2 && (
+          <fieldset className="strength" disabled={draft.winner === null}>
             <legend>
-              Strength <kbd>[</kbd> <kbd>]</kbd>
+              How much better is your choice? <kbd>[</kbd> <kbd>]</kbd>
             </legend>
             {range(schema.strength.min, schema.strength.max).map((value) => (
               <label key={value}>
                 <input type="radio" name="strength" checked={draft.strength === value} onChange={() => dispatch({ type: "setStrength", value })} />
-                {value}
+                {value} {strengthWord(value, schema.strength!.max)}
               </label>
             ))}
-            <output data-testid="strength-value">{draft.strength ?? "—"}</output>
+            <output data-testid="strength-value">
+              {draft.winner === null
+                ? draft.tie
+                  ? "A tie has no strength."
+                  : "Choose a candidate first."
+                : draft.strength === null
+                  ? "Not said."
+                  : `Candidate ${LETTERS[draft.shownOrder.indexOf(draft.winner)]} is ${strengthWord(draft.strength, schema.strength.max)}.`}
+            </output>
           </fieldset>
         )}
         {schema.criteria.length > 0 && (
@@ -476,8 +557,8 @@ function TaskScreen({
                 return (
                   <li key={span.id} data-testid="span-item">
                     <span className="swatch" style={{ background: categories.find((c) => c.key === span.category)?.color }} aria-hidden />
-                    <span>
-                      {LETTERS[position]}: {describeMark(span, text)}
+                    <span className="span-label" title={text ? sliceCodePoints(text, span.start ?? 0, span.end ?? 0) : undefined}>
+                      {spanLabel(span, text, categories.find((c) => c.key === span.category)?.label ?? span.category, LETTERS[position])}
                     </span>
                     <label>
                       Category
@@ -526,14 +607,14 @@ function TaskScreen({
           <button type="button" className="primary" onClick={() => void submit()} disabled={!!busy}>
             Submit <kbd>Ctrl+Enter</kbd>
           </button>
-          <button type="button" onClick={() => void skip()} disabled={!!busy}>
+          <button type="button" onClick={() => setConfirmSkip(true)} disabled={!!busy}>
             Skip <kbd>S</kbd>
           </button>
           {blockers.length > 0 && <span className="hint">{blockers.join(" · ")}</span>}
         </div>
         {busy && <p role="status">{busy}</p>}
         {error && (
-          <p role="alert" className="error">
+          <p role="alert" className="error" ref={errorRef}>
             {error}
           </p>
         )}
@@ -602,13 +683,6 @@ function textOf(candidate: Task["candidates"][number] | undefined): string {
   return candidate && !candidate.media_url ? candidate.text : "";
 }
 
-/** A mark in words: the quoted text, the time range, or the box. */
-function describeMark(mark: { start: number | null; end: number | null; box: [number, number, number, number] | null }, text: string): string {
-  if (mark.box) return `the box at ${mark.box.map((v) => `${Math.round(v * 100)}%`).join(", ")}`;
-  if (mark.start === null || mark.end === null) return "?";
-  if (text) return `[${mark.start}–${mark.end}) “${sliceCodePoints(text, mark.start, mark.end)}”`;
-  return `${formatSeconds(mark.start)}–${formatSeconds(mark.end)}`;
-}
 
 function Ranking({ draft, shown, onChange }: { draft: Draft; shown: number[]; onChange: (ranking: number[]) => void }) {
   const order = draft.ranking.length === shown.length ? draft.ranking : [...draft.ranking, ...shown.filter((id) => !draft.ranking.includes(id))];
@@ -712,6 +786,13 @@ function Overlay({ title, onClose, children }: { title: string; onClose: () => v
       </div>
     </div>
   );
+}
+
+/** A strength in words, toward the chosen candidate (0 … max). */
+function strengthWord(value: number, max: number): string {
+  if (value <= 0) return "about the same";
+  if (value >= max) return "much better";
+  return value === 1 && max > 2 ? "slightly better" : "better";
 }
 
 function range(min: number, max: number): number[] {

@@ -3,7 +3,7 @@ import { judgmentReducer, type LabelingSchema, missing, newDraft, readSchema, sh
 const schema: LabelingSchema = readSchema({
   arity: 2,
   allow_tie: true,
-  strength: { min: -3, max: 3 },
+  strength: { min: 0, max: 3 },
   criteria: [{ key: "helpful", label: "Helpful", min: 1, max: 5 }],
   span_categories: [{ key: "wrong", label: "Wrong", color: "#d62728" }],
   rationale: "required",
@@ -22,14 +22,24 @@ test("choosing by shown position records the candidate id, and a tie clears it",
   expect([draft.winner, draft.tie]).toEqual([10, false]);
 });
 
-test("strength steps stay on the project's scale", () => {
+test("strength is how much better the chosen candidate is: 0 … max, only once one is chosen", () => {
   let draft = newDraft(7, [10, 11], fixedOrder);
+  draft = reduce(draft, { type: "strength", delta: 1 });
+  draft = reduce(draft, { type: "setStrength", value: 2 });
+  expect(draft.strength).toBeNull(); // nothing chosen: no direction for a strength
+  draft = reduce(draft, { type: "choose", position: 1 });
   draft = reduce(draft, { type: "strength", delta: 1 });
   expect(draft.strength).toBe(0);
   for (let i = 0; i < 10; i++) draft = reduce(draft, { type: "strength", delta: 1 });
   expect(draft.strength).toBe(3);
   for (let i = 0; i < 10; i++) draft = reduce(draft, { type: "strength", delta: -1 });
-  expect(draft.strength).toBe(-3);
+  expect(draft.strength).toBe(0); // never below 0: the sign is the choice, not the strength
+  draft = reduce(draft, { type: "setStrength", value: 2 });
+  draft = reduce(draft, { type: "choose", position: 0 });
+  expect([draft.winner, draft.strength]).toEqual([10, 2]); // changing the choice keeps the strength toward it
+  draft = reduce(draft, { type: "tie" });
+  expect(draft.strength).toBeNull(); // a tie has none
+  expect(toRequest(draft, schema).strength).toBeNull();
 });
 
 test("K-way: keys build the ranking best first; the last one ranks itself", () => {

@@ -8,6 +8,7 @@ import type { JudgmentRequest } from "../api/client";
 export type LabelingSchema = {
   arity: number;
   allow_tie: boolean;
+  /** How much better the chosen candidate is, 0 … max (a magnitude: the choice gives the direction). */
   strength: { min: number; max: number } | null;
   criteria: { key: string; label: string; min: number; max: number }[];
   span_categories: { key: string; label: string; color: string }[];
@@ -111,7 +112,7 @@ export function judgmentReducer(schema: LabelingSchema) {
       case "choose": {
         const id = draft.shownOrder[action.position];
         if (id === undefined) return draft;
-        if (draft.shownOrder.length === 2) return { ...draft, winner: id, tie: false, ranking: [] };
+        if (draft.shownOrder.length === 2) return { ...draft, winner: id, tie: false, ranking: [] }; // the strength carries over to the new choice
         if (draft.ranking.includes(id)) return draft;
         const ranking = [...draft.ranking, id];
         // The last one left needs no key press: K-1 choices make a full ranking.
@@ -120,16 +121,16 @@ export function judgmentReducer(schema: LabelingSchema) {
       }
       case "tie":
         if (!schema.allow_tie) return draft;
-        return { ...draft, tie: !draft.tie, winner: null, ranking: [] };
+        return { ...draft, tie: !draft.tie, winner: null, ranking: [], strength: null }; // a tie has no strength
       case "strength": {
         const scale = schema.strength;
-        if (!scale) return draft;
-        const start = draft.strength ?? (action.delta > 0 ? Math.max(scale.min, 0) - 1 : Math.max(scale.min, 0) + 1);
+        if (!scale || draft.winner === null) return draft; // strength is toward the chosen candidate
+        const start = draft.strength ?? (action.delta > 0 ? scale.min - 1 : scale.min + 1); // the first press lands on min
         return { ...draft, strength: clamp(start + action.delta, scale.min, scale.max) };
       }
       case "setStrength": {
         const scale = schema.strength;
-        if (!scale) return draft;
+        if (!scale || draft.winner === null) return draft;
         return { ...draft, strength: action.value === null ? null : clamp(action.value, scale.min, scale.max) };
       }
       case "resetRanking":
@@ -185,7 +186,7 @@ export function toRequest(draft: Draft, schema: LabelingSchema, now: number = Da
     winner: draft.shownOrder.length === 2 && !draft.tie ? draft.winner : null,
     tie: draft.tie,
     ranking: draft.shownOrder.length > 2 && !draft.tie ? draft.ranking : null,
-    strength: schema.strength ? draft.strength : null,
+    strength: schema.strength && draft.winner !== null && !draft.tie ? draft.strength : null,
     ratings,
     spans: draft.spans.map((s) => ({
       candidate: s.candidate,

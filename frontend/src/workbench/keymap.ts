@@ -15,6 +15,7 @@ export type KeyAction =
   | { type: "help" }
   | { type: "guidelines" }
   | { type: "markdown" }
+  | { type: "context" }
   | { type: "escape" }
   | { type: "category"; index: number };
 
@@ -27,6 +28,10 @@ export type KeyContext = {
   /** A text selection waits for a span category: digits pick categories. */
   pickingCategory: boolean;
   categoryCount: number;
+  /** Text is selected and no category picker waits for it (reading, copying): no key acts but Esc. */
+  selecting?: boolean;
+  /** "Skip this task?" is asked: S again confirms, Esc keeps the task, nothing else acts. */
+  confirmingSkip?: boolean;
 };
 
 export type KeyLike = { key: string; ctrlKey?: boolean; metaKey?: boolean; altKey?: boolean; shiftKey?: boolean };
@@ -46,7 +51,8 @@ export function shortcuts(ctx: Pick<KeyContext, "arity" | "allowTie" | "hasStren
     { keys: "/", does: "Write the rationale (Esc leaves the field)" },
     { keys: "Select text, then 1 … 9", does: "Mark a span with a category, then Enter (optional note)" },
     { keys: "Ctrl+Enter", does: "Submit" },
-    { keys: "S", does: "Skip this task for good" },
+    { keys: "S", does: "Skip this task for good: asks first, S again skips, Esc keeps the task" },
+    { keys: "C", does: "Show / hide the earlier context (conversation, passages)" },
     { keys: "M", does: "Plain text / Markdown view" },
     { keys: "H", does: "Guidelines" },
     { keys: "?", does: "This help" },
@@ -55,15 +61,29 @@ export function shortcuts(ctx: Pick<KeyContext, "arity" | "allowTie" | "hasStren
   return list;
 }
 
+/** Whether keys pressed in `target` belong to it (it takes text or opens a list), not to the shortcuts. */
+export function isTypingTarget(target: EventTarget | null): boolean {
+  if (!target || !(target as Element).tagName) return false;
+  const el = target as HTMLElement;
+  if (el.isContentEditable) return true;
+  const tag = el.tagName;
+  if (tag === "TEXTAREA" || tag === "SELECT") return true;
+  // Radios, checkboxes and sliders answer arrows only: letters and digits stay shortcuts there (G, then arrows).
+  if (tag === "INPUT") return !["radio", "checkbox", "range", "button", "submit", "reset"].includes((el as HTMLInputElement).type);
+  return ["combobox", "listbox", "menu", "textbox", "searchbox", "spinbutton"].includes(el.getAttribute("role") ?? "");
+}
+
 export function keyAction(event: KeyLike, ctx: KeyContext): KeyAction | null {
   const chord = event.ctrlKey || event.metaKey;
-  if (chord && event.key === "Enter") return { type: "submit" };
   if (event.key === "Escape") return { type: "escape" };
+  if (ctx.confirmingSkip) return !chord && !event.altKey && event.key.toLowerCase() === "s" ? { type: "skip" } : null;
+  if (chord && event.key === "Enter") return { type: "submit" };
   if (ctx.typing || chord || event.altKey) return null;
   if (ctx.pickingCategory) {
     const n = digit(event.key);
     return n !== null && n >= 1 && n <= ctx.categoryCount ? { type: "category", index: n - 1 } : null;
   }
+  if (ctx.selecting) return null;
   const n = digit(event.key);
   if (n !== null) return n >= 1 && n <= ctx.arity ? { type: "choose", position: n - 1 } : null;
   switch (event.key.toLowerCase()) {
@@ -83,6 +103,8 @@ export function keyAction(event: KeyLike, ctx: KeyContext): KeyAction | null {
       return { type: "skip" };
     case "m":
       return { type: "markdown" };
+    case "c":
+      return { type: "context" };
     case "h":
       return { type: "guidelines" };
     case "?":
