@@ -1034,6 +1034,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
         };
         PolicySample: {
             model_version: number;
@@ -1078,6 +1080,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1096,6 +1100,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
         };
         /**
          * @description * `annotator` - Annotator
