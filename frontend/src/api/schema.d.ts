@@ -606,6 +606,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/training-settings/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The project's training settings with a description of every setting (researchers and admins); PUT replaces
+         *     them (admins), validated against training.config.RoundConfig: every bad key is named, and nothing is saved.
+         */
+        get: operations["v1_projects_training_settings_retrieve"];
+        /**
+         * @description The project's training settings with a description of every setting (researchers and admins); PUT replaces
+         *     them (admins), validated against training.config.RoundConfig: every bad key is named, and nothing is saved.
+         */
+        put: operations["v1_projects_training_settings_update"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rounds/{id}/": {
         parameters: {
             query?: never;
@@ -1315,6 +1339,40 @@ export interface components {
             username: string;
             password: string;
         };
+        TrainingSettingField: {
+            name: string;
+            type: components["schemas"]["TypeEnum"];
+            /** @description What a round uses when the project does not set it. */
+            default: unknown;
+            /** @description The allowed values of a choice. */
+            choices: string[];
+            nullable: boolean;
+            help: string;
+        };
+        TrainingSettingFieldRequest: {
+            name: string;
+            type: components["schemas"]["TypeEnum"];
+            /** @description What a round uses when the project does not set it. */
+            default: unknown;
+            /** @description The allowed values of a choice. */
+            choices: string[];
+            nullable: boolean;
+            help: string;
+        };
+        TrainingSettings: {
+            /** @description The project's training settings: keys are the fields of training.config.RoundConfig; a key left out takes its default. */
+            settings: {
+                [key: string]: unknown;
+            };
+            /** @description Every setting, for an editor. */
+            readonly fields: components["schemas"]["TrainingSettingField"][];
+        };
+        TrainingSettingsRequest: {
+            /** @description The project's training settings: keys are the fields of training.config.RoundConfig; a key left out takes its default. */
+            settings: {
+                [key: string]: unknown;
+            };
+        };
         /**
          * @description * `manual` - Manual
          *     * `schedule` - Schedule
@@ -1322,6 +1380,15 @@ export interface components {
          * @enum {string}
          */
         TriggerEnum: "manual" | "schedule" | "command";
+        /**
+         * @description * `boolean` - boolean
+         *     * `choice` - choice
+         *     * `integer` - integer
+         *     * `number` - number
+         *     * `string` - string
+         * @enum {string}
+         */
+        TypeEnum: "boolean" | "choice" | "integer" | "number" | "string";
         WinRate: {
             wins: number;
             losses: number;
@@ -2651,6 +2718,89 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Stats"];
                 };
+            };
+        };
+    };
+    v1_projects_training_settings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingSettings"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_training_settings_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrainingSettingsRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TrainingSettingsRequest"];
+                "multipart/form-data": components["schemas"]["TrainingSettingsRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingSettings"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
