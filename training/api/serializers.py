@@ -24,7 +24,8 @@ class RoundStartSerializer(serializers.Serializer):
 
 class TrainingSettingFieldSerializer(serializers.Serializer):
     name = serializers.CharField()
-    type = serializers.ChoiceField(choices=["boolean", "choice", "integer", "number", "string"])
+    # A plain string in the schema, as KIND below: a "type" enum would take the generic name TypeEnum.
+    type = serializers.CharField(help_text="boolean | choice | integer | number | string")
     default = serializers.JSONField(help_text="What a round uses when the project does not set it.")
     choices = serializers.ListField(child=serializers.CharField(), help_text="The allowed values of a choice.")
     nullable = serializers.BooleanField()

@@ -1341,7 +1341,8 @@ export interface components {
         };
         TrainingSettingField: {
             name: string;
-            type: components["schemas"]["TypeEnum"];
+            /** @description boolean | choice | integer | number | string */
+            type: string;
             /** @description What a round uses when the project does not set it. */
             default: unknown;
             /** @description The allowed values of a choice. */
@@ -1351,7 +1352,8 @@ export interface components {
         };
         TrainingSettingFieldRequest: {
             name: string;
-            type: components["schemas"]["TypeEnum"];
+            /** @description boolean | choice | integer | number | string */
+            type: string;
             /** @description What a round uses when the project does not set it. */
             default: unknown;
             /** @description The allowed values of a choice. */
@@ -1380,15 +1382,6 @@ export interface components {
          * @enum {string}
          */
         TriggerEnum: "manual" | "schedule" | "command";
-        /**
-         * @description * `boolean` - boolean
-         *     * `choice` - choice
-         *     * `integer` - integer
-         *     * `number` - number
-         *     * `string` - string
-         * @enum {string}
-         */
-        TypeEnum: "boolean" | "choice" | "integer" | "number" | "string";
         WinRate: {
             wins: number;
             losses: number;
