@@ -1,7 +1,7 @@
 /** The export form's inputs in three groups: what file (shape, format, media), which judgments (filters), and how
  * pairs are made (pair shapes only). Every input shows the value it starts with, so an untouched form says what it
  * will export; empty filters say in words that they do not filter. */
-import { EMPTY_EXPORT_FORM, type ExportForm, PAIR_SHAPES } from "./exportRequest";
+import { type ExportForm, PAIR_SHAPES } from "./exportRequest";
 
 type Set = <K extends keyof ExportForm>(key: K) => (value: ExportForm[K]) => void;
 
@@ -95,7 +95,7 @@ export function ExportOptions({ form, set }: { form: ExportForm; set: Set }) {
             </select>
           </label>
           <label>
-            Margin scale (strength → margin; default {EMPTY_EXPORT_FORM.marginScale})
+            Margin scale (strength → margin)
             <input type="number" step={0.1} value={form.marginScale} onChange={(e) => set("marginScale")(e.target.value)} />
           </label>
         </fieldset>
