@@ -24,6 +24,7 @@ from django.db import transaction
 from .comparisons import comparison_external_id
 from .media import MediaInfo, MediaInvalid, media_check, media_discard, media_store
 from .models import Candidate, CandidateSource, Comparison, Project, Prompt
+from .queue import serve_order
 from .schema import parse_schema
 
 
@@ -137,6 +138,11 @@ def _push(
                     priority=comparison.priority,
                     wanted=project.overlap,
                     origin=comparison.origin,
+                    serve_order=serve_order(
+                        together=project.serve_prompt_pairs_together,
+                        prompt_id=comparison.prompt_id,
+                        external_id=external_id,
+                    ),
                 )
                 for external_id, comparison, candidate_ids in planned
                 if external_id not in existing

@@ -16,6 +16,7 @@ from itertools import combinations
 from django.db import transaction
 
 from .models import Candidate, Comparison, Project, Prompt
+from .queue import serve_order
 from .schema import parse_schema
 
 BUILD_MODES = ("pairs", "groups")
@@ -125,6 +126,9 @@ def _build_for_prompts(project: Project, prompts: list[tuple[int, str]], mode: s
                     candidate_ids=candidate_pks,
                     priority=priority,
                     wanted=project.overlap,
+                    serve_order=serve_order(
+                        together=project.serve_prompt_pairs_together, prompt_id=prompt_pk, external_id=external_id
+                    ),
                 )
                 for external_id, prompt_pk, candidate_pks in new
             ],

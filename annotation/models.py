@@ -63,6 +63,10 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(default=600)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
     training_settings = models.JSONField(default=dict, blank=True)
+    serve_prompt_pairs_together = models.BooleanField(
+        default=False,
+        help_text="Serve the comparisons of one prompt one after another (else the queue spreads them out).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -177,6 +181,9 @@ class Comparison(models.Model):
     candidate_ids = models.JSONField()
     status = models.CharField(max_length=6, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
+    # Order within a priority, fixed when the comparison is written (annotation.queue.serve_order):
+    # a hash, so prompts (and the train and eval splits) are served interleaved, not in file order.
+    serve_order = models.PositiveIntegerField(default=0)
     wanted = models.PositiveIntegerField()
     judged = models.PositiveIntegerField(default=0)
     leased = models.PositiveIntegerField(default=0)
@@ -199,7 +206,7 @@ class Comparison(models.Model):
         indexes = [
             # The claim walks this partial index in priority order (annotation.queue).
             models.Index(
-                fields=["project", "is_gold", "-priority", "id"],
+                fields=["project", "is_gold", "-priority", "serve_order", "id"],
                 condition=Q(status="open"),
                 name="comparison_open_queue",
             ),

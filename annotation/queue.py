@@ -13,7 +13,11 @@ Correctness rests on three facts (DESIGN §4):
 2. **"Not judged or skipped by me"** is one probe of the (comparison, annotator)
    unique index on ``Assignment``: every lease, submission and skip leaves a row.
 3. **The walk is one partial index** (``comparison_open_queue``: open comparisons
-   of a project in priority order), so a claim never sorts the open set.
+   of a project in priority order, then ``serve_order``), so a claim never sorts the open set.
+   ``serve_order`` is a hash fixed at write time (:func:`serve_order`): equal priorities
+   come in a stable pseudo-random order, so the eval split's prompts are judged alongside
+   the train ones (a first round has held-out pairs) and one prompt's pairs are spread
+   out, unless the project asks to serve them together.
 4. **At most two live leases per annotator and project**: the task on screen
    and one fetched ahead (``ahead=True``), each in its own ``slot`` (0 or 1, a
    check constraint) of the unique partial index
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +49,18 @@ from .selectors import TASK_CONTENT_SQL_POSTGRES, TaskContent, task_content_from
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
 _BLOCKING_STATES = (AssignmentState.LEASED, AssignmentState.SUBMITTED, AssignmentState.SKIPPED)
 EXPIRE_BATCH = 1000
+
+
+def serve_order(*, together: bool, prompt_id: int, external_id: str) -> int:
+    """Where a new comparison stands among equal priorities (``Comparison.serve_order``).
+
+    A hash of the comparison's external id spreads prompts and their pairs evenly;
+    with ``together`` (``Project.serve_prompt_pairs_together``), a hash of the prompt,
+    so its pairs share a place and come one after another (by id). 31 bits: an
+    integer column on every database.
+    """
+    key = f"prompt:{prompt_id}" if together else external_id
+    return zlib.crc32(key.encode()) >> 1
 
 
 class QueueError(Exception):
@@ -143,7 +160,7 @@ WITH held AS (
               WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
                 AND a.state IN ('expired', 'released')
               FOR UPDATE SKIP LOCKED))
-    ORDER BY c.priority DESC, c.id
+    ORDER BY c.priority DESC, c.serve_order, c.id
     LIMIT 1
     FOR NO KEY UPDATE OF c SKIP LOCKED
 ), leased AS (
@@ -216,7 +233,7 @@ WHERE id = (
           SELECT 1 FROM annotation_assignment a
           WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s
             AND a.state IN ('leased', 'submitted', 'skipped'))
-    ORDER BY c.priority DESC, c.id
+    ORDER BY c.priority DESC, c.serve_order, c.id
     LIMIT 1)
 RETURNING id
 """

@@ -15,7 +15,11 @@ exactly the settings it was started with, whatever the project says by then.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import itertools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -179,6 +183,52 @@ _LIMITS |= {
     "label_smoothing": 0.5,
 }
 _NULLABLE = ("backbone", "lora_r", "seed", "policy", "policy_lora_r", "image_size")
+
+
+@functools.cache
+def round_config_fields() -> tuple[dict[str, Any], ...]:
+    """Every setting a project may set, for an editor: name, type, default, choices, whether it may be null, and
+    the help text (the field's docstring above, read from this module's source so it is written once)."""
+    helps: dict[str, str] = {}
+    body = ast.parse(inspect.getsource(RoundConfig)).body[0].body
+    for node, following in itertools.pairwise(body):
+        is_doc = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and is_doc:
+            helps[node.target.id] = " ".join(str(following.value.value).replace("``", "").split())
+    described = []
+    for f in fields(RoundConfig):
+        default = f.default
+        if isinstance(default, bool):
+            kind = "boolean"
+        elif f.name in _CHOICES:
+            kind = "choice"
+        elif isinstance(default, int) or f.name in ("lora_r", "seed", "policy_lora_r", "image_size"):
+            kind = "integer"
+        elif isinstance(default, float):
+            kind = "number"
+        else:
+            kind = "string"
+        described.append(
+            {
+                "name": f.name,
+                "type": kind,
+                "default": default,
+                "choices": list(_CHOICES.get(f.name, ())),
+                "nullable": f.name in _NULLABLE,
+                "help": helps.get(f.name, ""),
+            }
+        )
+    return tuple(described)
+
+
+def training_settings_replace(*, project, settings: dict) -> dict:
+    """Validate ``settings`` as a project's training settings and store them in place of the old ones; returns
+    what was stored (the given keys, normalised). Raises :class:`ConfigInvalid` naming every bad key, and then
+    stores nothing."""
+    config = round_config_build(project_settings=settings)
+    project.training_settings = {key: getattr(config, key) for key in settings}
+    project.save(update_fields=["training_settings", "updated_at"])
+    return project.training_settings
 
 
 def round_config_build(*, project_settings: dict | None = None, overrides: dict | None = None) -> RoundConfig:

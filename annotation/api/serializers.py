@@ -47,6 +47,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "lease_seconds",
             "guidelines",
             "training_settings",
+            "serve_prompt_pairs_together",
             "created_at",
             "updated_at",
             "my_role",

@@ -65,6 +65,7 @@ class _Context:
     arity: int
     allow_tie: bool
     overlap: int
+    serve_prompt_pairs_together: bool
     default_comparisons: str | None
     columns: dict[str, str]  # name → "id" | "str" | "int" | "json" | "json_or_mode"
     column_set: frozenset
@@ -96,6 +97,7 @@ def _context(project: Project, kind: str, options: dict) -> _Context:
         arity=schema.arity,
         allow_tie=schema.allow_tie,
         overlap=project.overlap,
+        serve_prompt_pairs_together=project.serve_prompt_pairs_together,
         default_comparisons=options.get("comparisons"),
         columns=columns,
         column_set=frozenset(columns),

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ..comparisons import GOLD_WANTED
 from ..models import Candidate, CandidateSource, Comparison, Prompt
+from ..queue import serve_order
 from .plan import _gold_answer, _Plan
 from .rows import _Context
 
@@ -129,17 +130,23 @@ def _batch_build(ctx: _Context, plan: _Plan, keys: _KeyDrawer) -> list[_Insert]:
     )
     gold_answers = [_gold_answer(gold, candidate_pks) if gold is not None else (False, None) for gold in golds]
     is_gold = [g[0] for g in gold_answers]
+    comparison_prompt_pks = list(map(prompt_pks.__getitem__, prompt_external_ids))
+    together = ctx.serve_prompt_pairs_together
     comparisons, _ = _insert_build(
         Comparison,
-        ("prompt_id", "external_id", "candidate_ids", "priority", "wanted", "is_gold", "gold_answer"),
+        ("prompt_id", "external_id", "candidate_ids", "priority", "wanted", "is_gold", "gold_answer", "serve_order"),
         [
-            list(map(prompt_pks.__getitem__, prompt_external_ids)),
+            comparison_prompt_pks,
             external_ids,
             [list(map(candidate_pks.__getitem__, exts)) for exts in candidate_external_ids],
             priorities,
             [GOLD_WANTED if gold else (w or ctx.overlap) for gold, w in zip(is_gold, wanted, strict=True)],
             is_gold,
             [g[1] for g in gold_answers],
+            [
+                serve_order(together=together, prompt_id=prompt_pk, external_id=external_id)
+                for prompt_pk, external_id in zip(comparison_prompt_pks, external_ids, strict=True)
+            ],
         ],
         common,
         keys,
@@ -172,7 +179,7 @@ def _insert_build(
     ``constants`` for every row, as an :class:`_Insert` with new primary keys; and
     those keys, in order. Fields neither named nor constant take their model default.
 
-    The keys ascend in the file's order (the queue serves equal priorities by id).
+    The keys ascend in the file's order (the queue serves equal priorities by serve_order, then id).
     Raw inserts, not ``bulk_create``: building a model instance per row cost more
     than the database's work (measured).
     """

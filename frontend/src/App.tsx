@@ -1,10 +1,14 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { lazy, Suspense } from "react";
 import { api, HttpError, unwrap } from "./api/client";
-import { Dashboard } from "./pages/Dashboard";
 import { Login } from "./pages/Login";
 import { Projects } from "./pages/Projects";
 import { Link, navigate, usePath } from "./router";
 import { Workbench } from "./workbench/Workbench";
+
+// The dashboard loads on first visit: its charting library (recharts) is as big as the rest of the app, and
+// annotators, who only label, never need it.
+const Dashboard = lazy(async () => ({ default: (await import("./pages/Dashboard")).Dashboard }));
 
 export function App() {
   const path = usePath();
@@ -53,7 +57,9 @@ export function App() {
           Sign out
         </button>
       </nav>
-      <main>{page}</main>
+      <main>
+        <Suspense fallback={<p aria-busy="true">Loading…</p>}>{page}</Suspense>
+      </main>
     </>
   );
 }

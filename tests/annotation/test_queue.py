@@ -1,5 +1,6 @@
 """The queue: who is served what, in which order, and what happens to leases."""
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -276,3 +277,47 @@ def test_the_database_refuses_a_third_live_lease(project, annotator):
                 expires_at=now + timedelta(minutes=5),
                 slot=slot,
             )
+
+
+def served_in_order(project, user, count):
+    """The comparisons the queue serves the annotator, judged one after another."""
+    served = []
+    for _ in range(count):
+        claimed = claim(project, user)
+        comparison = Comparison.objects.select_related("prompt").get(pk=claimed.comparison_id)
+        submit(comparison, user)
+        served.append(comparison)
+    return served
+
+
+def test_the_demo_serves_eval_prompts_among_the_first_tasks_and_spreads_each_prompts_pairs():
+    # The demo's 10 eval prompts are the last in its file: in file order, 95 judgments held out none of them.
+    from django.core.management import call_command
+
+    from annotation.models import Project, Split
+
+    call_command("demo_load", stdout=open("/dev/null", "w"))
+    project = Project.objects.get()
+    annotator = project.memberships.get(user__username="annotator").user
+    served = served_in_order(project, annotator, 30)
+    eval_prompts = {c.prompt_id for c in served if c.prompt.split == Split.EVAL}
+    assert len(eval_prompts) >= 2
+    back_to_back = sum(a.prompt_id == b.prompt_id for a, b in itertools.pairwise(served))
+    assert back_to_back <= 3, [c.prompt.external_id for c in served]
+
+
+def test_a_project_may_ask_for_each_prompts_pairs_one_after_another(project, annotator):
+    from annotation.comparisons import comparisons_build
+    from annotation.models import Candidate, Prompt
+
+    project.serve_prompt_pairs_together = True
+    project.save()
+    for p in range(4):
+        prompt = Prompt.objects.create(project=project, external_id=f"p{p}", text=f"question {p}")
+        for c in range(3):
+            Candidate.objects.create(project=project, prompt=prompt, external_id=f"p{p}-c{c}", text=f"answer {c}")
+    comparisons_build(project=project, mode="pairs")
+    served = served_in_order(project, annotator, 12)
+    prompts = [c.prompt_id for c in served]
+    # Each prompt's three pairs are served as one run: four runs in all.
+    assert sum(a != b for a, b in itertools.pairwise(prompts)) == 3

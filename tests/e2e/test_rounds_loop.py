@@ -138,7 +138,7 @@ def test_an_admin_watches_a_policy_round_move_through_its_steps(page, people, se
     sampler.get_by_label("Seed (empty: random)").fill("7")
     sampler.get_by_role("button", name="Sample").click()
     assert "artifact of policy version 2 is missing" in sampler.get_by_role("alert").text_content()
-    policies.get_by_role("button", name="Activate policy v1").click()
+    policies.get_by_role("button", name="Roll back to policy v1").click()
     policies.get_by_test_id(f"version-{_version(project, 1).pk}").filter(has_text="active").wait_for()
     assert _version(project, 1).is_active
     assert page.errors == []

@@ -160,3 +160,37 @@ def test_the_app_never_reaches_for_the_model_hub_unless_told_to(tmp_path):
         [sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True
     )
     assert out.stdout.split() == ["1", "1"], out.stderr
+
+
+def test_an_admin_replaces_the_training_settings_and_bad_ones_are_named_and_not_saved(api, admin, project):
+    url = f"/api/v1/projects/{project.pk}/training-settings/"
+    client = api.as_user(admin)
+    body = client.get(url).json()
+    described = {f["name"]: f for f in body["fields"]}
+    assert described["tie_policy"]["choices"] == ["drop", "soft"] and described["epochs"]["default"] == 2.0
+    assert "Passes over the train pairs" in described["epochs"]["help"]
+
+    bad = client.put(url, {"settings": {"epochs": 0, "tie_policy": "coin", "colour": "red"}}, format="json")
+    assert bad.status_code == 400
+    assert set(bad.json()["errors"]) == {"settings.epochs", "settings.tie_policy", "settings.colour"}
+    assert bad.json()["errors"]["settings.epochs"] == ["Must be greater than 0."]
+    project.refresh_from_db()
+    assert project.training_settings == {}
+
+    good = client.put(url, {"settings": {"backbone": " builtin:minilm ", "epochs": 3}}, format="json")
+    assert good.status_code == 200, good.json()
+    project.refresh_from_db()
+    assert project.training_settings == {"backbone": "builtin:minilm", "epochs": 3.0}
+    assert good.json()["settings"] == project.training_settings
+
+
+@pytest.mark.parametrize(
+    ("persona", "read", "write"), [("researcher", 200, 403), ("annotator", 403, 403), ("outsider", 404, 404)]
+)
+def test_only_admins_change_the_training_settings(api, request, project, persona, read, write):
+    url = f"/api/v1/projects/{project.pk}/training-settings/"
+    client = api.as_user(request.getfixturevalue(persona))
+    assert client.get(url).status_code == read
+    assert client.put(url, {"settings": {"epochs": 1}}, format="json").status_code == write
+    project.refresh_from_db()
+    assert project.training_settings == {}

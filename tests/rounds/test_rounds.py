@@ -318,6 +318,9 @@ def test_a_version_with_no_held_out_metrics_never_replaces_an_evaluated_one(trai
     finished = rounds.round_run(round_id=started.pk)
 
     assert finished.status == RoundStatus.SUCCEEDED and finished.model_version.metrics["eval"] is None
+    # The round says why it evaluated nothing (the dashboard shows it beside its metrics).
+    assert "eval_fraction is 0" in finished.metrics["eval_missing"]
+    assert "eval_fraction is 0" in finished.log_tail
     assert not finished.model_version.is_active
     earlier.refresh_from_db()
     assert earlier.is_active

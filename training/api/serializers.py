@@ -22,6 +22,24 @@ class RoundStartSerializer(serializers.Serializer):
     )
 
 
+class TrainingSettingFieldSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    # A plain string in the schema, as KIND below: a "type" enum would take the generic name TypeEnum.
+    type = serializers.CharField(help_text="boolean | choice | integer | number | string")
+    default = serializers.JSONField(help_text="What a round uses when the project does not set it.")
+    choices = serializers.ListField(child=serializers.CharField(), help_text="The allowed values of a choice.")
+    nullable = serializers.BooleanField()
+    help = serializers.CharField()
+
+
+class TrainingSettingsSerializer(serializers.Serializer):
+    settings = serializers.DictField(
+        help_text="The project's training settings: keys are the fields of training.config.RoundConfig; a key "
+        "left out takes its default."
+    )
+    fields = TrainingSettingFieldSerializer(many=True, read_only=True, help_text="Every setting, for an editor.")
+
+
 # A plain string in the schema: a "kind" enum would collide with the import job's "kind" enum component.
 KIND = {"read_only": True, "help_text": "reward | span | policy"}
 

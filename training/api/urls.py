@@ -8,6 +8,7 @@ from . import views
 
 urlpatterns = [
     path("projects/<id:pk>/rounds/", views.RoundListView.as_view(), name="project-rounds"),
+    path("projects/<id:pk>/training-settings/", views.TrainingSettingsView.as_view(), name="project-training-settings"),
     path("rounds/<id:pk>/", views.RoundDetailView.as_view(), name="round-detail"),
     path("rounds/<id:pk>/cancel/", views.RoundCancelView.as_view(), name="round-cancel"),
     path("projects/<id:pk>/model-versions/", views.ModelVersionListView.as_view(), name="project-model-versions"),

@@ -19,7 +19,7 @@ from annotation.access import project_for
 from annotation.models import Role
 
 from .. import policy_serving, registry, rounds, span_scoring
-from ..config import ConfigInvalid
+from ..config import ConfigInvalid, round_config_fields, training_settings_replace
 from ..models import ModelKind, ModelVersion, Round, RoundTrigger
 from ..win_rates import human_win_rates
 from . import serializers as s
@@ -102,6 +102,34 @@ class RoundListView(generics.ListAPIView):
         except rounds.RoundError as exc:
             raise Conflict(exc.message) from exc
         return Response(s.RoundSerializer(started).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingSettingsView(APIView):
+    """The project's training settings with a description of every setting (researchers and admins); PUT replaces
+    them (admins), validated against training.config.RoundConfig: every bad key is named, and nothing is saved."""
+
+    @extend_schema(responses={200: s.TrainingSettingsSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        return Response(_training_settings(project.training_settings))
+
+    @extend_schema(
+        request=s.TrainingSettingsSerializer,
+        responses={200: s.TrainingSettingsSerializer, 400: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def put(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.ADMIN)
+        body = s.TrainingSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            stored = training_settings_replace(project=project, settings=body.validated_data["settings"])
+        except ConfigInvalid as exc:
+            raise ValidationError({f"settings.{key}": messages for key, messages in exc.errors.items()}) from exc
+        return Response(_training_settings(stored))
+
+
+def _training_settings(stored: dict) -> dict:
+    return {"settings": stored, "fields": list(round_config_fields())}
 
 
 class RoundDetailView(APIView):

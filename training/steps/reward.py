@@ -131,18 +131,38 @@ def _evaluate(ctx: RoundContext, model, pairs, train_seconds: float) -> dict:
     eval_metrics = ctx.modality.reward_evaluate(model, pairs.eval) if pairs.eval else None
     previous = registry.active_version(project_id=ctx.project_id, kind=ModelKind.REWARD)
     previous_eval = (previous.metrics or {}).get("eval") if previous else None
+    eval_missing = None
     if eval_metrics:
         progress.log(f"held-out accuracy {fmt(eval_metrics.get('accuracy'))} on {eval_metrics['n_pairs']} pairs")
     else:
-        progress.log("no held-out pairs: mark prompts 'eval' or raise eval_fraction to evaluate")
+        eval_missing = no_held_out_reason(pairs, eval_fraction=ctx.config.eval_fraction)
+        progress.log(f"no held-out pairs: {eval_missing}")
     return {
         "eval": eval_metrics,
+        "eval_missing": eval_missing,
         "vs_previous": compare_metrics(eval_metrics, previous_eval) if eval_metrics else {},
         "previous_version": previous.version if previous else None,
         "previous_eval": previous_eval,
         "pairs": pairs.stats,
         "train": {"seconds": round(train_seconds, 2), "steps": progress.train_total, "final_loss": progress.loss},
     }
+
+
+def no_held_out_reason(pairs, *, eval_fraction: float) -> str:
+    """Why a round evaluated nothing, in words an admin can act on (shown with the round's metrics)."""
+    explicit = any(side == "eval" for side in pairs.prompt_splits.values())
+    judged = len(pairs.prompt_splits)
+    if explicit:
+        return (
+            "the judged prompts marked 'eval' gave no pairs (their judgments were ties, dropped by tie_policy, "
+            "or gold checks): judge more eval prompts or set tie_policy to 'soft'"
+        )
+    if eval_fraction == 0:
+        return f"eval_fraction is 0 and none of the {judged} judged prompts is marked 'eval'"
+    return (
+        f"none of the {judged} judged prompts is marked 'eval', and none fell in the eval_fraction "
+        f"({eval_fraction:g}) held out by hash: judge prompts of the eval split, or raise eval_fraction"
+    )
 
 
 def _save(ctx: RoundContext, model, span: _Span | None) -> str:

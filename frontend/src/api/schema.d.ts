@@ -680,6 +680,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/training-settings/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The project's training settings with a description of every setting (researchers and admins); PUT replaces
+         *     them (admins), validated against training.config.RoundConfig: every bad key is named, and nothing is saved.
+         */
+        get: operations["v1_projects_training_settings_retrieve"];
+        /**
+         * @description The project's training settings with a description of every setting (researchers and admins); PUT replaces
+         *     them (admins), validated against training.config.RoundConfig: every bad key is named, and nothing is saved.
+         */
+        put: operations["v1_projects_training_settings_update"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/rounds/{id}/": {
         parameters: {
             query?: never;
@@ -1122,6 +1146,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
         };
         PolicySample: {
             model_version: number;
@@ -1166,6 +1192,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -1184,6 +1212,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+            /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
+            serve_prompt_pairs_together?: boolean;
         };
         /**
          * @description * `annotator` - Annotator
@@ -1387,6 +1417,42 @@ export interface components {
         TokenRequestRequest: {
             username: string;
             password: string;
+        };
+        TrainingSettingField: {
+            name: string;
+            /** @description boolean | choice | integer | number | string */
+            type: string;
+            /** @description What a round uses when the project does not set it. */
+            default: unknown;
+            /** @description The allowed values of a choice. */
+            choices: string[];
+            nullable: boolean;
+            help: string;
+        };
+        TrainingSettingFieldRequest: {
+            name: string;
+            /** @description boolean | choice | integer | number | string */
+            type: string;
+            /** @description What a round uses when the project does not set it. */
+            default: unknown;
+            /** @description The allowed values of a choice. */
+            choices: string[];
+            nullable: boolean;
+            help: string;
+        };
+        TrainingSettings: {
+            /** @description The project's training settings: keys are the fields of training.config.RoundConfig; a key left out takes its default. */
+            settings: {
+                [key: string]: unknown;
+            };
+            /** @description Every setting, for an editor. */
+            readonly fields: components["schemas"]["TrainingSettingField"][];
+        };
+        TrainingSettingsRequest: {
+            /** @description The project's training settings: keys are the fields of training.config.RoundConfig; a key left out takes its default. */
+            settings: {
+                [key: string]: unknown;
+            };
         };
         /**
          * @description * `manual` - Manual
@@ -2864,6 +2930,89 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Stats"];
                 };
+            };
+        };
+    };
+    v1_projects_training_settings_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingSettings"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_training_settings_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrainingSettingsRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["TrainingSettingsRequest"];
+                "multipart/form-data": components["schemas"]["TrainingSettingsRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingSettings"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -1,73 +1,56 @@
-/** Small SVG charts: enough for counts over days and metrics over versions, no library. */
+/** The dashboard's charts. Counts over days and metrics over versions are recharts charts (axes, grid, tooltips,
+ * legend); the win-rate chart with its 95 % error bars stays hand-drawn SVG. Charts have a fixed size: recharts'
+ * ResponsiveContainer measures its parent, which is 0 wide in jsdom. */
+import {
+  Bar,
+  CartesianGrid,
+  Legend,
+  Line,
+  BarChart as RechartsBarChart,
+  LineChart as RechartsLineChart,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from "recharts";
 
-export function BarChart({ data, label }: { data: { x: string; y: number }[]; label: string }) {
-  const width = 480;
-  const height = 120;
-  const max = Math.max(1, ...data.map((d) => d.y));
-  const barWidth = data.length ? width / data.length : width;
+const COLOURS = ["#3b6ea5", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/** Counts per category (e.g. judgments per day): bars over labelled x and y axes, the count on hover. */
+export function BarChart({ data, label, valueName = "count" }: { data: { x: string; y: number }[]; label: string; valueName?: string }) {
+  if (!data.length) return <p>No {valueName} yet.</p>;
   return (
-    <figure className="chart">
-      <svg viewBox={`0 0 ${width} ${height + 16}`} role="img" aria-label={label}>
-        {data.map((d, i) => {
-          const h = (d.y / max) * height;
-          return (
-            <g key={d.x}>
-              <rect x={i * barWidth + 2} y={height - h} width={Math.max(1, barWidth - 4)} height={h} fill="#3b6ea5">
-                <title>
-                  {d.x}: {d.y}
-                </title>
-              </rect>
-            </g>
-          );
-        })}
-        <text x={0} y={height + 14} fontSize="11">
-          {data[0]?.x ?? ""}
-        </text>
-        <text x={width} y={height + 14} fontSize="11" textAnchor="end">
-          {data[data.length - 1]?.x ?? ""}
-        </text>
-      </svg>
-      <figcaption>
-        {label} (max {max})
-      </figcaption>
+    <figure className="chart" role="img" aria-label={label}>
+      <RechartsBarChart width={560} height={220} data={data} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+        <CartesianGrid strokeDasharray="3 3" vertical={false} />
+        <XAxis dataKey="x" tick={{ fontSize: 11 }} minTickGap={16} />
+        <YAxis allowDecimals={false} tick={{ fontSize: 11 }} width={40} />
+        <Tooltip />
+        <Bar dataKey="y" name={valueName} fill={COLOURS[0]} maxBarSize={40} isAnimationActive={false} />
+      </RechartsBarChart>
+      <figcaption>{label}</figcaption>
     </figure>
   );
 }
 
+/** Metrics over model versions: one line per metric, versions on the x axis ("v1", "v2"…), values on hover. */
 export function LineChart({ series, label }: { series: { name: string; points: { x: number; y: number }[] }[]; label: string }) {
-  const width = 480;
-  const height = 140;
-  const all = series.flatMap((s) => s.points);
-  if (!all.length) return <p>No metrics yet.</p>;
-  const [minX, maxX] = [Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x))];
-  const [minY, maxY] = [Math.min(0, ...all.map((p) => p.y)), Math.max(1, ...all.map((p) => p.y))];
-  const sx = (x: number) => (maxX === minX ? width / 2 : ((x - minX) / (maxX - minX)) * (width - 20) + 10);
-  const sy = (y: number) => height - ((y - minY) / (maxY - minY || 1)) * (height - 10) - 5;
-  const colours = ["#3b6ea5", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+  const xs = [...new Set(series.flatMap((s) => s.points.map((p) => p.x)))].sort((a, b) => a - b);
+  if (!xs.length) return <p>No metrics yet.</p>;
+  // recharts wants one row per x with a column per series.
+  const rows = xs.map((x) => ({ x, ...Object.fromEntries(series.map((s) => [s.name, s.points.find((p) => p.x === x)?.y])) }));
   return (
-    <figure className="chart">
-      <svg viewBox={`0 0 ${width} ${height}`} role="img" aria-label={label}>
+    <figure className="chart" role="img" aria-label={label}>
+      <RechartsLineChart width={560} height={220} data={rows} margin={{ top: 8, right: 16, bottom: 8, left: 0 }}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="x" tickFormatter={(x: number) => `v${x}`} tick={{ fontSize: 11 }} />
+        <YAxis tick={{ fontSize: 11 }} width={40} domain={[0, "auto"]} />
+        <Tooltip labelFormatter={(x) => `version ${String(x)}`} formatter={(value) => (typeof value === "number" ? value.toFixed(3) : String(value))} />
+        <Legend />
         {series.map((s, i) => (
-          <g key={s.name}>
-            <polyline fill="none" stroke={colours[i % colours.length]} strokeWidth={2} points={s.points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ")} />
-            {s.points.map((p) => (
-              <circle key={p.x} cx={sx(p.x)} cy={sy(p.y)} r={3} fill={colours[i % colours.length]}>
-                <title>
-                  {s.name} v{p.x}: {p.y.toFixed(3)}
-                </title>
-              </circle>
-            ))}
-          </g>
+          <Line key={s.name} dataKey={s.name} stroke={COLOURS[i % COLOURS.length]} strokeWidth={2} connectNulls isAnimationActive={false} />
         ))}
-      </svg>
-      <figcaption>
-        {label}:{" "}
-        {series.map((s, i) => (
-          <span key={s.name} style={{ color: colours[i % colours.length] }}>
-            ■ {s.name}{" "}
-          </span>
-        ))}
-      </figcaption>
+      </RechartsLineChart>
+      <figcaption>{label}</figcaption>
     </figure>
   );
 }

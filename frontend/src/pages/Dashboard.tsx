@@ -11,7 +11,8 @@ import { JobActions } from "../jobs/JobActions";
 import { useJobActions } from "../jobs/useJobActions";
 import { RoundsPanel } from "../rounds/RoundsPanel";
 import { Link } from "../router";
-import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive, PAIR_SHAPES } from "./exportRequest";
+import { ExportOptions } from "./ExportOptions";
+import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive } from "./exportRequest";
 
 type PerAnnotator = { annotator_id: number; annotator__username: string; judgments: number; gold_judgments: number };
 type PerDay = { day: string; judgments: number };
@@ -64,7 +65,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
       </section>
       <section aria-label="Throughput">
         <h2>Judgments per day (last 30 days)</h2>
-        <BarChart data={everyDay(judgments.per_day)} label="Judgments per day" />
+        <BarChart data={everyDay(judgments.per_day)} label="Judgments per day" valueName="judgments" />
       </section>
       <section aria-label="Per annotator">
         <h2>Per annotator</h2>
@@ -234,95 +235,13 @@ function Exports({ projectId }: { projectId: number }) {
   return (
     <section aria-label="Exports">
       <h2>Export</h2>
-      {/* Plain text dates (ISO 8601, a date or a date-time) rather than date pickers: Chromium draws no focus
-          ring on a picker's inner fields. The server checks every filter and names what is wrong. */}
-      <form onSubmit={onSubmit} className="row" noValidate>
-        <label>
-          Shape
-          <select value={form.shape} onChange={(e) => set("shape")(e.target.value as ExportForm["shape"])}>
-            <option value="pairs">pairs</option>
-            <option value="rankings">rankings</option>
-            <option value="judgments">judgments</option>
-            <option value="consensus">consensus</option>
-          </select>
-        </label>
-        <label>
-          Format
-          <select value={form.fileFormat} onChange={(e) => set("fileFormat")(e.target.value as ExportForm["fileFormat"])}>
-            <option value="jsonl">jsonl</option>
-            <option value="csv">csv</option>
-            <option value="parquet">parquet</option>
-            <option value="hf">hf (datasets)</option>
-          </select>
-        </label>
-        <label>
-          Split
-          <select value={form.split} onChange={(e) => set("split")(e.target.value as ExportForm["split"])}>
-            <option value="">any</option>
-            <option value="train">train</option>
-            <option value="eval">eval</option>
-          </select>
-        </label>
-        <label>
-          Gold checks
-          <select value={form.gold} onChange={(e) => set("gold")(e.target.value as ExportForm["gold"])}>
-            <option value="exclude">exclude</option>
-            <option value="include">include</option>
-            <option value="only">only</option>
-          </select>
-        </label>
-        <label>
-          From (YYYY-MM-DD, judged on or after)
-          <input value={form.dateFrom} placeholder="2026-01-31" onChange={(e) => set("dateFrom")(e.target.value)} />
-        </label>
-        <label>
-          To (YYYY-MM-DD, judged before)
-          <input value={form.dateTo} placeholder="2026-12-31" onChange={(e) => set("dateTo")(e.target.value)} />
-        </label>
-        <label>
-          Annotators (comma-separated, empty = all)
-          <input value={form.annotators} onChange={(e) => set("annotators")(e.target.value)} />
-        </label>
-        <label>
-          Rounds (ids, comma-separated; "none" = not from a round)
-          <input value={form.rounds} placeholder="all" onChange={(e) => set("rounds")(e.target.value)} />
-        </label>
-        <label>
-          Minimum agreement
-          <input type="number" min={0} max={1} step={0.05} value={form.minAgreement} onChange={(e) => set("minAgreement")(e.target.value)} />
-        </label>
-        {PAIR_SHAPES.has(form.shape) && (
-          <>
-            <label>
-              Pair form
-              <select value={form.pairForm} onChange={(e) => set("pairForm")(e.target.value as ExportForm["pairForm"])}>
-                <option value="standard">standard (prompt, chosen, rejected)</option>
-                <option value="conversational">conversational (messages)</option>
-              </select>
-            </label>
-            <label>
-              Ties
-              <select value={form.ties} onChange={(e) => set("ties")(e.target.value as ExportForm["ties"])}>
-                <option value="drop">drop</option>
-                <option value="soft">keep as soft labels</option>
-              </select>
-            </label>
-            <label>
-              Margin scale (strength → margin)
-              <input type="number" step={0.1} value={form.marginScale} placeholder="1" onChange={(e) => set("marginScale")(e.target.value)} />
-            </label>
-          </>
-        )}
-        <label>
-          Media
-          <select value={form.media} onChange={(e) => set("media")(e.target.value as ExportForm["media"])}>
-            <option value="urls">links (stable URLs)</option>
-            <option value="pack">packed beside the file</option>
-          </select>
-        </label>
-        <button type="submit" disabled={start.isPending}>
-          Start export
-        </button>
+      <form onSubmit={onSubmit} className="export-form" noValidate aria-label="Export options">
+        <ExportOptions form={form} set={set} />
+        <div className="row">
+          <button type="submit" disabled={start.isPending}>
+            Start export
+          </button>
+        </div>
       </form>
       {start.isError && (
         <p role="alert" className="error">

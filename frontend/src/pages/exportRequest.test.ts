@@ -38,6 +38,8 @@ test("pair options go with the shapes made of pairs, and only the ones changed f
   const form = { ...EMPTY_EXPORT_FORM, pairForm: "conversational" as const, ties: "soft" as const, marginScale: "0.5" };
   expect(exportRequestBody({ ...form, shape: "pairs" }).options).toEqual({ form: "conversational", ties: "soft", margin_scale: 0.5 });
   expect(exportRequestBody({ ...form, shape: "rankings", ties: "drop", marginScale: "" }).options).toEqual({ form: "conversational" });
+  // The margin scale starts at its default, shown in the field; left there, the server's default applies.
+  expect(exportRequestBody({ ...form, shape: "pairs", ties: "drop", marginScale: EMPTY_EXPORT_FORM.marginScale }).options).toEqual({ form: "conversational" });
   // The judgments and consensus shapes have no pairs: their request carries no options to be refused.
   expect(exportRequestBody({ ...form, shape: "judgments" })).not.toHaveProperty("options");
   expect(exportRequestBody({ ...form, shape: "consensus" })).not.toHaveProperty("options");

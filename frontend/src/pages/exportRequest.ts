@@ -29,7 +29,7 @@ export const EMPTY_EXPORT_FORM: ExportForm = {
   minAgreement: "",
   pairForm: "standard",
   ties: "drop",
-  marginScale: "",
+  marginScale: "1",
   media: "urls",
 };
 
@@ -59,7 +59,8 @@ export function exportRequestBody(form: ExportForm): Schemas["ExportCreateReques
     const options: Schemas["ExportOptionsRequest"] = {};
     if (form.pairForm !== EMPTY_EXPORT_FORM.pairForm) options.form = form.pairForm;
     if (form.ties !== EMPTY_EXPORT_FORM.ties) options.ties = form.ties;
-    if (form.marginScale.trim()) options.margin_scale = Number(form.marginScale);
+    const margin = form.marginScale.trim();
+    if (margin && Number(margin) !== Number(EMPTY_EXPORT_FORM.marginScale)) options.margin_scale = Number(margin);
     if (Object.keys(options).length) body.options = options;
   }
   return body;

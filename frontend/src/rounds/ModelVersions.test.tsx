@@ -17,21 +17,32 @@ const versions = [
   version(5, "policy", 3, { status: "failed" }),
 ];
 
-test("versions are grouped by kind; admins roll back to a ready, inactive one", async () => {
+test("versions are grouped by kind with their metrics side by side; admins activate or roll back", async () => {
   const onActivate = vi.fn();
   render(<ModelVersions versions={versions} isAdmin={true} onActivate={onActivate} onSample={vi.fn()} />, { wrapper });
   const reward = screen.getByRole("region", { name: "reward model versions" });
   expect(within(reward).getByRole("img", { name: "Held-out metrics by model version" }).querySelectorAll("circle")).toHaveLength(6);
-  const policies = screen.getByRole("region", { name: "policy model versions" });
-  expect(within(policies).getAllByRole("listitem").map((li) => li.firstChild?.textContent)).toEqual([
-    "policy v3 — failed — 10 judgments",
-    "policy v2 — ready, active — 10 judgments",
-    "policy v1 — ready — 10 judgments",
+  const table = within(reward).getByRole("table", { name: "reward versions and their metrics" });
+  expect(within(table).getAllByRole("columnheader").map((h) => h.textContent)).toEqual(["Version", "Status", "Judgments", "accuracy", "member accuracy", "ece", ""]);
+  expect(within(table).getAllByRole("row").slice(1).map((r) => [...r.children].slice(0, 6).map((c) => c.textContent))).toEqual([
+    ["reward v2", "ready, active", "10", "0.700", "0.690", "0.040"],
+    ["reward v1", "ready", "10", "0.600", "0.590", "0.050"],
   ]);
-  expect(within(policies).getAllByRole("button", { name: /Activate/ }).map((b) => b.textContent)).toEqual(["Activate policy v1"]);
-  await userEvent.click(screen.getByRole("button", { name: "Activate policy v1" }));
+  const policies = screen.getByRole("region", { name: "policy model versions" });
+  expect(within(policies).getAllByRole("rowheader").map((h) => h.textContent)).toEqual(["policy v3", "policy v2", "policy v1"]);
+  expect(within(policies).getAllByRole("button", { name: /Activate|Roll back/ }).map((b) => b.textContent)).toEqual(["Roll back to policy v1"]);
+  await userEvent.click(screen.getByRole("button", { name: "Roll back to policy v1" }));
   expect(onActivate).toHaveBeenCalledWith(3);
-  expect(screen.getByRole("button", { name: "Activate reward v1" })).toBeInTheDocument();
+  expect(screen.getByRole("button", { name: "Roll back to reward v1" })).toBeInTheDocument();
+});
+
+test("a version with no held-out metrics says why", () => {
+  const reason = "none of the 4 judged prompts is marked 'eval'";
+  render(
+    <ModelVersions versions={[version(7, "reward", 1, { metrics: { eval: null, eval_missing: reason } })]} isAdmin={false} onActivate={vi.fn()} onSample={vi.fn()} />,
+    { wrapper },
+  );
+  expect(screen.getByTestId("version-7")).toHaveTextContent(`No held-out metrics: ${reason}`);
 });
 
 test("ready policies offer their weights and a sampler; researchers get no activate button", () => {

@@ -1,9 +1,12 @@
-/** The project's model versions by kind: reward models with their held-out metrics over versions; policies with
- * a "Try it" sampler and their weights to download; admins activate any other ready version (roll back). */
+/** The project's model versions by kind, one table each with their metrics side by side (held-out accuracy,
+ * calibration… for reward and span models; the reward model's verdict on a policy), the active one marked. Admins
+ * activate any other ready version: an older one is a roll back. Ready policies offer their weights and a "Try it"
+ * sampler; reward models also chart their held-out metrics over versions. */
+import { Fragment } from "react";
 import { LineChart } from "../components/Charts";
 import { PolicySampler } from "./PolicySampler";
 import type { ModelVersion, PolicySample, PolicySampleRequest } from "./types";
-import { canActivate, downloadUrl, versionsByKind } from "./versions";
+import { activateLabel, canActivate, downloadUrl, evalMissing, metricColumns, versionMetrics, versionsByKind } from "./versions";
 
 const HELD_OUT_METRICS = ["accuracy", "member_accuracy", "ece"];
 
@@ -24,44 +27,85 @@ export function ModelVersions({
   if (!groups.length) return <p>No model versions yet.</p>;
   return (
     <>
-      {groups.map(({ kind, versions: group }) => (
-        <section key={kind} aria-label={`${kind} model versions`} className="versions">
-          <h3>{kind === "policy" ? "Policies" : `${kind[0].toUpperCase()}${kind.slice(1)} models`}</h3>
-          {kind === "reward" && <LineChart series={heldOutSeries(group)} label="Held-out metrics by model version" />}
-          <ul>
-            {[...group].reverse().map((v) => (
-              <li key={v.id} data-testid={`version-${v.id}`}>
-                <span>
-                  {kind} v{v.version} — {v.status}
-                  {v.is_active ? ", active" : ""} — {v.judgment_count} judgments
-                </span>{" "}
-                {isAdmin && canActivate(v) && (
-                  <button type="button" onClick={() => onActivate(v.id)} disabled={activating === v.id}>
-                    Activate {kind} v{v.version}
-                  </button>
-                )}
-                {kind === "policy" && v.status === "ready" && (
-                  <>
-                    {" "}
-                    <a href={downloadUrl(v.id, "merged")} download>
-                      Download policy v{v.version} (merged)
-                    </a>{" "}
-                    <a href={downloadUrl(v.id, "adapter")} download>
-                      Download policy v{v.version} (adapter)
-                    </a>
-                    <details className="try-it">
-                      <summary>Try policy v{v.version}</summary>
-                      <PolicySampler version={v} onSample={onSample} />
-                    </details>
-                  </>
-                )}
-              </li>
-            ))}
-          </ul>
-        </section>
-      ))}
+      {groups.map(({ kind, versions: group }) => {
+        const columns = metricColumns(group);
+        const active = group.find((v) => v.is_active);
+        return (
+          <section key={kind} aria-label={`${kind} model versions`} className="versions">
+            <h3>{kind === "policy" ? "Policies" : `${kind[0].toUpperCase()}${kind.slice(1)} models`}</h3>
+            {kind === "reward" && <LineChart series={heldOutSeries(group)} label="Held-out metrics by model version" />}
+            <table aria-label={`${kind} versions and their metrics`}>
+              <thead>
+                <tr>
+                  <th scope="col">Version</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Judgments</th>
+                  {columns.map((c) => (
+                    <th scope="col" key={c}>
+                      {c.replaceAll("_", " ")}
+                    </th>
+                  ))}
+                  <th scope="col" aria-label="Actions" />
+                </tr>
+              </thead>
+              <tbody>
+                {[...group].reverse().map((v) => {
+                  const values = versionMetrics(v);
+                  const missing = kind !== "policy" && !Object.keys(values).length ? evalMissing(v) : null;
+                  return (
+                    <tr key={v.id} data-testid={`version-${v.id}`} className={v.is_active ? "active" : undefined}>
+                      <th scope="row">
+                        {kind} v{v.version}
+                      </th>
+                      <td>
+                        {v.status}
+                        {v.is_active ? ", active" : ""}
+                      </td>
+                      <td>{v.judgment_count}</td>
+                      {missing ? (
+                        <td colSpan={Math.max(1, columns.length)} className="hint">
+                          No held-out metrics: {missing}
+                        </td>
+                      ) : (
+                        columns.map((c) => <td key={c}>{c in values ? formatMetric(c, values[c]) : "—"}</td>)
+                      )}
+                      <td>
+                        {isAdmin && canActivate(v) && (
+                          <button type="button" onClick={() => onActivate(v.id)} disabled={activating === v.id}>
+                            {activateLabel(v, active)}
+                          </button>
+                        )}
+                        {kind === "policy" && v.status === "ready" && (
+                          <Fragment>
+                            {" "}
+                            <a href={downloadUrl(v.id, "merged")} download>
+                              Download policy v{v.version} (merged)
+                            </a>{" "}
+                            <a href={downloadUrl(v.id, "adapter")} download>
+                              Download policy v{v.version} (adapter)
+                            </a>
+                            <details className="try-it">
+                              <summary>Try policy v{v.version}</summary>
+                              <PolicySampler version={v} onSample={onSample} />
+                            </details>
+                          </Fragment>
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </section>
+        );
+      })}
     </>
   );
+}
+
+/** Counts as integers, everything else to three decimals. */
+function formatMetric(name: string, value: number): string {
+  return name.startsWith("n_") || Number.isInteger(value) ? String(value) : value.toFixed(3);
 }
 
 function heldOutSeries(versions: ModelVersion[]) {

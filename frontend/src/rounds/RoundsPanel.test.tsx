@@ -25,7 +25,9 @@ const policyRound = {
 
 beforeEach(() => {
   vi.mocked(api.GET).mockImplementation((async (url: string) =>
-    ok({ results: url.endsWith("/rounds/") ? [policyRound] : [{ id: 3, kind: "policy", version: 1, status: "ready", is_active: false, judgment_count: 0, metrics: {} }] })) as never);
+    url.endsWith("/training-settings/")
+      ? ok({ settings: {}, fields: [] })
+      : ok({ results: url.endsWith("/rounds/") ? [policyRound] : [{ id: 3, kind: "policy", version: 1, status: "ready", is_active: false, judgment_count: 0, metrics: {} }] })) as never);
 });
 
 function renderPanel() {

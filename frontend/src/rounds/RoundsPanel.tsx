@@ -5,6 +5,7 @@ import { api, type Schemas, unwrap } from "../api/client";
 import { ModelVersions } from "./ModelVersions";
 import { RoundsTable } from "./RoundsTable";
 import { StartRound } from "./StartRound";
+import { TrainingSettings } from "./TrainingSettings";
 import { isLive } from "./steps";
 import type { PolicySampleRequest, RoundKind } from "./types";
 import { WinRateChart } from "./WinRateChart";
@@ -48,6 +49,7 @@ export function RoundsPanel({ projectId, isAdmin }: { projectId: number; isAdmin
   return (
     <section aria-label="Rounds and models">
       <h2>Training rounds</h2>
+      {isAdmin && <TrainingSettings projectId={projectId} />}
       {isAdmin && <StartRound onStart={(kind) => start.mutate(kind)} pending={start.isPending} error={start.error} />}
       {failure && (
         <p role="alert" className="error">

@@ -70,3 +70,9 @@ test("a failed round names its error on the failed step", () => {
   expect(within(row).getByRole("listitem")).toHaveTextContent("optimise failed 2 s — out of memory");
   expect(row.textContent?.match(/out of memory/g)).toHaveLength(1);
 });
+
+test("a round that held out nothing says why in its accuracy cell", () => {
+  const reason = "none of the 12 judged prompts is marked 'eval'";
+  render(<RoundsTable isAdmin={false} onCancel={vi.fn()} rounds={[round(13, { metrics: { eval: null, eval_missing: reason } })]} />);
+  expect(screen.getByRole("row", { name: /#13/ })).toHaveTextContent(`No held-out pairs: ${reason}`);
+});

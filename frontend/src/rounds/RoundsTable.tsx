@@ -24,6 +24,8 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
       <tbody>
         {rounds.flatMap((round) => {
           const accuracy = asRecord(asRecord(round.metrics)?.eval)?.accuracy;
+          // Why the reward model was not evaluated (training.steps.reward writes it when nothing was held out).
+          const evalMissing = asRecord(round.metrics)?.eval_missing;
           const rows = [
             <tr key={round.id} data-testid={`round-${round.id}`} className={round.status === "running" ? "live" : undefined}>
               <td>
@@ -45,7 +47,10 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
               <td>
                 <Progress value={round.progress} label={`Round ${round.id}`} />
               </td>
-              <td>{typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}</td>
+              <td>
+                {typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}
+                {typeof evalMissing === "string" && <div className="hint">No held-out pairs: {evalMissing}</div>}
+              </td>
               {isAdmin && (
                 <td>
                   {isLive(round) && (

@@ -1,5 +1,5 @@
 import type { ModelVersion } from "./types";
-import { canActivate, downloadUrl, versionsByKind } from "./versions";
+import { activateLabel, canActivate, downloadUrl, evalMissing, metricColumns, versionMetrics, versionsByKind } from "./versions";
 
 const v = (id: number, kind: string, version: number) => ({ id, kind, version, status: "ready", is_active: false }) as ModelVersion;
 
@@ -18,4 +18,23 @@ test("only a ready, inactive version can be activated", () => {
   expect(canActivate({ status: "ready", is_active: true })).toBe(false);
   expect(canActivate({ status: "failed", is_active: false })).toBe(false);
   expect(downloadUrl(7, "adapter")).toBe("/api/v1/model-versions/7/download/?part=adapter");
+});
+
+test("metric columns put the usual held-out metrics first; a policy's come from its evaluation", () => {
+  const reward = (eval_: unknown) => ({ kind: "reward", metrics: { eval: eval_ } }) as unknown as ModelVersion;
+  expect(metricColumns([reward({ n_pairs: 10, ece: 0.1, accuracy: 0.7, extra: 1, note: "x" }), reward(null)])).toEqual([
+    "accuracy",
+    "ece",
+    "n_pairs",
+    "extra",
+  ]);
+  const policy = { kind: "policy", metrics: { policy: { win_rate: 0.6 }, eval: { accuracy: 1 } } } as unknown as ModelVersion;
+  expect(versionMetrics(policy)).toEqual({ win_rate: 0.6 });
+  expect(evalMissing({ metrics: { eval: null, eval_missing: "no eval prompts" } } as unknown as ModelVersion)).toBe("no eval prompts");
+});
+
+test("activating an older version than the active one is called a roll back", () => {
+  expect(activateLabel({ kind: "reward", version: 1 }, { version: 2 })).toBe("Roll back to reward v1");
+  expect(activateLabel({ kind: "reward", version: 3 }, { version: 2 })).toBe("Activate reward v3");
+  expect(activateLabel({ kind: "reward", version: 1 }, undefined)).toBe("Activate reward v1");
 });
