@@ -11,13 +11,13 @@ of rows is held at a time (plus one small fingerprint per distinct id, to find c
 context), ``chosen``, ``rejected`` (text, or messages: the assistant's content). Without ``prompt`` (the
 implicit form, as in Anthropic's hh-rlhf) the prompt is the longest common prefix of chosen and rejected, cut
 back to a word boundary (TRL's ``extract_prompt``). Optional: ``strength`` (or an integral ``margin``),
-``label`` (0.5 = a tie), ``annotator`` (an existing username; default: the importing user), ``split``, and
-the ids ``prompt_id``, ``chosen_id``, ``rejected_id`` (derived from a hash of the content when absent, so
-re-importing a file finds its own rows). Each pair becomes one comparison of its two candidates (stored in id
+``label`` (0.5 = a tie), ``annotator`` (a member of the project, by username; default: the importing user),
+``split``, and the ids ``prompt_id``, ``chosen_id``, ``rejected_id`` (derived from a hash of the content when
+absent, so re-importing a file finds its own rows). Each pair becomes one comparison of its two candidates (stored in id
 order, so the chosen one is not always first) with one judgment, and is not served to annotators.
 
-**Judgments** — the columns of the ``judgments`` export shape; annotators must exist as users. A comparison
-gets the judgments of the file (its ``wanted`` grows to match, so imported labels are not served again).
+**Judgments** — the columns of the ``judgments`` export shape; annotators must be members of the project. A
+comparison gets the judgments of the file (its ``wanted`` grows to match, so imported labels are not served again).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from ..models import (
     Comparison,
     ComparisonStatus,
     Judgment,
+    Membership,
     Project,
     Prompt,
     SpanMark,
@@ -469,7 +470,12 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
     names = {r.annotator for r in batch if r.annotator}
     missing = names - users.keys()
     if missing:
-        users.update(get_user_model().objects.filter(username__in=missing).values_list("username", "pk"))
+        # Only the project's members: a file must not put judgments in the name of someone outside it.
+        users.update(
+            get_user_model()
+            .objects.filter(username__in=missing, memberships__project=project)
+            .values_list("username", "pk")
+        )
     prompts = dict(
         Prompt.objects.filter(project=project, external_id__in={r.prompt_id for r in batch}).values_list(
             "external_id", "text"
@@ -483,7 +489,7 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
     }
     for r in batch:
         if r.annotator and r.annotator not in users:
-            errors.add(r.line, "annotator", f"No user named {r.annotator!r}; create the account first.")
+            errors.add(r.line, "annotator", _not_a_member(r.annotator))
         if not r.annotator and default_annotator is None:
             errors.add(r.line, "annotator", "No annotator column and no importing user to credit.")
         seen.check("prompt", r.prompt_id, [r.prompt_text, r.context], errors, r.line, "prompt")
@@ -499,6 +505,10 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
         )
 
 
+def _not_a_member(username: str) -> str:
+    return f"{username!r} is not a member of this project; add them as a member first."
+
+
 def labelled_import(
     *, project: Project, kind: str, path, file_format: str, options: dict | None = None, user=None
 ) -> dict:
@@ -506,6 +516,8 @@ def labelled_import(
     options = options or {}
     if kind not in LABELLED_KINDS:
         raise _file_error(f"Unknown kind {kind!r}; one of {', '.join(LABELLED_KINDS)}.", "kind")
+    if user is not None and not Membership.objects.filter(project=project, user=user).exists():
+        raise _file_error(_not_a_member(user.username), "annotator")
     errors = _Errors()
     seen = _Fingerprints()
     users: dict[str, int] = {}
