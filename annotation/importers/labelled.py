@@ -47,7 +47,7 @@ from ..models import (
     SpanMark,
     Split,
 )
-from .rejection import ImportRejected, _Errors
+from .rejection import UNSTORABLE, ImportRejected, _Errors, unstorable_field
 
 LABELLED_KINDS = ("pairs", "judgments")
 LABELLED_FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -435,6 +435,9 @@ def _parsed_batches(path, file_format, kind, options, errors: _Errors) -> Iterat
         try:
             if isinstance(row, _Bad):
                 raise row
+            bad_field = unstorable_field(row)
+            if bad_field is not None:
+                raise _Bad(bad_field, UNSTORABLE)
             missing = [c for c in REQUIRED[kind] if row.get(c) in (None, "")]
             if missing:
                 raise _Bad(missing[0], "Required.")
