@@ -8,6 +8,7 @@ import collections
 import contextlib
 import dataclasses
 import gc
+import logging
 import pickle
 import shutil
 import sys
@@ -28,6 +29,7 @@ from django.utils.text import get_valid_filename
 from ..models import Candidate, Comparison, ImportJob, ImportStatus, Project, Prompt
 from .columns import _bundle_batch_plain
 from .files import _batches, _rows_count, _rows_read
+from .locking import project_import_lock
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
@@ -43,6 +45,8 @@ from .writing import (
     _write,
 )
 from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
+
+logger = logging.getLogger(__name__)
 
 IMPORT_KINDS = ("prompts", "candidates", "comparisons", "bundle")
 # zip: a manifest in one of the others plus the media files its candidates name (zipped.py).
@@ -336,6 +340,21 @@ def _import(*, project: Project, kind: str, path: Path, file_format: str, option
 def _import_core(
     *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, media=None
 ) -> dict:
+    with project_import_lock(project.pk):
+        return _import_locked(
+            project=project,
+            kind=kind,
+            path=path,
+            file_format=file_format,
+            options=options,
+            progress=progress,
+            media=media,
+        )
+
+
+def _import_locked(
+    *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, media=None
+) -> dict:
     progress = progress or (lambda phase, done, total: None)
     ctx = _context(project, kind, options)
     tables = (Prompt, Candidate, Comparison)
@@ -350,11 +369,12 @@ def _import_core(
         else:
             counts = _import_two_passes(ctx, path, file_format, rows_total, progress)
     except IntegrityError as exc:
-        # Validation saw these rows free and their references alive: something
-        # (another import, a deletion) changed the project in between.
+        # Validation saw these rows free and their references alive: something (a deletion; imports wait for each
+        # other) changed the project in between. The database's words name its tables: logged, not shown.
+        logger.warning("import into project %s refused by the database: %s", project.pk, exc)
         raise _rejected(
-            "The project changed while this import ran (another import of the same ids, or a deletion); "
-            f"nothing was imported. Run it again: imports are idempotent. Database said: {exc}"
+            "The project changed while this import ran (rows it refers to were deleted); nothing was imported. "
+            "Run it again: imports are idempotent."
         ) from exc
     if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
         _analyze(counts)

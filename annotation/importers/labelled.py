@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +48,10 @@ from ..models import (
     SpanMark,
     Split,
 )
+from .locking import project_import_lock
 from .rejection import UNSTORABLE, ImportRejected, _Errors, unstorable_field
+
+logger = logging.getLogger(__name__)
 
 LABELLED_KINDS = ("pairs", "judgments")
 LABELLED_FORMATS = ("jsonl", "csv", "parquet", "hf")
@@ -521,21 +525,29 @@ def labelled_import(
         raise _file_error(f"Unknown kind {kind!r}; one of {', '.join(LABELLED_KINDS)}.", "kind")
     if user is not None and not Membership.objects.filter(project=project, user=user).exists():
         raise _file_error(_not_a_member(user.username), "annotator")
-    errors = _Errors()
-    seen = _Fingerprints()
-    users: dict[str, int] = {}
-    for batch in _parsed_batches(path, file_format, kind, options, errors):
-        _check_batch(project, batch, seen, users, user, errors)
-    if errors.count:
-        raise ImportRejected(errors.as_list())
-    del seen
-    counts = {"prompts": 0, "candidates": 0, "comparisons": 0, "judgments": 0, "unchanged": 0}
-    try:
-        with transaction.atomic():
-            for batch in _parsed_batches(path, file_format, kind, options, errors):
-                _write_batch(project, batch, users, user, counts)
-    except IntegrityError as exc:
-        raise _file_error(f"The database refused the import; nothing was written: {exc}.") from exc
+    # Checked and written under the project's import lock: a second import of the same file waits, then finds
+    # every row there (unchanged) instead of failing on a unique constraint.
+    with project_import_lock(project.pk):
+        errors = _Errors()
+        seen = _Fingerprints()
+        users: dict[str, int] = {}
+        for batch in _parsed_batches(path, file_format, kind, options, errors):
+            _check_batch(project, batch, seen, users, user, errors)
+        if errors.count:
+            raise ImportRejected(errors.as_list())
+        del seen
+        counts = {"prompts": 0, "candidates": 0, "comparisons": 0, "judgments": 0, "unchanged": 0}
+        try:
+            with transaction.atomic():
+                for batch in _parsed_batches(path, file_format, kind, options, errors):
+                    _write_batch(project, batch, users, user, counts)
+        except IntegrityError as exc:
+            # The database's words name its tables and columns: logged, not shown.
+            logger.warning("label import into project %s refused by the database: %s", project.pk, exc)
+            raise _file_error(
+                "The project changed while this import ran (rows it refers to were deleted); nothing was written. "
+                "Run it again: imports are idempotent."
+            ) from exc
     return counts
 
 
