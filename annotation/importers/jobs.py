@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -149,7 +149,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
     except ImportRejected as exc:
         _job_finish(job.pk, ImportStatus.FAILED, errors=exc.errors, message=exc.message)
     except Exception as exc:
-        _job_finish(job.pk, ImportStatus.FAILED, message=f"The import stopped on an unexpected error: {exc}")
+        _job_finish(job.pk, ImportStatus.FAILED, message=_unexpected_error_message(job.pk, exc))
         raise
     else:
         _job_finish(
@@ -265,6 +265,14 @@ class _JobProgress:
     def close(self) -> None:
         if self._side is not None:
             self._side.close()
+
+
+def _unexpected_error_message(job_id: int, exc: Exception) -> str:
+    """Names the phase it stopped in; a database's own words (its tables and columns) go to the log only."""
+    phase = ImportJob.objects.filter(pk=job_id).values_list("phase", flat=True).first() or "starting"
+    if isinstance(exc, DatabaseError):
+        return f"The import stopped on a database error while {phase}; nothing was imported (details in the log)."
+    return f"The import stopped on an unexpected error while {phase}: {exc}"
 
 
 def _job_finish(job_id: int, status: str, **fields) -> None:

@@ -111,3 +111,28 @@ def test_a_form_without_a_length_over_the_limit_is_a_json_error(db, settings):
     request = RequestFactory().post("/api/v1/auth/token/")
     response = handler400(request, RequestDataTooBig("too big"))
     assert response.status_code == 413 and json.loads(response.content)["message"].startswith("The request body")
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            'text\nfine\n"two\nlines"\ncaf\u00e9\n'.encode("latin-1"),
+            "line 3: Not UTF-8 text: save the file as UTF-8 (CSV UTF-8).",
+        ),
+        (
+            "t\u00e9xt\nfine\n".encode("latin-1"),
+            "file: The header row is not UTF-8 text: save the file as UTF-8 (CSV UTF-8).",
+        ),
+    ],
+)
+def test_a_csv_that_is_not_utf8_names_the_line_not_a_byte_offset(api, project, researcher, body, error):
+    response = api.as_user(researcher).post(
+        f"/api/v1/projects/{project.pk}/imports/",
+        {"file": SimpleUploadedFile("prompts.csv", body), "kind": "prompts"},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"]["file"] == [error]
+    assert response.json()["job"]["phase"] == "reading"  # where it failed
+    assert not Prompt.objects.exists()

@@ -547,7 +547,28 @@ def test_an_unexpected_error_fails_the_job_and_is_raised(media, project, monkeyp
         import_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
-    assert job.message == "The import stopped on an unexpected error: disk on fire"
+    assert job.message == "The import stopped on an unexpected error while writing: disk on fire"
+
+
+def test_a_database_error_on_a_job_is_told_in_our_words_not_the_databases(media, project, monkeypatch):
+    from django.db import DataError
+
+    job = import_job_create(
+        project=project, kind="bundle", uploaded_file=upload([bundle_row(0)]), original_name="b.jsonl"
+    )
+
+    def refused(*args, **kwargs):
+        raise DataError('invalid byte sequence for encoding "UTF8": 0x00 in column "text" of "annotation_prompt"')
+
+    monkeypatch.setattr(writing, "_plan_write", refused)
+    with pytest.raises(DataError):
+        import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED and job.phase == "writing"
+    assert (
+        job.message
+        == "The import stopped on a database error while writing; nothing was imported (details in the log)."
+    )
 
 
 def test_a_text_may_hold_any_character_the_database_stores(project, tmp_path):
