@@ -1,10 +1,10 @@
-"""Token authentication with a short per-process cache.
+"""API tokens, with a cache of token → user, and the end of a user's tokens and sessions when the password changes.
 
-Stock ``TokenAuthentication`` costs one query per request; at hundreds of labels
-per second that query is a large share of the database's work (DESIGN §4). The
-cache maps a token's key to its user id for ``TOKEN_CACHE_SECONDS``; a revoked
-token therefore keeps working for at most that long on a process that cached it
-(``token_revoke`` clears the local entry at once).
+Stock ``TokenAuthentication`` costs one query per request; at hundreds of labels per second that query is a large
+share of the database's work (DESIGN §4). The cache maps a token's key to its user for ``TOKEN_CACHE_SECONDS``. It
+is on by default only when ``CACHE_URL`` names a shared cache: revoking a token deletes its entry there, so every
+web process stops accepting it at once. A per-process cache could not be told, so without ``CACHE_URL`` every
+request reads the token from the database.
 """
 
 from django.conf import settings
@@ -20,14 +20,15 @@ _PREFIX = "tandem:token:"
 class CachedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str):
         cache_key = _PREFIX + key
-        user = cache.get(cache_key)
+        user = cache.get(cache_key) if settings.TOKEN_CACHE_SECONDS > 0 else None
         if user is None:
             try:
                 token = Token.objects.select_related("user").get(key=key)
             except Token.DoesNotExist:
                 raise exceptions.AuthenticationFailed("Invalid token.") from None
             user = token.user
-            cache.set(cache_key, user, settings.TOKEN_CACHE_SECONDS)
+            if settings.TOKEN_CACHE_SECONDS > 0:
+                cache.set(cache_key, user, settings.TOKEN_CACHE_SECONDS)
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         return (user, key)
@@ -42,6 +43,23 @@ def token_revoke(*, user) -> None:
 
 def token_for(*, user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
+
+
+class EndTokensOnPasswordChange:
+    """Listed in AUTH_PASSWORD_VALIDATORS for its ``password_changed`` hook, which Django calls whenever a saved
+    user's password was set (their own change, an admin's reset, ``manage.py changepassword``): the user's API
+    token dies with the old password. Their other sessions end by themselves: Django keys each session to a hash
+    of the password, and the one that made the change is kept by ``update_session_auth_hash``."""
+
+    def validate(self, password, user=None) -> None:
+        return None
+
+    def password_changed(self, password, user=None) -> None:
+        if user is not None and user.pk is not None:
+            token_revoke(user=user)
+
+    def get_help_text(self) -> str:
+        return ""
 
 
 User = get_user_model()

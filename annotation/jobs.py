@@ -196,7 +196,7 @@ def job_error_message(exc: BaseException) -> str:
     """An unexpected error as a line for the job's row. A database's own text names tables, columns and values:
     it goes to the worker's log, and the row says only what kind of error stopped the job."""
     if isinstance(exc, DatabaseError):
-        return "a database error (the details are in the worker's log)"
+        return "a database error; the details are in the worker's log"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -94,7 +94,9 @@ def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: Lab
         err("ranking", f"Must list every candidate of the comparison exactly once, best first: {ids}.")
 
     if answer.strength is not None:
-        if schema.strength is None:
+        if answer.tie and answer.strength != 0:
+            err("strength", "A tie prefers neither candidate: leave strength out (or give 0).")
+        elif schema.strength is None:
             err("strength", "This project records no preference strength; leave it out.")
         elif answer.winner is None:
             err("strength", "Strength is how much better the winner is: only an answer with a winner has one.")
@@ -231,6 +233,11 @@ def judgment_submit(
         # it), or the key was used for another comparison: the key tells which.
         existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
         if existing is not None:
+            if not _same_answer(existing, answer):
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {idempotency_key!r} was already used for a different answer to this "
+                    "comparison; a retry must send the same answer, a new answer needs a new key."
+                ) from None
             return existing, False
         raise NotNeeded("You have already judged this comparison.") from None
     if not written:
@@ -245,6 +252,23 @@ def judgment_submit(
 
 class _AlreadyAnswered(Exception):
     """Raised inside this module when the annotator already answered the comparison."""
+
+
+def _same_answer(judgment: Judgment, answer: JudgmentInput) -> bool:
+    """Whether a retry says what the judgment recorded: the answer itself (winner, tie, ranking, strength,
+    ratings, rationale, spans), not how long it took or the order it was shown in."""
+    spans = sorted(
+        (s.candidate_id, s.category, s.start, s.end, s.box, s.note) for s in SpanMark.objects.filter(judgment=judgment)
+    )
+    return (
+        judgment.winner_id == answer.winner
+        and judgment.tie == answer.tie
+        and judgment.ranking == answer.ranking
+        and judgment.strength == answer.strength
+        and judgment.ratings == {str(k): v for k, v in answer.ratings.items()}
+        and judgment.rationale == answer.rationale
+        and spans == sorted((s.candidate, s.category, s.start, s.end, s.box, s.note) for s in answer.spans)
+    )
 
 
 def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgment | None:

@@ -27,4 +27,6 @@ def app(request, path=""):
         return HttpResponse(NOT_BUILT, status=503)
     response = HttpResponse(html)
     response["Cache-Control"] = "no-cache"  # the page names hashed assets; it must be fresh
+    if settings.CONTENT_SECURITY_POLICY:
+        response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
     return response

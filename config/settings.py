@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "annotation.api.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,6 +113,9 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A shared cache (Redis) makes token revocation and the sign-in limits hold across every web process; without
+# CACHE_URL each process keeps its own memory, so tokens are not cached and sign-in counters are per process.
+CACHE_URL = env.str("CACHE_URL", default="")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # --- Auth ---------------------------------------------------------------------
@@ -121,7 +125,48 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule for passwords: its hook ends the user's API token whenever their password changes.
+    {"NAME": "annotation.authentication.EndTokensOnPasswordChange"},
 ]
+# Sign-in (token and session): at most LOGIN_RATE attempts per client address, and after LOGIN_ACCOUNT_FAILURES
+# wrong passwords for one username, that account refuses sign-in for LOGIN_ACCOUNT_LOCK_SECONDS whatever the
+# address (counted in the shared cache when CACHE_URL is set).
+LOGIN_RATE = env.str("LOGIN_RATE", default="30/min")
+LOGIN_ACCOUNT_FAILURES = env.int("LOGIN_ACCOUNT_FAILURES", default=10)
+LOGIN_ACCOUNT_LOCK_SECONDS = env.int("LOGIN_ACCOUNT_LOCK_SECONDS", default=15 * 60)
+# How many proxies in front of the web server append to X-Forwarded-For: the client address is taken that far
+# from the end of the header. 0 (the default) ignores the header, which any client can write.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0 or LOGIN_ACCOUNT_FAILURES < 1:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more and LOGIN_ACCOUNT_FAILURES at least 1.")
+
+# --- TLS (behind a proxy that terminates HTTPS; all off by default, on in docker/compose.yaml) ------------------
+
+# The proxy's header that says the request came over HTTPS, as "Header-Name: value" (e.g.
+# "X-Forwarded-Proto: https"); only set it when the proxy always sets or strips that header.
+_ssl_header = env.str("SECURE_PROXY_SSL_HEADER", default="")
+if _ssl_header:
+    _name, _sep, _value = _ssl_header.partition(":")
+    if not _sep or not _name.strip() or not _value.strip():
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER must look like 'X-Forwarded-Proto: https', not {_ssl_header!r}."
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _name.strip().upper().replace("-", "_"), _value.strip())
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container's health check speaks plain HTTP
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# Sent with the web app's pages (config/frontend.py): scripts and styles from this site only, no plugins, no
+# framing; images and sound also from https: (media in S3-compatible storage). An empty value sends none.
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob: https:; media-src 'self' blob: https:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 LOGIN_URL = "/admin/login/"
 
 # --- I18N, static and media -----------------------------------------------------
@@ -185,6 +230,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "annotation.api.errors.exception_handler",
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
 }
@@ -207,9 +253,9 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "annotation.job_models.JobStatus",
     },
 }
-# How long a token → user lookup is cached per process. A revoked token keeps
-# working for at most this long on processes that cached it.
-TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60)
+# How long a token → user lookup is cached (annotation/authentication.py). Off without a shared cache: a
+# process's own memory would keep a revoked token working there this long.
+TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60 if CACHE_URL else 0)
 
 # --- Celery -----------------------------------------------------------------------
 

@@ -48,3 +48,73 @@ def test_the_wsgi_application_leaves_what_loading_made_out_of_the_garbage_collec
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=settings.BASE_DIR
     )
     assert int(result.stdout) > 10_000
+
+
+@needs_build
+def test_the_web_app_forbids_scripts_from_anywhere_but_this_site(client, db):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "object-src 'none'" in policy and "frame-ancestors 'none'" in policy
+
+
+def _settings_with(env: dict) -> dict:
+    """The TLS settings a fresh process reads from this environment."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, django; from django.conf import settings; django.setup(); print(json.dumps({k: getattr(settings,"
+        " k, None) for k in ('SECURE_PROXY_SSL_HEADER', 'SECURE_SSL_REDIRECT', 'SECURE_HSTS_SECONDS',"
+        " 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'TOKEN_CACHE_SECONDS')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_tls_settings_are_off_by_default_and_turned_on_by_the_environment():
+    assert _settings_with({}) == {
+        "SECURE_PROXY_SSL_HEADER": None,
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "TOKEN_CACHE_SECONDS": 0,  # no shared cache: a revoked token must not live on in another process
+    }
+    on = {
+        "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto: https",
+        "SECURE_SSL_REDIRECT": "1",
+        "SECURE_HSTS_SECONDS": "31536000",
+        "SESSION_COOKIE_SECURE": "1",
+        "CSRF_COOKIE_SECURE": "1",
+        "CACHE_URL": "redis://localhost:6379/1",
+    }
+    assert _settings_with(on) == {
+        "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 31536000,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "TOKEN_CACHE_SECONDS": 60,
+    }
+
+
+def test_the_production_compose_file_turns_the_tls_settings_on():
+    import yaml
+
+    environment = yaml.safe_load((settings.BASE_DIR / "docker" / "compose.yaml").read_text())["services"]["web"][
+        "environment"
+    ]
+    for name in ("SECURE_PROXY_SSL_HEADER", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        assert environment[name].startswith("${" + name + ":-") and not environment[name].endswith(":-0}"), name
+    assert (
+        "SECURE_HSTS_SECONDS: ${SECURE_HSTS_SECONDS:-31536000}"
+        in (settings.BASE_DIR / "docker" / "compose.yaml").read_text()
+    )

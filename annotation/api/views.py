@@ -4,7 +4,8 @@ Every view resolves the caller's role in the project first (annotation.access);
 non-members get 404, members with too low a role 403.
 """
 
-from django.contrib.auth import authenticate, login, logout
+from django.conf import settings
+from django.contrib.auth import login, logout
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -12,7 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import CSRFCheck
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -34,6 +35,7 @@ from ..judgments import judgment_submit
 from ..models import Comparison, ImportJob, ImportStatus, Judgment, Membership, Role
 from ..projects import LastAdmin, membership_remove, membership_set, project_create, project_update
 from ..selectors import judgments_visible, task_content
+from ..signin import SigninRefused, signin_authenticate
 from . import serializers as s
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
@@ -50,7 +52,22 @@ class NewestFirst(CursorPagination):
 
 
 class LoginThrottle(AnonRateThrottle):
-    rate = "30/min"
+    """Sign-in attempts per client address: REMOTE_ADDR, or X-Forwarded-For only as far as TRUSTED_PROXY_COUNT
+    proxies in front vouch for it (DRF's NUM_PROXIES)."""
+
+    scope = "login"
+
+    def get_rate(self):
+        return settings.LOGIN_RATE
+
+
+def _signin(request, body):
+    try:
+        return signin_authenticate(request=request, **body.validated_data)
+    except SigninRefused as exc:
+        if exc.locked_for:
+            raise Throttled(wait=exc.locked_for, detail=exc.message) from exc
+        raise ValidationError(exc.message) from exc  # the pair is wrong, not one field
 
 
 class TokenView(APIView):
@@ -60,13 +77,11 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginThrottle]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: ERROR})
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: ERROR, 429: ERROR})
     def post(self, request):
         body = s.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = authenticate(request, **body.validated_data)
-        if user is None:
-            raise ValidationError("Wrong username or password.")  # the pair is wrong, not one field
+        user = _signin(request, body)
         return Response({"token": token_for(user=user)})
 
 
@@ -95,14 +110,14 @@ class SessionView(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginThrottle]
 
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.MeSerializer, 400: ERROR, 403: ERROR})
+    @extend_schema(
+        request=s.TokenRequestSerializer, responses={200: s.MeSerializer, 400: ERROR, 403: ERROR, 429: ERROR}
+    )
     def post(self, request):
         _enforce_csrf(request)
         body = s.TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = authenticate(request, **body.validated_data)
-        if user is None:
-            raise ValidationError("Wrong username or password.")  # the pair is wrong, not one field
+        user = _signin(request, body)
         login(request._request, user)
         return Response(_me(user))
 
@@ -469,8 +484,6 @@ class ImportListView(APIView):
         responses={201: s.ImportJobSerializer, 202: s.ImportJobSerializer, 400: ERROR},
     )
     def post(self, request, pk: int):
-        from django.conf import settings
-
         from ..tasks import import_run_task
 
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
@@ -727,7 +740,6 @@ class LabelImportView(APIView):
     def post(self, request, pk: int):
         from pathlib import Path
 
-        from django.conf import settings
         from django.contrib.auth import get_user_model
 
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import math
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -89,8 +90,10 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
         errors["options.ties"] = [f"Must be one of {', '.join(TIE_POLICIES)}."]
     try:
         options["margin_scale"] = float(options.get("margin_scale", 1.0))
+        if not math.isfinite(options["margin_scale"]) or options["margin_scale"] < 0:
+            raise ValueError
     except (TypeError, ValueError):
-        errors["options.margin_scale"] = ["Must be a number."]
+        errors["options.margin_scale"] = ["Must be a finite number, 0 or more."]
     try:
         parsed_filters = ExportFilter.parse(filters)
     except ExportInvalid as exc:

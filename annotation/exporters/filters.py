@@ -77,6 +77,11 @@ class ExportFilter:
                 errors[key] = ["Give a list of names (or a comma-separated string)."]
                 value = []
             raw[key] = tuple(str(v) for v in value)
+        bad_rounds = [v for v in raw["rounds"] if v != "none" and not (v.isascii() and v.isdigit())]
+        if bad_rounds:
+            errors["rounds"] = [
+                f"Round ids are whole numbers (or 'none' for comparisons of no round), not {bad_rounds[0]!r}."
+            ]
         if raw.get("split") in ("", None):
             raw["split"] = None
         elif raw["split"] not in Split.values:
@@ -128,9 +133,8 @@ class ExportFilter:
                 if value == "none":
                     wanted |= Q(**{f"{path}origin__round__isnull": True})
                 else:
-                    # Round ids are stored as numbers; a number too long for a database integer is just text.
-                    number = value.isdigit() and len(value) <= 18
-                    wanted |= Q(**{f"{path}origin__round": int(value) if number else value})
+                    # Digits (checked in parse); a number too long for a database integer is just text: no match.
+                    wanted |= Q(**{f"{path}origin__round": int(value) if len(value) <= 18 else value})
             q &= wanted
         if self.split:
             q &= Q(**{f"{path}prompt__split": self.split})

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from ..comparisons import BuildModeInvalid, candidate_groups, comparison_external_id
 from ..models import Split
+from .rejection import _storable_text, unstorable_field
 from .rows import (
     _BUNDLE_ONLY,
     MAX_EXTERNAL_ID,
@@ -30,7 +31,6 @@ from .rows import (
     _PromptRow,
     _Rows,
     _Seen,
-    _storable,
 )
 
 # The columns a plain row may have; any other (context, priority, a candidate's
@@ -68,6 +68,7 @@ def _bundle_batch_plain(ctx: _Context, batch: list[tuple[int, dict]], seen: _See
         and set(map(type, splits)) == {str}
         and _SPLITS.issuperset(splits)
         and _types_within(metadatas, dict)
+        and _objects_storable(metadatas)
         and _types_within(candidate_lists, list)
         and _modes_plain(ctx, modes)
     ):
@@ -86,6 +87,8 @@ def _bundle_batch_plain(ctx: _Context, batch: list[tuple[int, dict]], seen: _See
         and _strings_plain(candidate_texts)
         and _types_within(candidate_metadatas, dict)
         and _types_within(candidate_origins, dict)
+        and _objects_storable(candidate_metadatas)
+        and _objects_storable(candidate_origins)
     ):
         return None
 
@@ -189,6 +192,11 @@ def _objects(values: list) -> list:
     return [{} if value is _ABSENT else value for value in values]
 
 
+def _objects_storable(values: Sequence) -> bool:
+    """No JSON object of the column holds a NUL or a lone surrogate (rows names the row's field that does)."""
+    return not any(unstorable_field(value) for value in values if value is not _ABSENT and value)
+
+
 def _column(dicts: list[dict], key: str) -> list:
     return [d.get(key, _ABSENT) for d in dicts]
 
@@ -210,7 +218,7 @@ def _strings_plain(values: Sequence, max_length: int | None = None) -> bool:
         return False
     # One check of the texts joined (by a character that neither holds nor pairs
     # with a surrogate) instead of one per text.
-    return _storable("\n".join(values))
+    return _storable_text("\n".join(values))
 
 
 _PATHS: dict[str, list[str]] = {"candidates": [], "comparisons": []}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import io
 import json
 import logging
 import sys
@@ -28,9 +29,10 @@ BATCH_ROWS = 2000  # file rows checked and written together (one lookup query pe
 class _FileUnreadable(Exception):
     """The file as a whole is not what it claims to be; one clear message, no rows."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, line: int | None = None):
         self.message = message
         self.field = field
+        self.line = line  # where reading stopped, when that is a row (a line that is not UTF-8)
         super().__init__(message)
 
 
@@ -59,7 +61,7 @@ def _batches(rows: Iterator[tuple[int, dict]], errors: _Errors) -> Iterator[list
                 yield batch
                 batch = []
     except _FileUnreadable as exc:
-        errors.add(None, exc.field, exc.message)
+        errors.add(exc.line, exc.field, exc.message)
         raise ImportRejected(errors.as_list(), exc.message) from exc
     if batch:
         yield batch
@@ -145,9 +147,30 @@ def _csv_rows(path: Path, ctx: _Context) -> Iterator[tuple[int, dict]]:
                     continue
                 yield line_no, _csv_decode(dict(zip(header, cells, strict=False)), ctx)
     except UnicodeDecodeError as exc:
-        raise _FileUnreadable(f"This is not a CSV file in UTF-8 text: {exc}.") from exc
+        row = _csv_row_not_utf8(path)
+        if row is None:
+            raise _FileUnreadable(f"This is not a CSV file in UTF-8 text: {exc}.") from exc
+        if row == 0:
+            raise _FileUnreadable("The header row is not UTF-8 text: save the file as UTF-8 (CSV UTF-8).") from exc
+        raise _FileUnreadable("Not UTF-8 text: save the file as UTF-8 (CSV UTF-8).", line=row) from exc
     except csv.Error as exc:
         raise _FileUnreadable(f"This is not a valid CSV file: {exc}.") from exc
+
+
+def _csv_row_not_utf8(path: Path) -> int | None:
+    """The row (numbered as rows are in errors: 1 = the first after the header, 0 = the header) holding the first
+    bytes that are not UTF-8; the decoder itself only knows an offset into the chunk it was reading."""
+    good = bytearray()
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                # Every row before this line was complete (header = row 0), so this line starts the next one.
+                text = bytes(good).decode("utf-8-sig")
+                return sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) if text else 0
+            good += line
+    return None
 
 
 def _csv_decode(cells: dict[str, str], ctx: _Context) -> dict:

@@ -39,6 +39,7 @@ from ..models import Candidate, Comparison, ImportJob, ImportStatus, Project, Pr
 from .columns import _bundle_batch_plain
 from .files import _batches, _rows_count, _rows_read
 from .labelled import LABELLED_KINDS  # label imports run as import jobs too
+from .locking import project_import_lock
 from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
@@ -54,6 +55,8 @@ from .writing import (
     _write,
 )
 from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
+
+logger = logging.getLogger(__name__)
 
 IMPORT_KINDS = ("prompts", "candidates", "comparisons", "bundle")
 # zip: a manifest in one of the others plus the media files its candidates name (zipped.py).
@@ -212,11 +215,16 @@ def _import_job_attempt(kind, job_id: int, attempt: int) -> None:
             job_id,
             attempt,
             ImportStatus.FAILED,
-            error=f"The import stopped on an unexpected error ({job_error_message(exc)}); nothing was imported.",
+            error=f"The import stopped on an unexpected error while {_phase_of(job_id)} ({job_error_message(exc)}); "
+            "nothing was imported.",
         )
         raise
     finally:
         progress.close()
+
+
+def _phase_of(job_id: int) -> str:
+    return ImportJob.objects.filter(pk=job_id).values_list("phase", flat=True).first() or "starting"
 
 
 def _labelled_import_run(job: ImportJob, path: Path, progress, complete) -> None:
@@ -443,6 +451,22 @@ def _import_core(
     media=None,
     before_commit=None,
 ) -> dict:
+    with project_import_lock(project.pk):
+        return _import_locked(
+            project=project,
+            kind=kind,
+            path=path,
+            file_format=file_format,
+            options=options,
+            progress=progress,
+            media=media,
+            before_commit=before_commit,
+        )
+
+
+def _import_locked(
+    *, project: Project, kind: str, path: Path, file_format: str, options: dict, progress, media=None, before_commit
+) -> dict:
     progress = progress or (lambda phase, done, total: None)
     ctx = _context(project, kind, options)
     tables = (Prompt, Candidate, Comparison)
@@ -457,13 +481,12 @@ def _import_core(
         else:
             counts = _import_two_passes(ctx, path, file_format, rows_total, progress, before_commit)
     except IntegrityError as exc:
-        # Validation saw these rows free and their references alive: something
-        # (another import, a deletion) changed the project in between. The database's
-        # text names tables and columns: the log has it, the job says what to do.
+        # Validation saw these rows free and their references alive: something (a deletion; imports wait for each
+        # other) changed the project in between. The database's words name its tables: logged, not shown.
         logger.warning("import into project %s refused by the database: %s", project.pk, exc)
         raise _rejected(
-            "The project changed while this import ran (another import of the same ids, or a deletion); "
-            "nothing was imported. Run it again: imports are idempotent."
+            "The project changed while this import ran (rows it refers to were deleted); nothing was imported. "
+            "Run it again: imports are idempotent."
         ) from exc
     if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
         _analyze(counts)

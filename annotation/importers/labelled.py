@@ -11,13 +11,13 @@ of rows is held at a time (plus one small fingerprint per distinct id, to find c
 context), ``chosen``, ``rejected`` (text, or messages: the assistant's content). Without ``prompt`` (the
 implicit form, as in Anthropic's hh-rlhf) the prompt is the longest common prefix of chosen and rejected, cut
 back to a word boundary (TRL's ``extract_prompt``). Optional: ``strength`` (or an integral ``margin``),
-``label`` (0.5 = a tie), ``annotator`` (an existing username; default: the importing user), ``split``, and
-the ids ``prompt_id``, ``chosen_id``, ``rejected_id`` (derived from a hash of the content when absent, so
-re-importing a file finds its own rows). Each pair becomes one comparison of its two candidates (stored in id
+``label`` (0.5 = a tie), ``annotator`` (a member of the project, by username; default: the importing user),
+``split``, and the ids ``prompt_id``, ``chosen_id``, ``rejected_id`` (derived from a hash of the content when
+absent, so re-importing a file finds its own rows). Each pair becomes one comparison of its two candidates (stored in id
 order, so the chosen one is not always first) with one judgment, and is not served to annotators.
 
-**Judgments** — the columns of the ``judgments`` export shape; annotators must exist as users. A comparison
-gets the judgments of the file (its ``wanted`` grows to match, so imported labels are not served again).
+**Judgments** — the columns of the ``judgments`` export shape; annotators must be members of the project. A
+comparison gets the judgments of the file (its ``wanted`` grows to match, so imported labels are not served again).
 """
 
 from __future__ import annotations
@@ -42,12 +42,14 @@ from ..models import (
     Comparison,
     ComparisonStatus,
     Judgment,
+    Membership,
     Project,
     Prompt,
     SpanMark,
     Split,
 )
-from .rejection import ImportRejected, _Errors
+from .locking import project_import_lock
+from .rejection import UNSTORABLE, ImportRejected, _Errors, unstorable_field
 
 logger = logging.getLogger(__name__)
 
@@ -446,6 +448,9 @@ def _parsed_batches(path, file_format, kind, options, errors: _Errors) -> Iterat
         try:
             if isinstance(row, _Bad):
                 raise row
+            bad_field = unstorable_field(row)
+            if bad_field is not None:
+                raise _Bad(bad_field, UNSTORABLE)
             missing = [c for c in REQUIRED[kind] if row.get(c) in (None, "")]
             if missing:
                 raise _Bad(missing[0], "Required.")
@@ -481,7 +486,12 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
     names = {r.annotator for r in batch if r.annotator}
     missing = names - users.keys()
     if missing:
-        users.update(get_user_model().objects.filter(username__in=missing).values_list("username", "pk"))
+        # Only the project's members: a file must not put judgments in the name of someone outside it.
+        users.update(
+            get_user_model()
+            .objects.filter(username__in=missing, memberships__project=project)
+            .values_list("username", "pk")
+        )
     prompts = dict(
         Prompt.objects.filter(project=project, external_id__in={r.prompt_id for r in batch}).values_list(
             "external_id", "text"
@@ -495,7 +505,7 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
     }
     for r in batch:
         if r.annotator and r.annotator not in users:
-            errors.add(r.line, "annotator", f"No user named {r.annotator!r}; create the account first.")
+            errors.add(r.line, "annotator", _not_a_member(r.annotator))
         if not r.annotator and default_annotator is None:
             errors.add(r.line, "annotator", "No annotator column and no importing user to credit.")
         seen.check("prompt", r.prompt_id, [r.prompt_text, r.context], errors, r.line, "prompt")
@@ -509,6 +519,10 @@ def _check_batch(project, batch: list[_Labelled], seen: _Fingerprints, users: di
         seen.check(
             "comparison", r.comparison_id, [c.external_id for c in r.candidates], errors, r.line, "comparison_id"
         )
+
+
+def _not_a_member(username: str) -> str:
+    return f"{username!r} is not a member of this project; add them as a member first."
 
 
 def labelled_import(
@@ -526,28 +540,33 @@ def labelled_import(
     options = options or {}
     if kind not in LABELLED_KINDS:
         raise _file_error(f"Unknown kind {kind!r}; one of {', '.join(LABELLED_KINDS)}.", "kind")
-    errors = _Errors()
-    seen = _Fingerprints()
-    users: dict[str, int] = {}
-    for batch in _parsed_batches(path, file_format, kind, options, errors):
-        _check_batch(project, batch, seen, users, user, errors)
-    if errors.count:
-        raise ImportRejected(errors.as_list())
-    del seen
-    counts = {"prompts": 0, "candidates": 0, "comparisons": 0, "judgments": 0, "unchanged": 0}
-    try:
-        with transaction.atomic():
-            for batch in _parsed_batches(path, file_format, kind, options, errors):
-                _write_batch(project, batch, users, user, counts)
-            if before_commit is not None:
-                before_commit(counts)
-    except IntegrityError as exc:
-        # The database's text names tables and columns: the log has it, the person gets what to do.
-        logger.warning("label import into project %s refused by the database: %s", project.pk, exc)
-        raise _file_error(
-            "The project changed while this import ran (another import of the same ids, or a deletion); "
-            "nothing was written. Run it again: imports are idempotent."
-        ) from exc
+    if user is not None and not Membership.objects.filter(project=project, user=user).exists():
+        raise _file_error(_not_a_member(user.username), "annotator")
+    # Checked and written under the project's import lock: a second import of the same file waits, then finds
+    # every row there (unchanged) instead of failing on a unique constraint.
+    with project_import_lock(project.pk):
+        errors = _Errors()
+        seen = _Fingerprints()
+        users: dict[str, int] = {}
+        for batch in _parsed_batches(path, file_format, kind, options, errors):
+            _check_batch(project, batch, seen, users, user, errors)
+        if errors.count:
+            raise ImportRejected(errors.as_list())
+        del seen
+        counts = {"prompts": 0, "candidates": 0, "comparisons": 0, "judgments": 0, "unchanged": 0}
+        try:
+            with transaction.atomic():
+                for batch in _parsed_batches(path, file_format, kind, options, errors):
+                    _write_batch(project, batch, users, user, counts)
+                if before_commit is not None:
+                    before_commit(counts)
+        except IntegrityError as exc:
+            # The database's words name its tables and columns: logged, not shown.
+            logger.warning("label import into project %s refused by the database: %s", project.pk, exc)
+            raise _file_error(
+                "The project changed while this import ran (rows it refers to were deleted); nothing was written. "
+                "Run it again: imports are idempotent."
+            ) from exc
     return counts
 
 

@@ -46,3 +46,48 @@ class _Errors:
             more = self.count - len(self.items)
             items.append({"line": None, "field": None, "message": f"... and {more} more error(s) not shown."})
         return items
+
+
+UNSTORABLE = "Holds a NUL character or a lone surrogate (\\u0000, \\ud800…), which cannot be stored."
+
+
+def unstorable_field(row: dict) -> str | None:
+    """The first column of a row (with its path inside JSON: ``metadata.notes[2]``) whose text, or a key inside
+    it, a database cannot store: NUL (Postgres refuses it in text and JSON alike) or an unpaired surrogate.
+    Checked whatever the backend, so SQLite refuses what Postgres would."""
+    for key, value in row.items():
+        path = _unstorable_path(value, str(key)) if _storable_text(str(key)) else str(key)
+        if path is not None:
+            return path
+    return None
+
+
+def _unstorable_path(value, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if _storable_text(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if _storable_text(str(key)) else None
+            if inner is None:
+                return path
+            found = _unstorable_path(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _unstorable_path(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -14,7 +14,7 @@ from ..comparisons import BuildModeInvalid, candidate_groups, comparison_externa
 from ..media import MediaInfo, MediaInvalid
 from ..models import Modality, Project, Split
 from ..schema import SchemaError, parse_schema
-from .rejection import _Errors, _rejected
+from .rejection import UNSTORABLE, _Errors, _rejected, _storable_text, unstorable_field
 
 MAX_EXTERNAL_ID = 255
 PRIORITY_RANGE = (-1_000_000, 1_000_000)
@@ -204,6 +204,10 @@ def _batch_parse(ctx: _Context, batch: list[tuple[int, dict]], errors: _Errors, 
         if isinstance(raw, _BadRow):
             err(raw.field, raw.message)
             continue
+        bad_field = unstorable_field(raw)
+        if bad_field is not None:
+            err(bad_field, UNSTORABLE)
+            continue
         parsed = parse(ctx, raw, line, err)
         if errors.count > failed or parsed is None:
             continue
@@ -280,7 +284,7 @@ def _candidate_row(
     mime_type = raw.get("mime_type", "text/plain")
     if mime_type == "text/plain":
         pass
-    elif not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100 or not _storable(mime_type):
+    elif not isinstance(mime_type, str) or "/" not in mime_type or len(mime_type) > 100:
         err(f"{path}mime_type", "Must be a MIME type such as text/plain or text/markdown.")
     elif text_required and not mime_type.startswith("text/"):
         err(f"{path}mime_type", "This is a text project: use text/plain or text/markdown.")
@@ -450,7 +454,7 @@ def _external_id(raw: dict, key: str, err, *, required: bool = False, path: str 
         err(f"{path}{key}", f"Must be a string (or a whole number), not {_json_type(value)}.")
         return None
     value = str(value)
-    if not value.strip() or len(value) > MAX_EXTERNAL_ID or not _storable(value):
+    if not value.strip() or len(value) > MAX_EXTERNAL_ID or not _storable_text(value):
         err(f"{path}{key}", f"Must be 1 to {MAX_EXTERNAL_ID} characters (no NUL).")
         return None
     return value
@@ -470,8 +474,8 @@ def _text(raw: dict, key: str, err, *, required: bool, path: str = "") -> str | 
     if required and not value.strip():
         err(f"{path}{key}", "Required: the text must not be empty.")
         return None
-    if not _storable(value):
-        err(f"{path}{key}", "Holds a NUL character or a lone surrogate (\\u0000, \\ud800…), which cannot be stored.")
+    if not _storable_text(value):
+        err(f"{path}{key}", UNSTORABLE)
         return None
     return value
 
@@ -479,19 +483,6 @@ def _text(raw: dict, key: str, err, *, required: bool, path: str = "") -> str | 
 def _ordinary(text: str) -> bool:
     """Not blank and no NUL: with ``isascii()``, a text every check here passes."""
     return "\x00" not in text and not text.isspace() and text != ""
-
-
-def _storable(text: str) -> bool:
-    """Databases store neither NUL characters nor unpaired surrogates (JSON can hold both)."""
-    if "\x00" in text:
-        return False
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _object(raw: dict, key: str, err, path: str = "") -> dict:

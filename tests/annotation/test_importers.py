@@ -547,8 +547,32 @@ def test_an_unexpected_error_fails_the_job_and_is_raised(media, project, monkeyp
         import_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == ImportStatus.FAILED
-    expected = "The import stopped on an unexpected error (RuntimeError: disk on fire); nothing was imported."
+    expected = (
+        "The import stopped on an unexpected error while writing (RuntimeError: disk on fire); nothing was imported."
+    )
     assert job.message == expected
+
+
+def test_a_database_error_on_a_job_is_told_in_our_words_not_the_databases(media, project, monkeypatch):
+    from django.db import DataError
+
+    job = import_job_create(
+        project=project, kind="bundle", uploaded_file=upload([bundle_row(0)]), original_name="b.jsonl"
+    )
+
+    def refused(*args, **kwargs):
+        raise DataError('invalid byte sequence for encoding "UTF8": 0x00 in column "text" of "annotation_prompt"')
+
+    monkeypatch.setattr(writing, "_plan_write", refused)
+    with pytest.raises(DataError):
+        import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == ImportStatus.FAILED and job.phase == "writing"
+    expected = (
+        "The import stopped on an unexpected error while writing (a database error; the details are in the worker's "
+        "log); nothing was imported."
+    )
+    assert job.message == expected and "annotation_prompt" not in job.message
 
 
 def test_a_text_may_hold_any_character_the_database_stores(project, tmp_path):

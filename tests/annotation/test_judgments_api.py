@@ -73,6 +73,47 @@ def test_a_retry_with_the_same_key_returns_the_first_judgment(client, comparison
     assert Comparison.objects.get(pk=comparison.pk).judged == 1
 
 
+def test_a_retry_of_a_full_judgment_with_the_same_key_is_answered_with_it(client, comparison):
+    left, right = comparison.candidate_ids
+    body = {
+        "winner": left,
+        "strength": 2,
+        "ratings": {str(left): {"helpful": 5}},
+        "spans": [{"candidate": right, "start": 12, "end": 17, "category": "incorrect", "note": "wrong state"}],
+        "rationale": "Texas.",
+        "time_spent_ms": 5300,
+    }
+    assert post(client, comparison, body).status_code == 201
+    assert post(client, comparison, {**body, "time_spent_ms": 5400}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda left, right: {"winner": right},
+        lambda left, right: {"strength": 1},
+        lambda left, right: {"rationale": "Changed my mind."},
+        lambda left, right: {"spans": []},
+    ],
+    ids=["winner", "strength", "rationale", "spans"],
+)
+def test_reusing_a_key_with_a_different_answer_is_refused_naming_the_key(client, comparison, change):
+    left, right = comparison.candidate_ids
+    body = {
+        "winner": left,
+        "strength": 2,
+        "spans": [{"candidate": right, "start": 12, "end": 17, "category": "incorrect"}],
+        "rationale": "Texas.",
+    }
+    assert post(client, comparison, body, key="k-42").status_code == 201
+    response = post(client, comparison, {**body, **change(left, right)}, key="k-42")
+    assert response.status_code == 409
+    assert "Idempotency-Key 'k-42' was already used for a different answer" in response.json()["message"]
+    assert response.json()["code"] == "idempotency_key_reused"
+    judgment = Judgment.objects.get()
+    assert (judgment.winner_id, judgment.strength, judgment.rationale) == (left, 2, "Texas.")
+
+
 def test_reusing_a_key_for_another_comparison_is_refused(client, project, comparison):
     other = make_comparison(project)
     assert post(client, comparison, {"winner": comparison.candidate_ids[0]}).status_code == 201

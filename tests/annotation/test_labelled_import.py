@@ -8,7 +8,7 @@ from django.core.management import call_command
 from annotation.exporters import DATA_FILE, FORMATS, export_request_parse, export_to_folder
 from annotation.importers.labelled import labelled_import
 from annotation.importers.rejection import ImportRejected
-from annotation.models import Candidate, Comparison, Judgment, Prompt, SpanMark
+from annotation.models import Candidate, Comparison, Judgment, Membership, Prompt, Role, SpanMark
 
 from ..factories import ProjectFactory, UserFactory
 from .export_read import read_rows
@@ -26,6 +26,19 @@ def _comparable(rows, *, drop=("judgment_id",)):
     return sorted(json.dumps({k: v for k, v in r.items() if k not in drop}, sort_keys=True) for r in rows)
 
 
+def _copy_of(project):
+    """An empty project with the same members: judgments may only be credited to a project's members."""
+    copy = ProjectFactory(name="Copy")
+    for membership in Membership.objects.filter(project=project):
+        Membership.objects.create(project=copy, user=membership.user, role=membership.role)
+    return copy
+
+
+def _member(project, user):
+    Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+    return user
+
+
 def _table_counts():
     return [m.objects.count() for m in (Prompt, Candidate, Comparison, Judgment, SpanMark)]
 
@@ -34,7 +47,7 @@ def _table_counts():
 def test_exported_judgments_import_back_as_the_same_judgments(tmp_path, file_format):
     source = judged_project()
     path = _export(source.project, tmp_path / "out", "judgments", file_format, filters={"gold": "include"})
-    copy = ProjectFactory(name="Copy")
+    copy = _copy_of(source.project)
     counts = labelled_import(project=copy, kind="judgments", path=path, file_format=file_format)
     assert counts["judgments"] == 14 and counts["comparisons"] == 8
     again = tmp_path / "again"
@@ -54,7 +67,7 @@ def test_exported_judgments_import_back_as_the_same_judgments(tmp_path, file_for
 def test_exported_pairs_import_back_as_the_same_pairs(tmp_path, file_format):
     source = judged_project()
     path = _export(source.project, tmp_path / "out", "pairs", file_format)
-    copy = ProjectFactory(name="Copy")
+    copy = _copy_of(source.project)
     labelled_import(project=copy, kind="pairs", path=path, file_format=file_format)
     _export(copy, tmp_path / "again", "pairs", file_format)
     keep = ("prompt", "chosen", "rejected", "margin", "label", "strength", "annotator", "split")
@@ -66,7 +79,7 @@ def test_exported_pairs_import_back_as_the_same_pairs(tmp_path, file_format):
 def test_reimporting_the_same_file_adds_nothing(tmp_path):
     source = judged_project()
     path = _export(source.project, tmp_path / "out", "judgments", "jsonl")
-    copy = ProjectFactory(name="Copy")
+    copy = _copy_of(source.project)
     labelled_import(project=copy, kind="judgments", path=path, file_format="jsonl")
     before = _table_counts()
     counts = labelled_import(project=copy, kind="judgments", path=path, file_format="jsonl")
@@ -91,6 +104,7 @@ def test_public_pairs_with_implicit_prompts_seed_a_project(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     project = ProjectFactory()
+    _member(project, seeder)
     call_command("import_labels", str(path), project=project.pk, kind="pairs", annotator="seeder")
     first = Prompt.objects.get(project=project, text__endswith="Assistant:")
     assert first.text == "Human: Is the sky blue?\n\nAssistant:"
@@ -117,7 +131,7 @@ def test_a_saved_datasetdict_imports_the_named_split(tmp_path):
         path=tmp_path / "dd",
         file_format="hf",
         options={"split": "test"},
-        user=UserFactory(username="seeder"),
+        user=_member(project, UserFactory(username="seeder")),
     )
     assert counts["judgments"] == 1 and Prompt.objects.get(project=project).text == "Q1"
 
@@ -141,7 +155,7 @@ def test_a_malformed_import_changes_nothing_and_names_each_bad_line(tmp_path, fi
         rows = read_rows(tmp_path / "out", "csv")
         lines[header + 4] = lines[header + 4].replace(f",{rows[4]['winner']},", ",not-a-candidate,", 1)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    copy = ProjectFactory(name="Copy")
+    copy = _copy_of(source.project)
     before = _table_counts()
     with pytest.raises(ImportRejected) as caught:
         labelled_import(project=copy, kind="judgments", path=path, file_format=file_format)
@@ -163,8 +177,11 @@ def test_contradictions_inside_the_file_are_errors(tmp_path):
             ]
         )
     )
+    project = ProjectFactory()
     with pytest.raises(ImportRejected) as caught:
-        labelled_import(project=ProjectFactory(), kind="pairs", path=path, file_format="jsonl", user=UserFactory())
+        labelled_import(
+            project=project, kind="pairs", path=path, file_format="jsonl", user=_member(project, UserFactory())
+        )
     assert [e["line"] for e in caught.value.errors] == [2, 3, 4]
     assert Prompt.objects.count() == 0
 
@@ -215,3 +232,35 @@ def test_a_csv_that_is_not_utf8_is_refused_naming_its_line(api):
     assert response.status_code == 400, response.content
     assert response.json()["errors"]["file"] == ["line 3: Not UTF-8 text: save the file as UTF-8."]
     assert Judgment.objects.filter(project=project).count() == 0
+
+
+def test_judgments_may_only_be_credited_to_members_of_the_project(api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    project = ProjectFactory()
+    researcher = UserFactory(username="rita")
+    Membership.objects.create(project=project, user=researcher, role=Role.RESEARCHER)
+    UserFactory(username="mallory")  # has an account, is not in this project
+    client = api.as_user(researcher)
+
+    def post(body: bytes, **fields):
+        return client.post(
+            f"/api/v1/projects/{project.pk}/label-imports/",
+            {"file": SimpleUploadedFile("pairs.jsonl", body), "kind": "pairs", **fields},
+            format="multipart",
+        )
+
+    named = post(
+        b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n'
+        b'{"prompt": "Q2", "chosen": "a", "rejected": "b", "annotator": "mallory"}\n'
+    )
+    assert named.status_code == 400
+    assert named.json()["errors"]["file"] == [
+        "line 2 (annotator): 'mallory' is not a member of this project; add them as a member first."
+    ]
+    credited = post(b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n', annotator="mallory")
+    assert credited.status_code == 400 and "'mallory' is not a member of this project" in credited.json()["message"]
+    assert Judgment.objects.count() == 0 and Prompt.objects.count() == 0
+    Membership.objects.create(project=project, user=UserFactory(username="mallory"), role=Role.ANNOTATOR)
+    assert post(b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n', annotator="mallory").status_code == 201
+    assert Judgment.objects.get().annotator.username == "mallory"
