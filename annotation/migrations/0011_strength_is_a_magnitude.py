@@ -22,7 +22,7 @@ def strengths_to_magnitudes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotation", "0009_candidate_media_size"),
+        ("annotation", "0010_background_job_owner_heartbeat"),
     ]
 
     operations = [

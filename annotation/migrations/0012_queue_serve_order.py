@@ -20,7 +20,7 @@ def spread_open_comparisons(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotation", "0009_candidate_media_size"),
+        ("annotation", "0011_strength_is_a_magnitude"),
     ]
 
     operations = [
