@@ -1,4 +1,4 @@
-"""Migration 0010: signed strength scales and strengths stored before it become magnitudes."""
+"""Migration 0011: signed strength scales and strengths stored before it become magnitudes."""
 
 import pytest
 from django.db import IntegrityError, connection
@@ -8,8 +8,8 @@ from annotation.models import Judgment, Project
 
 from ..factories import ProjectFactory, UserFactory, make_comparison
 
-BEFORE = [("annotation", "0009_candidate_media_size")]
-AFTER = [("annotation", "0010_strength_is_a_magnitude")]
+BEFORE = [("annotation", "0010_background_job_owner_heartbeat")]
+AFTER = [("annotation", "0011_strength_is_a_magnitude")]
 
 
 def migrate(target):
