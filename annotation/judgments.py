@@ -94,8 +94,9 @@ def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: Lab
         err("ranking", f"Must list every candidate of the comparison exactly once, best first: {ids}.")
 
     if answer.strength is not None:
-        if answer.tie and answer.strength != 0:
-            err("strength", "A tie prefers neither candidate: leave strength out (or give 0).")
+        if answer.tie:
+            if answer.strength != 0:
+                err("strength", "A tie prefers neither candidate: leave strength out (or give 0).")
         elif schema.strength is None:
             err("strength", "This project records no preference strength; leave it out.")
         elif answer.winner is None:
