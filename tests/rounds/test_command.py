@@ -43,6 +43,8 @@ def test_it_trains_evaluates_and_registers_from_the_shell(project, tiny_backbone
     printed = json.loads(out.getvalue().split("\n", 1)[1].rsplit("\nRegistered", 1)[0])
     assert printed["eval"]["n_pairs"] == version.metrics["eval"]["n_pairs"]
     assert "training" in err.getvalue() and "evaluating" in err.getvalue()  # the progress bar and phases
+    steps = version.metrics["train"]["steps"]
+    assert steps > 0 and "training: 100%" in err.getvalue() and f" {steps}/{steps} " in err.getvalue()
 
 
 def test_it_explains_what_is_missing(project, tiny_backbone):
