@@ -1,6 +1,8 @@
-/** The project's model versions by kind: reward models with their held-out metrics over versions; policies with
+/** The project's model versions by kind: reward and span models with their held-out metrics beside the trivial
+ * baselines (flagged when not beaten) and over versions; policies with
  * a "Try it" sampler and their weights to download; admins activate any other ready version (roll back). */
 import { LineChart } from "../components/Charts";
+import { RewardHeldOut, SpanHeldOut } from "./HeldOutSummary";
 import { PolicySampler } from "./PolicySampler";
 import type { ModelVersion, PolicySample, PolicySampleRequest } from "./types";
 import { canActivate, downloadUrl, versionsByKind } from "./versions";
@@ -35,6 +37,8 @@ export function ModelVersions({
                   {kind} v{v.version} — {v.status}
                   {v.is_active ? ", active" : ""} — {v.judgment_count} judgments
                 </span>{" "}
+                {kind === "reward" && <RewardHeldOut metrics={v.metrics} label={`reward v${v.version}`} />}
+                {kind === "span" && <SpanHeldOut metrics={v.metrics} label={`span v${v.version}`} />}
                 {isAdmin && canActivate(v) && (
                   <button type="button" onClick={() => onActivate(v.id)} disabled={activating === v.id}>
                     Activate {kind} v{v.version}
