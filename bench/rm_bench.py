@@ -24,7 +24,9 @@ Each arm runs in its own child process (spawned one after the other from this on
 its own; arms alternate order across ``--repeats`` (A B, B A, …) so slow phases of a shared machine hit both.
 Pairs/s is optimiser steps × batch size over the wall time of the whole training call (tokenization, model load
 and ``Trainer`` set-up included, the same work in both arms). Held-out accuracy is measured afterwards on pairs
-whose opening human turn never occurs in training (``build_preference_pairs`` splits by prompt id).
+whose opening human turn never occurs in training (``build_preference_pairs`` splits by conversation opening), with
+its 95 % interval and the length-only and position-only baselines on the same pairs (``evaluate_reward_model``).
+``--members``, ``--warmup`` and ``--weight-decay`` vary the product's levers (ensemble mean, schedule).
 
     .venv/bin/python bench/rm_bench.py                          # 512 train pairs, 32 steps, both arms, 2 repeats
     .venv/bin/python bench/rm_bench.py --steps 8 --repeats 1    # smoke run
@@ -32,6 +34,8 @@ whose opening human turn never occurs in training (``build_preference_pairs`` sp
     .venv/bin/python bench/rm_bench.py --breakdown              # where one step's time goes (no training)
     .venv/bin/python bench/rm_bench.py --arms trl-nockpt,ours --epochs 2 --vary-seed --repeats 3   # accuracy parity
     .venv/bin/python bench/rm_bench.py --ensemble-ood --epochs 2 --repeats 1   # MiniLM ensemble disagreement OOD
+    .venv/bin/python bench/rm_bench.py --arms ours --train-pairs 0 --eval-pairs 0 --epochs 2 --repeats 1 \
+        --threads 1 --lr 1e-4 --warmup 0.1 --seed 0 --json bench/results/rm_lr1e-4_w01_s0.json   # one setting, seed
 """
 
 from __future__ import annotations
@@ -128,9 +132,12 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
         max_length=args.max_length,
         separator="",
         learning_rate=args.lr,
+        warmup_ratio=args.warmup,
+        weight_decay=args.weight_decay,
         max_steps=steps,
         batch_size=args.batch_size,
         seed=args.seed,
+        ensemble_size=1 if arm.startswith("trl") else args.members,
         group_by_length=arm == "ours-grouped",
         length_buckets=1 if arm == "ours-onepass" else RewardTrainingConfig.length_buckets,
         logging_steps=max(steps, 1),
@@ -157,6 +164,8 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
                 output_dir=scratch,
                 per_device_train_batch_size=args.batch_size,
                 learning_rate=args.lr,
+                warmup_steps=args.warmup,  # a float < 1 is a ratio of the steps
+                weight_decay=args.weight_decay,
                 max_steps=steps,
                 lr_scheduler_type="linear",
                 seed=args.seed,
@@ -192,6 +201,9 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
         "rss_before_train_mib": round(rss_before, 1),
         "peak_rss_mib": round(peak_rss, 1),
         "accuracy": metrics["accuracy"],
+        "accuracy_ci": metrics["accuracy_ci"],
+        "member_accuracy": metrics["member_accuracy"],
+        "baselines": {k: v and {"rule": v["rule"], "accuracy": v["accuracy"]} for k, v in metrics["baselines"].items()},
         "prefers_longer_rate": metrics["prefers_longer_rate"],
         "data_longer_chosen_rate": metrics["data_longer_chosen_rate"],
         "eval_seconds": round(time.perf_counter() - eval_start, 1),
@@ -344,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--warmup", type=float, default=0.0, help="warm-up share of the steps (ours and TRL)")
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--members", type=int, default=1, help="ensemble members in the ours arms (mean is scored)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each arm")
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm, order alternating")

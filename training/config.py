@@ -51,6 +51,8 @@ class RoundConfig:
     """If > 0, stop after this many optimiser steps per member (overrides ``epochs``)."""
     learning_rate: float = 5e-5
     """Peak AdamW learning rate."""
+    warmup_ratio: float = 0.0
+    """Share of the reward model's steps spent warming the learning rate up linearly (then linear decay to 0)."""
     batch_size: int = 16
     """Pairs per micro-batch (each pair is two sequences)."""
     gradient_accumulation_steps: int = 1
@@ -306,7 +308,7 @@ def _check(name: str, value: Any) -> Any:
     if name == "seed" and not 0 <= value < 2**32 - 1024:
         # numpy wants a seed in [0, 2**32); ensemble members use seed + i.
         raise ValueError("Must be between 0 and 4294966271.")
-    if name == "eval_fraction" and not 0.0 <= value < 1.0:
+    if name in ("eval_fraction", "warmup_ratio") and not 0.0 <= value < 1.0:
         raise ValueError("Must be at least 0 and less than 1.")
     if name in _LIMITS and value > _LIMITS[name]:
         raise ValueError(f"Must be at most {_LIMITS[name]}.")

@@ -56,6 +56,7 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             "tie",
             "ranking",
             "strength",
+            "shown_order",
         )
     )
     prompt_ids = {row[2] for row in rows}
@@ -75,7 +76,8 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
     explicit_split = any(prompts[pk][2] == Split.EVAL for pk in trained_prompts)
 
     records = []
-    for pk, comparison_id, prompt_id, candidate_ids, is_gold, annotator_id, winner, tie, ranking, strength in rows:
+    for row in rows:
+        pk, comparison_id, prompt_id, candidate_ids, is_gold, annotator_id, winner, tie, ranking, strength, shown = row
         text, context, split = prompts[prompt_id]
         records.append(
             JudgmentRecord(
@@ -91,6 +93,7 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
                 is_gold=is_gold,
                 annotator_id=annotator_id,
                 split=split if explicit_split else None,
+                shown_order=list(shown) if shown else None,
             )
         )
     return records

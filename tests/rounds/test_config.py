@@ -18,6 +18,7 @@ from training.config import ConfigInvalid, round_config_build
         ({"policy_max_steps": 0}, "policy_max_steps", "Must be -1"),
         ({"policy": "../outside"}, "policy", ""),
         ({"schedule_every_hours": -1}, "schedule_every_hours", "Must not be negative."),
+        ({"warmup_ratio": 1.0}, "warmup_ratio", "Must be at least 0 and less than 1."),
     ],
 )
 def test_a_bad_loop_setting_is_refused_naming_its_key(values, key, message):

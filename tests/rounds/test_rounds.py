@@ -33,22 +33,31 @@ def test_a_round_trains_registers_and_activates_a_new_version(trainable, admin):
     version = finished.model_version
     assert (version.version, version.is_active, version.parent) == (1, True, None)
     assert version.base_model == trainable.training_settings["backbone"]
-    # The snapshot: exactly the 40 non-gold judgments, listed beside the artifact.
-    assert version.judgment_count == 40
+    # The snapshot: the 40 non-gold judgments, those it trained from and those held out listed apart.
+    counts = version.metrics["judgments"]
+    assert version.judgment_count == counts["train"] and counts["eval"] > 0 and counts["train"] + counts["eval"] == 40
     assert version.judgment_snapshot_id.startswith("ps-")
     assert version.judgment_max_id == Judgment.objects.order_by("-pk").first().pk
     folder = artifact_location(version)
-    assert (folder / "judgment_ids.txt").read_text().split() == sorted(str(j.pk) for j in judgments)
+    trained_from = (folder / "judgment_ids.txt").read_text().split()
+    held_out = (folder / "eval_judgment_ids.txt").read_text().split()
+    assert (len(trained_from), len(held_out)) == (counts["train"], counts["eval"])
+    assert sorted(trained_from + held_out) == sorted(str(j.pk) for j in judgments)
     manifest = json.loads((folder / "tandem_reward.json").read_text())
     assert manifest["snapshot_id"] == version.judgment_snapshot_id and manifest["extra"]["round"] == started.pk
     # Held-out metrics on the version and the round, and the model loads with plain from_pretrained.
-    assert version.metrics["eval"]["n_pairs"] > 0 and 0.0 <= version.metrics["eval"]["accuracy"] <= 1.0
+    held_out_metrics = version.metrics["eval"]
+    assert held_out_metrics["n_pairs"] > 0 and 0.0 <= held_out_metrics["accuracy"] <= 1.0
+    low, high = held_out_metrics["accuracy_ci"]
+    assert low <= held_out_metrics["accuracy"] <= high
+    assert held_out_metrics["baselines"]["length"]["n"] == held_out_metrics["n_decided"]
+    assert isinstance(held_out_metrics["beats_baselines"], bool)
     assert version.metrics["pairs"]["gold_excluded"] == 3
     assert finished.metrics.pop("reward_version") == {"id": version.pk, "version": 1, "active": True}
     assert finished.metrics == version.metrics
     assert [(s["name"], s["status"]) for s in finished.steps] == [("reward", "succeeded"), ("register", "succeeded")]
     assert AutoModelForSequenceClassification.from_pretrained(folder).config.num_labels == 1
-    assert "held-out accuracy" in finished.log_tail
+    assert "held-out accuracy" in finished.log_tail and "length-only" in finished.log_tail
     assert finished.started_at and finished.finished_at and finished.heartbeat_at
 
 
@@ -60,7 +69,7 @@ def test_the_next_round_becomes_the_child_of_the_active_version_and_is_compared_
 
     first.refresh_from_db()
     assert (second.version, second.parent, second.is_active, first.is_active) == (2, first, True, False)
-    assert second.judgment_count == 48
+    assert second.judgment_count + second.metrics["judgments"]["eval"] == 48
     assert second.metrics["previous_version"] == 1
     assert "accuracy" in second.metrics["vs_previous"]
 
@@ -153,7 +162,8 @@ def test_a_stale_round_is_taken_over_and_resumes_on_the_same_snapshot(trainable)
 
     assert finished.status == RoundStatus.SUCCEEDED, finished.error
     assert finished.attempts == 2 and "attempt 2" in finished.log_tail
-    assert finished.model_version.judgment_count == 40
+    version = finished.model_version
+    assert version.judgment_count + version.metrics["judgments"]["eval"] == 40
     assert finished.model_version.artifact_path.endswith(f"round-{started.pk}-a2")
 
 

@@ -57,7 +57,8 @@ def add_marked_judgments(project, n: int, *, seed: int = 3, gold: bool = False) 
     )
     out = []
     for i in range(n):
-        prompt = PromptFactory(project=project, text="q prompt")
+        # Distinct prompts: the split groups prompts that open the same way.
+        prompt = PromptFactory(project=project, text=f"q prompt {seed}-{i}")
         drafts = [marked_text(rng) for _ in range(2)]
         candidates = [CandidateFactory(prompt=prompt, text=text) for text, _ in drafts]
         winner = candidates[0] if len(drafts[0][1]) <= len(drafts[1][1]) else candidates[1]
@@ -122,7 +123,11 @@ def test_marks_become_one_example_per_candidate_of_a_marked_judgment_and_gold_ne
         for mark in row.example.marks:
             assert 0 <= mark.start < mark.end <= len(row.example.text)
     first = next(r for r in rows if r.example.marks)
-    assert first.example.prompt == "q prompt"
+    assert first.example.prompt == first_prompt_text(first)
+
+
+def first_prompt_text(row) -> str:
+    return Judgment.objects.get(pk=row.judgment_id).comparison.prompt.text
 
 
 def test_a_round_registers_an_evaluated_span_version_beside_the_reward_version(span_project, api, researcher):
@@ -142,6 +147,8 @@ def test_a_round_registers_an_evaluated_span_version_beside_the_reward_version(s
     )
     assert held_out["n"] > 0 and held_out["f1"] is not None and held_out["f1"] >= 0.7, held_out
     assert set(held_out["per_category"]) == {"toxic", "off_topic"}
+    assert all(c["support"] > 0 and c["f1"] is not None for c in held_out["per_category"].values())
+    assert held_out["beats_baselines"] is True and held_out["f1"] > held_out["baselines"]["always_flag"]["f1"]
     assert span.judgment_count == marked_judgments < 60  # judgments without a single mark give no span example
     assert "span model: held-out segment F1" in done.log_tail
 
@@ -226,6 +233,23 @@ def test_a_span_model_that_would_regress_is_registered_but_not_activated(span_pr
     new = ModelVersion.objects.get(project=span_project, kind=ModelKind.SPAN, version=2)
     assert not new.is_active and ModelVersion.objects.get(pk=earlier.pk).is_active
     assert new.parent_id == earlier.pk and new.metrics["vs_previous"]["f1"]["improved"] is False
+
+
+def test_a_span_model_that_does_not_beat_trivial_flagging_is_registered_but_never_activated(span_project):
+    # A learning rate that leaves the fresh head as it was: its flags are noise, below always or never flagging.
+    span_project.training_settings = {**span_project.training_settings, "span_learning_rate": 1e-12}
+    span_project.save(update_fields=["training_settings"])
+    add_marked_judgments(span_project, 40)
+    done = run_round(span_project)
+    assert done.status == RoundStatus.SUCCEEDED, done.error
+    span = ModelVersion.objects.get(project=span_project, kind=ModelKind.SPAN)
+    held_out = span.metrics["eval"]
+    baselines = held_out["baselines"]
+    assert held_out["beats_baselines"] is False
+    assert baselines["never_flag"]["f1"] == 0.0 and baselines["always_flag"]["f1"] > 0
+    assert (held_out["f1"] or 0.0) <= max(b["f1"] for b in baselines.values())
+    assert not span.is_active and done.model_version.is_active  # the reward model is not held back by it
+    assert "does not beat never/always flagging" in done.log_tail
 
 
 def test_a_failed_span_step_fails_the_round_and_leaves_no_artifact(span_project, monkeypatch, settings):

@@ -8,9 +8,10 @@ import torch
 
 from training.ml.evaluate import compare_metrics, expected_calibration_error, reward_metrics
 from training.ml.pairs import PreferencePair
+from training.ml.stats import wilson_interval
 
 
-def pair(i, *, chosen="aaaa", rejected="bb", label=1.0, agreement=None):
+def pair(i, *, chosen="aaaa", rejected="bb", label=1.0, agreement=None, chosen_shown_first=None):
     return PreferencePair(
         prompt_id=i,
         prompt="p",
@@ -25,6 +26,7 @@ def pair(i, *, chosen="aaaa", rejected="bb", label=1.0, agreement=None):
         comparison_id=i,
         annotator_id=None,
         agreement=agreement,
+        chosen_shown_first=chosen_shown_first,
     )
 
 
@@ -56,6 +58,43 @@ def test_accuracy_agreement_levels_and_ties():
         "contested": {"n": 1, "accuracy": 0.0},
     }
     assert m["members"] == 1 and m["disagreement"] == 0.0
+
+
+def test_a_model_that_does_not_beat_preferring_the_shorter_answer_is_flagged():
+    # 7 of 10 held-out winners are the shorter answer; the model gets 6 right, so "prefer shorter" beats it.
+    pairs = [pair(i, chosen="a", rejected="bbbb") for i in range(7)]
+    pairs += [pair(i, chosen="aaaa", rejected="b") for i in range(7, 10)]
+    right = torch.tensor([1.0] * 6 + [-1.0] * 4)
+    m = reward_metrics(pairs, right, torch.zeros(10))
+    assert m["accuracy"] == pytest.approx(0.6)
+    assert m["baselines"]["length"] == {
+        "rule": "shorter",
+        "accuracy": pytest.approx(0.7),
+        "ci": pytest.approx(list(wilson_interval(7, 10))),
+        "n": 10,
+        "model_accuracy": pytest.approx(0.6),
+    }
+    assert m["beats_baselines"] is False
+    lo, hi = m["accuracy_ci"]
+    assert (lo, hi) == pytest.approx(wilson_interval(6, 10)) and lo < 0.6 < hi
+
+
+def test_position_baseline_counts_only_pairs_whose_shown_order_was_recorded():
+    # Annotators picked the left candidate 3 times of 4 recorded; one pair has no shown order; equal lengths.
+    shown = [True, True, True, False, None]
+    pairs = [pair(i, chosen="aa", rejected="bb", chosen_shown_first=s) for i, s in enumerate(shown)]
+    m = reward_metrics(pairs, torch.tensor([1.0, 1.0, 1.0, 1.0, -1.0]), torch.zeros(5))
+    position = m["baselines"]["position"]
+    assert (position["rule"], position["accuracy"], position["n"], position["model_accuracy"]) == (
+        "first shown",
+        0.75,
+        4,
+        1.0,
+    )
+    assert m["baselines"]["length"]["accuracy"] == 0.5  # equal lengths: a coin flip
+    assert m["beats_baselines"] is True
+    unrecorded = reward_metrics(pairs[4:], torch.tensor([1.0]), torch.zeros(1))
+    assert unrecorded["baselines"]["position"] is None
 
 
 def test_length_bias_is_measured_against_the_data_baseline():

@@ -2,7 +2,13 @@
 
 import pytest
 
-from training.ml.pairs import JudgmentRecord, build_preference_pairs, prompt_split, snapshot_id_for
+from training.ml.pairs import (
+    JudgmentRecord,
+    build_preference_pairs,
+    conversation_opening,
+    prompt_split,
+    snapshot_id_for,
+)
 
 
 def judgment(jid, **kw):
@@ -77,16 +83,64 @@ def test_gold_judgments_are_excluded_and_not_in_the_snapshot():
 
 def test_eval_split_is_by_prompt_and_deterministic():
     # 200 prompts, three judgments each (two comparisons on the same prompt).
-    js = [judgment(10 * p + k, prompt_id=p, comparison_id=(p, k), winner="x") for p in range(200) for k in range(3)]
+    js = [
+        judgment(10 * p + k, prompt_id=p, prompt_text=f"prompt {p}", comparison_id=(p, k), winner="x")
+        for p in range(200)
+        for k in range(3)
+    ]
     ps = build_preference_pairs(js, eval_fraction=0.25, seed=7)
     train_prompts, eval_prompts = {p.prompt_id for p in ps.train}, {p.prompt_id for p in ps.eval}
     assert not train_prompts & eval_prompts
     assert 25 <= len(eval_prompts) <= 75  # ~50 expected
-    assert all(prompt_split(p, eval_fraction=0.25, seed=7) == "eval" for p in eval_prompts)
+    assert all(prompt_split(f"prompt {p}", eval_fraction=0.25, seed=7) == "eval" for p in eval_prompts)
     again = build_preference_pairs(list(reversed(js)), eval_fraction=0.25, seed=7)
     assert {p.prompt_id for p in again.eval} == eval_prompts
     other_seed = build_preference_pairs(js, eval_fraction=0.25, seed=8)
     assert {p.prompt_id for p in other_seed.eval} != eval_prompts
+
+
+def test_dialogues_that_open_the_same_way_never_straddle_the_split():
+    # 100 dialogues in 20 families: each family shares its first human turn (spelt with other spaces and case)
+    # and differs later, as hh-rlhf's near-duplicates do. Each dialogue is its own prompt record.
+    js = [
+        judgment(
+            5 * f + k,
+            prompt_id=5 * f + k,
+            prompt_text=f"\n\nHuman: {' How' if k % 2 else 'how'}  do I fix {f}?\n\nAssistant: ok {k}\n\nHuman: {k}",
+            winner="x",
+        )
+        for f in range(20)
+        for k in range(5)
+    ]
+    ps = build_preference_pairs(js, eval_fraction=0.5, seed=3)
+    family = {5 * f + k: f for f in range(20) for k in range(5)}
+    train, held_out = {family[p.prompt_id] for p in ps.train}, {family[p.prompt_id] for p in ps.eval}
+    assert train and held_out and not train & held_out
+
+
+def test_the_conversation_opening_is_the_first_human_turn_normalised():
+    assert conversation_opening("\n\nHuman:  Why   is\nthe sky BLUE?\n\nAssistant: Light.") == "why is the sky blue?"
+    assert conversation_opening("system: terse\nuser: Hello\nassistant: hi\nuser: bye") == "hello"
+    assert conversation_opening("  Write a Haiku ") == "write a haiku"
+
+
+def test_train_and_eval_judgment_ids_are_recorded_apart():
+    js = [judgment(i, prompt_text=f"prompt {i}", winner="x") for i in range(40)]
+    ps = build_preference_pairs(js, eval_fraction=0.3, seed=1)
+    assert ps.train and ps.eval
+    assert ps.train_judgment_ids == tuple(sorted(str(p.judgment_ids[0]) for p in ps.train))
+    assert ps.eval_judgment_ids == tuple(sorted(str(p.judgment_ids[0]) for p in ps.eval))
+    assert not set(ps.train_judgment_ids) & set(ps.eval_judgment_ids)
+
+
+def test_each_pair_knows_whether_its_winner_was_shown_first():
+    js = [
+        judgment(1, winner="x", shown_order=["y", "x"]),
+        judgment(2, winner="x", shown_order=["x", "y"]),
+        judgment(3, winner="x"),
+    ]
+    ps = build_preference_pairs(js, eval_fraction=0)
+    assert [p.chosen_shown_first for p in ps.train] == [False, True, None]
 
 
 def test_an_explicit_prompt_split_is_honoured():

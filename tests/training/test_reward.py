@@ -92,8 +92,15 @@ def test_saved_model_loads_with_plain_from_pretrained_and_records_its_labels(tra
     manifest = json.loads((path / MANIFEST).read_text())
     assert manifest["snapshot_id"] == marker_pairs.snapshot_id
     assert manifest["config"]["learning_rate"] == 2e-3 and manifest["extra"] == {"code_version": "abc123"}
-    assert (path / "judgment_ids.txt").read_text().split() == list(marker_pairs.judgment_ids)
+    # Exactly the labels it trained from; the held-out ones are listed apart and counted apart.
+    trained_from = (path / "judgment_ids.txt").read_text().split()
+    held_out = (path / "eval_judgment_ids.txt").read_text().split()
+    assert marker_pairs.eval and not set(trained_from) & set(held_out)
+    assert trained_from == sorted({str(j) for p in marker_pairs.train for j in p.judgment_ids})
+    assert held_out == sorted({str(j) for p in marker_pairs.eval for j in p.judgment_ids})
+    assert (manifest["judgment_count"], manifest["eval_judgment_count"]) == (len(trained_from), len(held_out))
     again = load_reward_model(path)
+    assert again.judgment_ids == tuple(trained_from) and again.eval_judgment_ids == tuple(held_out)
     assert again.snapshot_id == marker_pairs.snapshot_id and again.config == model.config
     assert torch.allclose(again.score([pair.prompt], [pair.chosen]), model.score([pair.prompt], [pair.chosen]))
 

@@ -138,6 +138,30 @@ def marked_examples(n, *, seed):
     return out
 
 
+def test_span_metrics_report_trivial_baselines_and_per_category_support():
+    from training.ml.span_rewards import span_decision_metrics
+
+    # 107 (segment, category) decisions, 7 marked (5 toxic, 2 off_topic). The model flags 10 toxic segments and
+    # gets 1 right: its F1 is above 0 (never flagging) but below flagging everything.
+    decisions = [("toxic", i == 0, i < 5) for i in range(50)] + [("toxic", True, False)] * 9
+    decisions += [("off_topic", False, i < 2) for i in range(48)]
+    m = span_decision_metrics(decisions, ["toxic", "off_topic"])
+    assert m["n"] == 107 and m["accuracy"] == pytest.approx(92 / 107)
+    assert m["f1"] == pytest.approx(2 / (2 + 9 + 6))
+    never, always = m["baselines"]["never_flag"], m["baselines"]["always_flag"]
+    assert never == {"accuracy": pytest.approx(100 / 107), "f1": 0.0}
+    assert always == {"accuracy": pytest.approx(7 / 107), "f1": pytest.approx(14 / (14 + 100))}
+    assert 0.0 < m["f1"] < always["f1"] and m["beats_baselines"] is False
+    toxic, off_topic = m["per_category"]["toxic"], m["per_category"]["off_topic"]
+    assert (toxic["support"], toxic["n"], toxic["tp"], toxic["fp"], toxic["fn"]) == (5, 59, 1, 9, 4)
+    assert toxic["f1"] == pytest.approx(2 / 15) and toxic["precision"] == pytest.approx(0.1)
+    assert (off_topic["support"], off_topic["f1"], off_topic["precision"]) == (2, 0.0, None)
+
+    # Flag only the one it gets right: F1 2/8 beats both.
+    precise = [(c, flagged and marked, marked) for c, flagged, marked in decisions]
+    assert span_decision_metrics(precise, ["toxic", "off_topic"])["beats_baselines"] is True
+
+
 @pytest.fixture(scope="module")
 def trained_span_model(tiny_backbone):
     config = SpanRewardConfig(

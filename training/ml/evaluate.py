@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import torch
 
 from .pairs import PreferencePair
+from .stats import wilson_interval
 
 AGREEMENT_LEVELS = ("single", "unanimous", "majority", "contested")
 """``single``: one judgment on the candidate pair; ``unanimous``: all agree (1.0); ``majority``: more than half;
@@ -52,6 +53,10 @@ def expected_calibration_error(prob: torch.Tensor, n_bins: int = 10) -> float:
     return ece
 
 
+BASELINE_RULES = {"length": ("longer", "shorter"), "position": ("first shown", "second shown")}
+"""The trivial rules every evaluation reports beside the model: each picks a candidate without reading it."""
+
+
 def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
     if x.numel() < 2:
         return float("nan")
@@ -61,7 +66,12 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def reward_metrics(
-    pairs: Sequence[PreferencePair], chosen: torch.Tensor, rejected: torch.Tensor, *, n_bins: int = 10
+    pairs: Sequence[PreferencePair],
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    *,
+    n_bins: int = 10,
+    baselines: Sequence[str] = tuple(BASELINE_RULES),
 ) -> dict:
     """Metrics of member rewards on held-out pairs.
 
@@ -69,13 +79,16 @@ def reward_metrics(
         pairs: the B held-out pairs (ties, label 0.5, count only for length bias and disagreement).
         chosen: (M, B) or (B,) rewards of the chosen candidates, per ensemble member.
         rejected: same shape, for the rejected candidates.
+        baselines: which of :data:`BASELINE_RULES` to report (a media path's length says nothing).
 
     Returns a JSON-ready dict: ``n_pairs``, ``n_decided``; ``accuracy`` (ensemble-mean reward orders the pair as
     labelled) and ``member_accuracy`` (mean over members); ``accuracy_by_agreement`` {level: {"n", "accuracy"}};
-    ``ece``; ``mean_reward_gap``; length bias: ``reward_length_corr`` (Pearson over every scored candidate, length
-    in characters), ``prefers_longer_rate`` (model picks the longer candidate) vs ``data_longer_chosen_rate`` (the
-    labels pick it: the length-only baseline's accuracy); ensemble: ``members``, ``disagreement`` (mean std of
-    σ(r_c − r_r) over members) and ``delta_std`` (mean std of r_c − r_r). Undefined values are None.
+    ``accuracy_ci`` (95 % Wilson interval of ``accuracy``); ``baselines`` and ``beats_baselines`` (the model is
+    above every trivial rule on the same pairs, :func:`baseline_metrics`); ``ece``; ``mean_reward_gap``; length
+    bias: ``reward_length_corr`` (Pearson over every scored candidate, length in characters), ``prefers_longer_rate``
+    (model picks the longer candidate) vs ``data_longer_chosen_rate`` (the labels pick it);
+    ensemble: ``members``, ``disagreement`` (mean std of σ(r_c − r_r) over members) and ``delta_std`` (mean std of
+    r_c − r_r). Undefined values are None.
     """
     if chosen.dim() == 1:
         chosen, rejected = chosen.unsqueeze(0), rejected.unsqueeze(0)  # (1, B)
@@ -113,10 +126,16 @@ def reward_metrics(
     def mean_or_none(x: torch.Tensor) -> float | None:
         return x.float().mean().item() if x.numel() else None
 
+    baseline_scores = baseline_metrics(pairs, correct.tolist(), rules=baselines)
+    beaten = [b["model_accuracy"] > b["accuracy"] for b in baseline_scores.values() if b is not None]
+    n_decided = int(decided.sum())
     metrics = {
         "n_pairs": len(pairs),
-        "n_decided": int(decided.sum()),
+        "n_decided": n_decided,
         "accuracy": mean_or_none(correct[decided]),
+        "accuracy_ci": list(wilson_interval(correct[decided].sum().item(), n_decided)) if n_decided else None,
+        "baselines": baseline_scores,
+        "beats_baselines": all(beaten) if beaten else None,
         "member_accuracy": mean_or_none(((delta > 0) == (label > 0.5))[:, decided]),
         "accuracy_by_agreement": by_agreement,
         "ece": expected_calibration_error(torch.sigmoid(mean_delta[decided]), n_bins=n_bins) if decided.any() else None,
@@ -129,6 +148,51 @@ def reward_metrics(
         "delta_std": delta_std,
     }
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+
+
+def baseline_metrics(
+    pairs: Sequence[PreferencePair], model_correct: Sequence[bool], *, rules: Sequence[str] = tuple(BASELINE_RULES)
+) -> dict:
+    """What a rule that never reads the text scores on the same held-out pairs, beside the model.
+
+    ``length``: prefer the longer (or the shorter) candidate, in characters; a pair of equal length counts half.
+    ``position``: prefer the candidate the annotator saw first (or second), on the pairs whose shown order was
+    recorded; None when none was. Each rule takes the better of its two directions *on these pairs*, so it is an
+    upper bound of what that cue alone says here — a model that does not beat it has not shown it reads more.
+
+    Returns ``{name: {"rule", "accuracy", "ci", "n", "model_accuracy"} | None}``, where ``model_accuracy`` is the
+    model's on the same ``n`` pairs (``model_correct``: per pair, whether the model ordered it as labelled).
+    Ties (label 0.5) are left out, as in the model's accuracy.
+    """
+    decided = [i for i, p in enumerate(pairs) if p.label != 0.5]
+    cues = {
+        "length": {i: _sign(len(pairs[i].chosen) - len(pairs[i].rejected)) for i in decided},
+        "position": {
+            i: 1.0 if pairs[i].chosen_shown_first else -1.0 for i in decided if pairs[i].chosen_shown_first is not None
+        },
+    }
+    out: dict[str, dict | None] = {}
+    for name in rules:
+        cue = cues[name]
+        if not cue:
+            out[name] = None
+            continue
+        n = len(cue)
+        # Rule "first direction" is right when the cue is +1, wrong at -1, a coin flip at 0.
+        wins = sum(1.0 if c > 0 else 0.5 if c == 0 else 0.0 for c in cue.values())
+        rule, wins = (BASELINE_RULES[name][0], wins) if wins * 2 >= n else (BASELINE_RULES[name][1], n - wins)
+        out[name] = {
+            "rule": rule,
+            "accuracy": wins / n,
+            "ci": list(wilson_interval(wins, n)),
+            "n": n,
+            "model_accuracy": sum(bool(model_correct[i]) for i in cue) / n,
+        }
+    return out
+
+
+def _sign(x: int) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
 
 
 def evaluate_reward_model(model, pairs: Sequence[PreferencePair], *, batch_size: int = 32, n_bins: int = 10) -> dict:

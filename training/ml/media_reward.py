@@ -58,7 +58,7 @@ from .backbones import resolve_backbone
 from .evaluate import _pearson, reward_metrics
 from .losses import get_loss
 from .pairs import PairSet, PreferencePair
-from .reward import JUDGMENT_IDS, atomic_directory, member_dirs
+from .reward import EVAL_JUDGMENT_IDS, JUDGMENT_IDS, atomic_directory, member_dirs, read_judgment_ids
 
 MANIFEST = "tandem_image_reward.json"
 """Written beside the weights: training config, preprocessing, member folders, data snapshot id."""
@@ -245,6 +245,9 @@ class ImageRewardModel:
     config: ImageRewardConfig
     snapshot_id: str | None = None
     judgment_ids: tuple[str, ...] = ()
+    """The judgments it was trained from (``PairSet.train_judgment_ids``)."""
+    eval_judgment_ids: tuple[str, ...] = ()
+    """The held-out judgments of its data snapshot (``PairSet.eval_judgment_ids``)."""
     pair_options: dict = field(default_factory=dict)
 
     def pixels(self, images: Sequence[ImageSource], *, what: Callable[[int], str] | None = None) -> torch.Tensor:
@@ -410,7 +413,8 @@ def train_image_reward_model(
         preprocess=preprocess,
         config=config,
         snapshot_id=pairs.snapshot_id,
-        judgment_ids=pairs.judgment_ids,
+        judgment_ids=pairs.train_judgment_ids,
+        eval_judgment_ids=pairs.eval_judgment_ids,
         pair_options=dict(pairs.options),
     )
     chosen_px, rejected_px = model.pair_pixels(pairs.train)  # (B, 3, S, S) uint8 each; fails fast on a bad image
@@ -513,7 +517,8 @@ def evaluate_image_reward_model(model: ImageRewardModel, pairs: Sequence[Prefere
     prompts = [p.prompt for p in pairs]
     chosen = model.score_pixels(prompts, chosen_px)  # (M, B)
     rejected = model.score_pixels(prompts, rejected_px)  # (M, B)
-    metrics = {k: v for k, v in reward_metrics(pairs, chosen, rejected, n_bins=n_bins).items() if k not in LENGTH_KEYS}
+    metrics = reward_metrics(pairs, chosen, rejected, n_bins=n_bins, baselines=("position",))
+    metrics = {k: v for k, v in metrics.items() if k not in LENGTH_KEYS}
 
     chosen_light, rejected_light = brightness(chosen_px), brightness(rejected_px)  # (B,) each
     decided = torch.tensor([p.label != 0.5 for p in pairs], dtype=torch.bool)
@@ -541,7 +546,7 @@ def save_image_reward_model(model: ImageRewardModel, path: str | os.PathLike, *,
     ``preprocessor_config.json``) at the top, so ``CLIPModel.from_pretrained(path)`` / ``AutoModel.from_pretrained
     (path)`` load it; ``reward_head.safetensors``; ``members/<i>/`` for further members (a head only when the
     backbone was frozen and is shared); ``tandem_image_reward.json`` (config, preprocessing, members, snapshot id,
-    versions, ``extra``) and ``judgment_ids.txt``.
+    versions, ``extra``), ``judgment_ids.txt`` (trained from) and ``eval_judgment_ids.txt`` (held out).
     """
     import transformers
 
@@ -569,7 +574,8 @@ def save_image_reward_model(model: ImageRewardModel, path: str | os.PathLike, *,
             "native_size": model.members[0].native_size,
             "preprocess": asdict(model.preprocess),
             "snapshot_id": model.snapshot_id,
-            "judgment_count": len(model.judgment_ids),
+            "judgment_count": len(model.judgment_ids),  # trained from; held-out ones are counted apart
+            "eval_judgment_count": len(model.eval_judgment_ids),
             "pair_options": model.pair_options,
             "config": asdict(model.config),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
@@ -577,6 +583,7 @@ def save_image_reward_model(model: ImageRewardModel, path: str | os.PathLike, *,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         (staging / JUDGMENT_IDS).write_text("".join(f"{j}\n" for j in model.judgment_ids))
+        (staging / EVAL_JUDGMENT_IDS).write_text("".join(f"{j}\n" for j in model.eval_judgment_ids))
     return path
 
 
@@ -618,13 +625,13 @@ def load_image_reward_model(path: str | os.PathLike, *, device: str | torch.devi
         member = ImageRewardMember(backbones[entry["backbone"]], head, native_size=manifest["native_size"])
         members.append(member.to(device or "cpu").eval())
     raw = manifest["preprocess"]
-    judgment_file = path / JUDGMENT_IDS
     return ImageRewardModel(
         members=members,
         tokenizer=AutoTokenizer.from_pretrained(path) if is_clip else None,
         preprocess=Preprocess(size=raw["size"], mean=tuple(raw["mean"]), std=tuple(raw["std"])),
         config=config,
         snapshot_id=manifest["snapshot_id"],
-        judgment_ids=tuple(judgment_file.read_text().splitlines()) if judgment_file.exists() else (),
+        judgment_ids=read_judgment_ids(path / JUDGMENT_IDS),
+        eval_judgment_ids=read_judgment_ids(path / EVAL_JUDGMENT_IDS),
         pair_options=manifest.get("pair_options", {}),
     )

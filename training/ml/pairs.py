@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ class JudgmentRecord:
     comparison_id: Hashable
     """The comparison judged; several judgments on one comparison give the agreement level."""
     prompt_id: Hashable
-    """The prompt; the train/eval split is made per prompt so no prompt lands on both sides."""
+    """The prompt; all its pairs land on one side of the train/eval split (with every prompt that opens the same
+    way, :func:`conversation_opening`)."""
     prompt_text: str
     """The prompt (or rendered chat context) the candidates answer."""
     candidates: Mapping[Hashable, str]
@@ -52,7 +54,10 @@ class JudgmentRecord:
     annotator_id: Hashable | None = None
     """Who answered; keys ``annotator_weights``."""
     split: Split | None = None
-    """The prompt's explicit split when the project set one; None lets the builder hash the prompt id."""
+    """The prompt's explicit split when the project set one; None lets the builder hash the prompt's opening."""
+    shown_order: Sequence[Hashable] | None = None
+    """The candidate ids in the order the annotator saw them (left to right), when recorded: for the position-only
+    baseline of an evaluation."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ class PreferencePair:
     agreement: float | None
     """Share of the comparison's votes on this candidate pair that agree with this pair's direction (ties count
     half each way); None when the candidate pair was judged only once."""
+    chosen_shown_first: bool | None = None
+    """Whether the annotator saw ``chosen`` left of ``rejected``; None when the shown order was not recorded."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,11 @@ class PairSet:
     """``"ps-"`` + 16 hex digits of SHA-256 over the sorted ids in ``judgment_ids``."""
     judgment_ids: tuple[str, ...]
     """Sorted ids (as strings) of every judgment the builder used: all inputs except excluded gold."""
+    train_judgment_ids: tuple[str, ...] = ()
+    """Sorted ids (as strings) of the judgments with a pair in ``train``: what a model trained on this set learnt
+    from."""
+    eval_judgment_ids: tuple[str, ...] = ()
+    """Sorted ids (as strings) of the judgments with a pair in ``eval``: what it was evaluated on."""
     options: dict = field(default_factory=dict)
     """The builder's options, to be saved beside the checkpoint together with the snapshot id."""
     stats: dict = field(default_factory=dict)
@@ -106,12 +118,38 @@ def snapshot_id_for(judgment_ids: Iterable[Hashable]) -> str:
     return f"ps-{digest[:16]}"
 
 
-def prompt_split(prompt_id: Hashable, *, eval_fraction: float, seed: int = 0) -> Split:
-    """Deterministic split of a prompt by hashing its id (same answer on every machine and every run).
+_TURN = re.compile(r"(?:^|\n)[ \t]*(human|user|assistant|system)[ \t]*:", re.IGNORECASE)
+"""A turn marker at the start of a line: hh-rlhf's ``Human:`` / ``Assistant:`` and ``render_prompt``'s ``user:``."""
+
+
+def conversation_opening(prompt_text: str) -> str:
+    """The first human turn of a prompt, whitespace collapsed and case folded: what the split groups by.
+
+    Dialogues that open the same way are near-duplicates (in hh-rlhf many rows share their first human turn), so
+    they must never straddle train and eval. A prompt without turn markers is one
+    turn: all of it.
+
+    >>> conversation_opening("\\n\\nHuman: How do I  bake BREAD?\\n\\nAssistant: Flour.\\n\\nHuman: And?")
+    'how do i bake bread?'
+    >>> conversation_opening("system: be brief\\nuser: Hi there\\nassistant: hello\\nuser: bye")
+    'hi there'
+    """
+    markers = list(_TURN.finditer(prompt_text))
+    human = next((i for i, m in enumerate(markers) if m.group(1).lower() in ("human", "user")), None)
+    if human is not None:
+        end = markers[human + 1].start() if human + 1 < len(markers) else len(prompt_text)
+        prompt_text = prompt_text[markers[human].end() : end]
+    elif markers:
+        prompt_text = prompt_text[: markers[0].start()]
+    return " ".join(prompt_text.split()).casefold()
+
+
+def prompt_split(key: Hashable, *, eval_fraction: float, seed: int = 0) -> Split:
+    """Deterministic split of a prompt group by hashing its key (same answer on every machine and every run).
 
     Python's ``hash()`` is salted per process, so SHA-256 it is.
     """
-    digest = hashlib.sha256(f"{seed}:{prompt_id}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
     return "eval" if u < eval_fraction else "train"
 
@@ -149,8 +187,10 @@ def build_preference_pairs(
        already says which way. Rankings and ties get margin 0: strength is a pairwise notion on the schema.
     6. **Annotator weights**: ``annotator_weights[annotator_id]`` multiplies the pair's loss weight (missing → 1.0).
        Pairs whose weight is 0 are dropped. This is the hook the quality-control work fills.
-    7. **Split by prompt**: a prompt's explicit ``split`` is honoured; otherwise the prompt id is hashed with
-       ``seed`` and goes to eval with probability ``eval_fraction``. Every pair of a prompt lands on the same side.
+    7. **Split by conversation opening**: a prompt's explicit ``split`` is honoured; otherwise the prompt's
+       :func:`conversation_opening` (its id when the opening is empty) is hashed with ``seed`` and goes to eval with
+       probability ``eval_fraction``. Every pair of a prompt, and of every prompt that opens the same way, lands on
+       the same side.
     8. **Agreement**: when one candidate pair was judged several times on a comparison, each pair records the
        share of votes agreeing with its direction (ties half each way), for accuracy by agreement level.
 
@@ -198,7 +238,8 @@ def build_preference_pairs(
             raise ValueError(f"prompt {judgment.prompt_id} is marked both {previous!r} and {judgment.split!r}")
     for judgment in used:
         if judgment.prompt_id not in sides:
-            sides[judgment.prompt_id] = prompt_split(judgment.prompt_id, eval_fraction=eval_fraction, seed=seed)
+            key = conversation_opening(judgment.prompt_text) or judgment.prompt_id
+            sides[judgment.prompt_id] = prompt_split(key, eval_fraction=eval_fraction, seed=seed)
 
     # Ordered (better, worse, label, margin) tuples per judgment; `votes` counts each direction for agreement.
     expanded: list[tuple[JudgmentRecord, list[tuple[Hashable, Hashable, float, float]]]] = []
@@ -238,6 +279,7 @@ def build_preference_pairs(
                 comparison_id=judgment.comparison_id,
                 annotator_id=judgment.annotator_id,
                 agreement=tally[better] / total if total > 1.0 else None,
+                chosen_shown_first=_shown_first(judgment.shown_order, better, worse),
             )
             (held_out if sides[judgment.prompt_id] == "eval" else train).append(pair)
 
@@ -251,6 +293,8 @@ def build_preference_pairs(
         eval=tuple(held_out),
         snapshot_id=snapshot_id_for(judgment_ids),
         judgment_ids=judgment_ids,
+        train_judgment_ids=_judgment_ids_of(train),
+        eval_judgment_ids=_judgment_ids_of(held_out),
         options={
             "tie_policy": tie_policy,
             "use_strength_margin": use_strength_margin,
@@ -263,6 +307,17 @@ def build_preference_pairs(
         stats=dict(stats),
         prompt_splits=dict(sides),
     )
+
+
+def _judgment_ids_of(pairs: Iterable[PreferencePair]) -> tuple[str, ...]:
+    return tuple(sorted({str(j) for pair in pairs for j in pair.judgment_ids}))
+
+
+def _shown_first(shown_order: Sequence[Hashable] | None, chosen: Hashable, rejected: Hashable) -> bool | None:
+    order = list(shown_order or ())
+    if chosen not in order or rejected not in order:
+        return None
+    return order.index(chosen) < order.index(rejected)
 
 
 def _ordered_pairs(

@@ -52,7 +52,9 @@ from .pairs import PairSet, PreferencePair
 MANIFEST = "tandem_reward.json"
 """Written beside the weights: the training config, the data snapshot id and the ensemble's member folders."""
 JUDGMENT_IDS = "judgment_ids.txt"
-"""One judgment id per line: exactly the labels this checkpoint was trained from."""
+"""One judgment id per line: exactly the labels this checkpoint was trained from (held-out ones are not)."""
+EVAL_JUDGMENT_IDS = "eval_judgment_ids.txt"
+"""One judgment id per line: the held-out labels it was evaluated on."""
 
 ProgressFn = Callable[[int, int, float], None]
 """``progress(step, total_steps, loss)``, called after every optimiser step (all ensemble members counted)."""
@@ -308,6 +310,9 @@ class RewardModel:
     config: RewardTrainingConfig
     snapshot_id: str | None = None
     judgment_ids: tuple[str, ...] = ()
+    """The judgments it was trained from (``PairSet.train_judgment_ids``)."""
+    eval_judgment_ids: tuple[str, ...] = ()
+    """The held-out judgments of its data snapshot (``PairSet.eval_judgment_ids``)."""
     pair_options: dict = field(default_factory=dict)
 
     @torch.no_grad()
@@ -397,7 +402,8 @@ def train_reward_model(
         tokenizer=tokenizer,
         config=config,
         snapshot_id=pairs.snapshot_id,
-        judgment_ids=pairs.judgment_ids,
+        judgment_ids=pairs.train_judgment_ids,
+        eval_judgment_ids=pairs.eval_judgment_ids,
         pair_options=dict(pairs.options),
     )
 
@@ -529,7 +535,8 @@ def save_reward_model(model: RewardModel, path: str | os.PathLike, *, extra: dic
 
     Layout: HF weights + config + tokenizer of member 0 at the top (loads with plain ``from_pretrained``),
     ``members/<i>`` for further members, ``tandem_reward.json`` (training config, data snapshot id, pair options,
-    library versions, ``extra`` — e.g. the code version and round id from the caller) and ``judgment_ids.txt``.
+    library versions, ``extra`` — e.g. the code version and round id from the caller), ``judgment_ids.txt`` (the
+    judgments it was trained from) and ``eval_judgment_ids.txt`` (the held-out ones).
     """
     import transformers
     import trl
@@ -545,7 +552,8 @@ def save_reward_model(model: RewardModel, path: str | os.PathLike, *, extra: dic
             "kind": "reward",
             "members": dirs,
             "snapshot_id": model.snapshot_id,
-            "judgment_count": len(model.judgment_ids),
+            "judgment_count": len(model.judgment_ids),  # trained from; held-out ones are counted apart
+            "eval_judgment_count": len(model.eval_judgment_ids),
             "pair_options": model.pair_options,
             "config": asdict(model.config),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__},
@@ -553,7 +561,13 @@ def save_reward_model(model: RewardModel, path: str | os.PathLike, *, extra: dic
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         (staging / JUDGMENT_IDS).write_text("".join(f"{j}\n" for j in model.judgment_ids))
+        (staging / EVAL_JUDGMENT_IDS).write_text("".join(f"{j}\n" for j in model.eval_judgment_ids))
     return path
+
+
+def read_judgment_ids(path: Path) -> tuple[str, ...]:
+    """The ids in a ``judgment_ids.txt``-style file; () when an older artifact has none."""
+    return tuple(path.read_text().splitlines()) if path.exists() else ()
 
 
 def load_reward_model(path: str | os.PathLike, *, device: str | torch.device | None = None) -> RewardModel:
@@ -564,8 +578,6 @@ def load_reward_model(path: str | os.PathLike, *, device: str | torch.device | N
         AutoModelForSequenceClassification.from_pretrained(path / rel).to(device or "cpu").eval()
         for rel in manifest["members"]
     ]
-    judgment_file = path / JUDGMENT_IDS
-    judgment_ids = tuple(judgment_file.read_text().splitlines()) if judgment_file.exists() else ()
     return RewardModel(
         members=members,
         tokenizer=prepare_tokenizer(
@@ -574,6 +586,7 @@ def load_reward_model(path: str | os.PathLike, *, device: str | torch.device | N
         ),
         config=RewardTrainingConfig(**manifest["config"]),
         snapshot_id=manifest["snapshot_id"],
-        judgment_ids=judgment_ids,
+        judgment_ids=read_judgment_ids(path / JUDGMENT_IDS),
+        eval_judgment_ids=read_judgment_ids(path / EVAL_JUDGMENT_IDS),
         pair_options=manifest.get("pair_options", {}),
     )

@@ -412,24 +412,65 @@ def train_span_reward_model(
 
 
 def segment_metrics(model: SpanRewardModel, examples: Sequence[SpanExample], *, threshold: float = 0.5) -> dict:
-    """Held-out per (segment, category) accuracy, and precision / recall / F1 of the positives, per category too."""
-    tp = fp = fn = correct = n = 0
-    per_category = {c: {"tp": 0, "fp": 0, "fn": 0} for c in model.config.categories}
+    """Score held-out texts and return :func:`span_decision_metrics` of every (segment, category) decision."""
+    decisions = []
     for example in examples:
         scored = model.score_segments(example.text, prompt=example.prompt)
         truth = segment_labels([(s, e) for s, e, _ in scored], example.marks, model.config.categories)
         for (_, _, penalties), row in zip(scored, truth, strict=True):
             for c, y in zip(model.config.categories, row, strict=True):
-                pred = penalties[c] >= threshold
-                n += 1
-                correct += pred == (y == 1.0)
-                key = "tp" if pred and y else "fp" if pred else "fn" if y else None
-                if key:
-                    per_category[c][key] += 1
+                decisions.append((c, penalties[c] >= threshold, y == 1.0))
+    return span_decision_metrics(decisions, model.config.categories)
+
+
+SPAN_BASELINES = {"never_flag": False, "always_flag": True}
+"""The trivial span models every evaluation reports beside the model: each gives every segment the same answer."""
+
+
+def span_decision_metrics(decisions: Sequence[tuple[str, bool, bool]], categories: Sequence[str]) -> dict:
+    """Metrics of (category, flagged, truly marked) decisions, one per (segment, category).
+
+    ``n``, ``accuracy``, ``f1`` (of the flagged class, over all categories); ``per_category`` {c: tp, fp, fn,
+    ``support`` (marked decisions), ``n``, ``precision``, ``recall``, ``f1``}; ``baselines`` {never_flag,
+    always_flag: their ``accuracy`` and ``f1`` on the same decisions} — marks are rare, so never flagging scores a
+    high accuracy and an F1 of 0, always flagging an F1 of 2p/(1+p) for a marked share p; ``beats_baselines``:
+    the model's F1 is above both (what a span model must show before it becomes active). Undefined values are None.
+    """
+    per_category = {c: {"tp": 0, "fp": 0, "fn": 0, "support": 0, "n": 0} for c in categories}
+    correct = 0
+    for category, flagged, marked in decisions:
+        counts = per_category[category]
+        counts["n"] += 1
+        counts["support"] += marked
+        correct += flagged == marked
+        key = "tp" if flagged and marked else "fp" if flagged else "fn" if marked else None
+        if key:
+            counts[key] += 1
     for counts in per_category.values():
-        tp, fp, fn = tp + counts["tp"], fp + counts["fp"], fn + counts["fn"]
-        counts["f1"] = _f1(counts["tp"], counts["fp"], counts["fn"])
-    return {"n": n, "accuracy": correct / n if n else None, "f1": _f1(tp, fp, fn), "per_category": per_category}
+        tp, fp, fn = counts["tp"], counts["fp"], counts["fn"]
+        counts["precision"] = tp / (tp + fp) if tp + fp else None
+        counts["recall"] = tp / (tp + fn) if tp + fn else None
+        counts["f1"] = _f1(tp, fp, fn)
+    n = len(decisions)
+    tp, fp, fn = (sum(c[key] for c in per_category.values()) for key in ("tp", "fp", "fn"))
+    marked = sum(c["support"] for c in per_category.values())
+    baselines = {
+        name: {
+            "accuracy": (marked if flag else n - marked) / n if n else None,
+            "f1": _f1(marked, n - marked, 0) if flag else _f1(0, 0, marked),
+        }
+        for name, flag in SPAN_BASELINES.items()
+    }
+    f1 = _f1(tp, fp, fn)
+    beats = None if f1 is None else all(f1 > (b["f1"] or 0.0) for b in baselines.values())
+    return {
+        "n": n,
+        "accuracy": correct / n if n else None,
+        "f1": f1,
+        "per_category": per_category,
+        "baselines": baselines,
+        "beats_baselines": beats,
+    }
 
 
 def _f1(tp: int, fp: int, fn: int) -> float | None:

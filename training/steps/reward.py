@@ -69,7 +69,7 @@ def run(ctx: RoundContext) -> None:
             metrics=metrics,
             config=config.snapshot(),
             judgment_snapshot_id=pairs.snapshot_id,
-            judgment_count=len(pairs.judgment_ids),
+            judgment_count=len(pairs.train_judgment_ids),  # trained from; held-out ones are in metrics["judgments"]
             judgment_max_id=ctx.round.judgment_max_id,
             activate=activate,
         )
@@ -133,7 +133,7 @@ def _evaluate(ctx: RoundContext, model, pairs, train_seconds: float) -> dict:
     previous_eval = (previous.metrics or {}).get("eval") if previous else None
     eval_missing = None
     if eval_metrics:
-        progress.log(f"held-out accuracy {fmt(eval_metrics.get('accuracy'))} on {eval_metrics['n_pairs']} pairs")
+        progress.log(_accuracy_line(eval_metrics))
     else:
         eval_missing = no_held_out_reason(pairs, eval_fraction=ctx.config.eval_fraction)
         progress.log(f"no held-out pairs: {eval_missing}")
@@ -144,6 +144,8 @@ def _evaluate(ctx: RoundContext, model, pairs, train_seconds: float) -> dict:
         "previous_version": previous.version if previous else None,
         "previous_eval": previous_eval,
         "pairs": pairs.stats,
+        # The artifact lists them too: judgment_ids.txt (trained from) and eval_judgment_ids.txt (held out).
+        "judgments": {"train": len(pairs.train_judgment_ids), "eval": len(pairs.eval_judgment_ids)},
         "train": {"seconds": round(train_seconds, 2), "steps": progress.train_total, "final_loss": progress.loss},
     }
 
@@ -163,6 +165,22 @@ def no_held_out_reason(pairs, *, eval_fraction: float) -> str:
         f"none of the {judged} judged prompts is marked 'eval', and none fell in the eval_fraction "
         f"({eval_fraction:g}) held out by hash: judge prompts of the eval split, or raise eval_fraction"
     )
+
+
+def _accuracy_line(metrics: dict) -> str:
+    """Held-out accuracy with its interval and the baselines beside it, saying so when the model does not beat one."""
+    low, high = metrics.get("accuracy_ci") or (None, None)
+    line = f"held-out accuracy {fmt(metrics.get('accuracy'))} [{fmt(low)}, {fmt(high)}] on {metrics['n_pairs']} pairs"
+    beaten_by = []
+    for name, baseline in (metrics.get("baselines") or {}).items():
+        if baseline is None:
+            continue
+        line += f"; {name}-only ({baseline['rule']}) {fmt(baseline['accuracy'])}"
+        if baseline["model_accuracy"] <= baseline["accuracy"]:
+            beaten_by.append(f"{name}-only")
+    if beaten_by:
+        line += f" — the model does NOT beat the {' and '.join(beaten_by)} baseline"
+    return line
 
 
 def _save(ctx: RoundContext, model, span: _Span | None) -> str:
@@ -226,7 +244,17 @@ def _train_span_model(ctx: RoundContext, *, categories, rows, splits, backbone) 
     progress.phase("evaluating span model", at=PHASES["evaluating"])
     eval_metrics = segment_metrics(model, [row.example for row in held_out]) if held_out else None
     if eval_metrics:
-        progress.log(f"span model: held-out segment F1 {fmt(eval_metrics['f1'])} on {eval_metrics['n']} decisions")
+        never, always = eval_metrics["baselines"]["never_flag"], eval_metrics["baselines"]["always_flag"]
+        progress.log(
+            f"span model: held-out segment F1 {fmt(eval_metrics['f1'])}, accuracy {fmt(eval_metrics['accuracy'])} "
+            f"on {eval_metrics['n']} decisions; never flag: F1 {fmt(never['f1'])}, accuracy {fmt(never['accuracy'])}; "
+            f"always flag: F1 {fmt(always['f1'])}"
+        )
+    # Like the reward model's no-regression rule, but against doing nothing: a span model whose held-out F1 is not
+    # above the trivial models' (or that has no held-out texts to show it) is registered, never activated.
+    beats_baselines = bool(eval_metrics and eval_metrics.get("beats_baselines"))
+    if not beats_baselines:
+        progress.log("span model: not activated — it does not beat never/always flagging on held-out F1")
     previous = registry.active_version(project_id=ctx.project_id, kind=ModelKind.SPAN)
     previous_eval = (previous.metrics or {}).get("eval") if previous else None
     judgment_ids = sorted({row.judgment_id for row in rows})
@@ -234,7 +262,7 @@ def _train_span_model(ctx: RoundContext, *, categories, rows, splits, backbone) 
         model=model,
         snapshot_id=snapshot_id_for(judgment_ids),
         judgment_count=len(judgment_ids),
-        activate=should_activate(config, eval_metrics, previous_eval, key="f1"),
+        activate=beats_baselines and should_activate(config, eval_metrics, previous_eval, key="f1"),
         metrics={
             "eval": eval_metrics,
             "vs_previous": compare_metrics(eval_metrics, previous_eval) if eval_metrics else {},

@@ -24,7 +24,7 @@ test("versions are grouped by kind with their metrics side by side; admins activ
   expect(within(reward).getByRole("img", { name: "Held-out metrics by model version" }).querySelectorAll("circle")).toHaveLength(6);
   const table = within(reward).getByRole("table", { name: "reward versions and their metrics" });
   expect(within(table).getAllByRole("columnheader").map((h) => h.textContent)).toEqual(["Version", "Status", "Judgments", "accuracy", "member accuracy", "ece", ""]);
-  expect(within(table).getAllByRole("row").slice(1).map((r) => [...r.children].slice(0, 6).map((c) => c.textContent))).toEqual([
+  expect(within(table).getAllByTestId(/^version-/).map((r) => [...r.children].slice(0, 6).map((c) => c.textContent))).toEqual([
     ["reward v2", "ready, active", "10", "0.700", "0.690", "0.040"],
     ["reward v1", "ready", "10", "0.600", "0.590", "0.050"],
   ]);
@@ -59,4 +59,48 @@ test("ready policies offer their weights and a sampler; researchers get no activ
 test("no versions yet", () => {
   render(<ModelVersions versions={[]} isAdmin={true} onActivate={vi.fn()} onSample={vi.fn()} />, { wrapper });
   expect(screen.getByText("No model versions yet.")).toBeInTheDocument();
+});
+
+test("a reward model that does not beat preferring the shorter answer is flagged beside its interval", () => {
+  const evaluated = (id: number, n: number, accuracy: number, ci: [number, number]) =>
+    version(id, "reward", n, {
+      metrics: {
+        eval: {
+          accuracy,
+          accuracy_ci: ci,
+          n_decided: 115,
+          baselines: { length: { rule: "shorter", accuracy: 0.617, model_accuracy: accuracy, n: 115 }, position: null },
+          beats_baselines: accuracy > 0.617,
+        },
+      },
+    });
+  render(
+    <ModelVersions versions={[evaluated(1, 1, 0.574, [0.483, 0.66]), evaluated(2, 2, 0.7, [0.61, 0.77])]} isAdmin={false} onActivate={vi.fn()} onSample={vi.fn()} />,
+    { wrapper },
+  );
+  const weak = screen.getByRole("generic", { name: "reward v1 held-out evaluation" });
+  expect(weak).toHaveTextContent("Held-out accuracy 0.574 (95 % interval 0.483–0.660) on 115 pairs · length-only (shorter) 0.617");
+  expect(within(weak).getByRole("alert")).toHaveTextContent("Does not beat length-only (prefer the shorter: 0.617 vs 0.574)");
+  const strong = screen.getByRole("generic", { name: "reward v2 held-out evaluation" });
+  expect(within(strong).queryByRole("alert")).toBeNull();
+});
+
+test("a span model shows never/always flagging beside its F1, per-category support, and a flag when below them", () => {
+  const span = version(7, "span", 1, {
+    metrics: {
+      eval: {
+        n: 1000,
+        f1: 0.107,
+        accuracy: 0.921,
+        baselines: { never_flag: { f1: 0, accuracy: 0.931 }, always_flag: { f1: 0.129, accuracy: 0.069 } },
+        beats_baselines: false,
+        per_category: { irrelevant: { f1: 0.2, support: 40 }, incorrect: { f1: null, support: 0 } },
+      },
+    },
+  });
+  render(<ModelVersions versions={[span]} isAdmin={false} onActivate={vi.fn()} onSample={vi.fn()} />, { wrapper });
+  const held = screen.getByRole("generic", { name: "span v1 held-out evaluation" });
+  expect(held).toHaveTextContent("Held-out F1 0.107, accuracy 0.921 on 1000 decisions · never flag: F1 0.000, accuracy 0.931 · always flag: F1 0.129");
+  expect(within(held).getByRole("alert")).toHaveTextContent("Does not beat never or always flagging on F1");
+  expect(within(held).getAllByRole("row").map((r) => r.textContent)).toEqual(["categoryF1support", "irrelevant0.20040", "incorrectn/a0"]);
 });

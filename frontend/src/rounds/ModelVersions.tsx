@@ -1,9 +1,12 @@
 /** The project's model versions by kind, one table each with their metrics side by side (held-out accuracy,
- * calibration… for reward and span models; the reward model's verdict on a policy), the active one marked. Admins
+ * calibration… for reward and span models, with the held-out
+ * figures beside the trivial baselines, flagged when not beaten; the reward model's verdict on a policy), the active one marked. Admins
  * activate any other ready version: an older one is a roll back. Ready policies offer their weights and a "Try it"
  * sampler; reward models also chart their held-out metrics over versions. */
 import { Fragment } from "react";
 import { LineChart } from "../components/Charts";
+import { RewardHeldOut, SpanHeldOut } from "./HeldOutSummary";
+import { rewardEvaluation, spanEvaluation } from "./heldOut";
 import { PolicySampler } from "./PolicySampler";
 import type { ModelVersion, PolicySample, PolicySampleRequest } from "./types";
 import { activateLabel, canActivate, downloadUrl, evalMissing, metricColumns, versionMetrics, versionsByKind } from "./versions";
@@ -52,8 +55,10 @@ export function ModelVersions({
                 {[...group].reverse().map((v) => {
                   const values = versionMetrics(v);
                   const missing = kind !== "policy" && !Object.keys(values).length ? evalMissing(v) : null;
+                  const heldOut = heldOutSummary(kind, v);
                   return (
-                    <tr key={v.id} data-testid={`version-${v.id}`} className={v.is_active ? "active" : undefined}>
+                    <Fragment key={v.id}>
+                    <tr data-testid={`version-${v.id}`} className={v.is_active ? "active" : undefined}>
                       <th scope="row">
                         {kind} v{v.version}
                       </th>
@@ -92,6 +97,12 @@ export function ModelVersions({
                         )}
                       </td>
                     </tr>
+                    {heldOut && (
+                      <tr className="held-out-row">
+                        <td colSpan={columns.length + 4}>{heldOut}</td>
+                      </tr>
+                    )}
+                    </Fragment>
                   );
                 })}
               </tbody>
@@ -115,4 +126,11 @@ function heldOutSeries(versions: ModelVersion[]) {
       .map((v) => ({ x: v.version, y: ((v.metrics as { eval?: Record<string, unknown> } | null)?.eval ?? {})[name] }))
       .filter((p): p is { x: number; y: number } => typeof p.y === "number"),
   }));
+}
+
+/** The held-out figures against the baselines, for reward and span versions that were evaluated. */
+function heldOutSummary(kind: string, v: ModelVersion) {
+  if (kind === "reward" && rewardEvaluation(v.metrics)) return <RewardHeldOut metrics={v.metrics} label={`reward v${v.version}`} />;
+  if (kind === "span" && spanEvaluation(v.metrics)) return <SpanHeldOut metrics={v.metrics} label={`span v${v.version}`} />;
+  return null;
 }

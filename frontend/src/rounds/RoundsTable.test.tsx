@@ -76,3 +76,21 @@ test("a round that held out nothing says why in its accuracy cell", () => {
   render(<RoundsTable isAdmin={false} onCancel={vi.fn()} rounds={[round(13, { metrics: { eval: null, eval_missing: reason } })]} />);
   expect(screen.getByRole("row", { name: /#13/ })).toHaveTextContent(`No held-out pairs: ${reason}`);
 });
+
+test("a round's reward accuracy shows its interval and says when preferring the shorter answer does as well", () => {
+  const baselines = (model: number) => ({ length: { rule: "shorter", accuracy: 0.617, model_accuracy: model, n: 115 }, position: null });
+  render(
+    <RoundsTable
+      isAdmin={false}
+      onCancel={vi.fn()}
+      rounds={[
+        round(21, { metrics: { eval: { accuracy: 0.574, accuracy_ci: [0.483, 0.66], baselines: baselines(0.574) } } }),
+        round(22, { metrics: { eval: { accuracy: 0.7, accuracy_ci: [0.61, 0.77], baselines: baselines(0.7) } } }),
+      ]}
+    />,
+  );
+  expect(screen.getByRole("row", { name: /#21/ })).toHaveTextContent("0.574 [0.483–0.660]not above length-only (shorter) 0.617");
+  const good = screen.getByRole("row", { name: /#22/ });
+  expect(good).toHaveTextContent("0.700 [0.610–0.770]");
+  expect(good).not.toHaveTextContent("not above");
+});

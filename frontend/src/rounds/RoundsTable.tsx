@@ -1,6 +1,7 @@
 /** The rounds, newest first: one row each (status, current phase, steps, progress, cancel for admins), and for a
  * policy round that got as far as evaluating, a second row with what it found. */
 import { Progress } from "../components/Charts";
+import { BASELINE_LABELS, fmt, rewardEvaluation } from "./heldOut";
 import { PolicyMetrics } from "./PolicyMetrics";
 import { asRecord } from "./policyMetrics";
 import { RoundSteps } from "./RoundSteps";
@@ -23,7 +24,7 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
       </thead>
       <tbody>
         {rounds.flatMap((round) => {
-          const accuracy = asRecord(asRecord(round.metrics)?.eval)?.accuracy;
+          const evaluation = rewardEvaluation(round.metrics);
           // Why the reward model was not evaluated (training.steps.reward writes it when nothing was held out).
           const evalMissing = asRecord(round.metrics)?.eval_missing;
           const rows = [
@@ -48,7 +49,13 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
                 <Progress value={round.progress} label={`Round ${round.id}`} />
               </td>
               <td>
-                {typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}
+                {evaluation ? fmt(evaluation.accuracy) : "—"}
+                {evaluation?.ci && <span className="hint"> [{fmt(evaluation.ci[0])}–{fmt(evaluation.ci[1])}]</span>}
+                {evaluation?.unbeaten.map((b) => (
+                  <div key={b.name} className="flag">
+                    not above {BASELINE_LABELS[b.name] ?? b.name} ({b.rule}) {fmt(b.accuracy)}
+                  </div>
+                ))}
                 {typeof evalMissing === "string" && <div className="hint">No held-out pairs: {evalMissing}</div>}
               </td>
               {isAdmin && (

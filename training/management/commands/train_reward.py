@@ -79,12 +79,15 @@ class Command(BaseCommand):
 
         def on_progress(step: str, done: int, total: int, loss: float | None) -> None:
             nonlocal bar
-            if step != "training":
+            if step != "training" or total == 0:  # a phase notice (the "training" phase too): no steps yet
                 if bar is not None:
                     bar.close()
                     bar = None
                 self.stderr.write(f"… {step}")
                 return
+            if bar is not None and bar.total != total:  # the next model of the round (span model) has its own
+                bar.close()
+                bar = None
             if bar is None:
                 bar = tqdm(total=total, desc="training", unit="step", file=self.stderr._out)
             bar.update(done - bar.n)

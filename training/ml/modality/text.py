@@ -2,8 +2,8 @@
 updates it (``policy``), and the evaluation adds KL to the reference and length (``policy_eval``).
 
 Settings read from the round (``training.config.RoundConfig``): the reward model's ``max_length``,
-``learning_rate``, ``epochs``, ``max_steps``, ``batch_size``, ``gradient_accumulation_steps``, ``ensemble_size``,
-``lora_r``; ``max_new_tokens``, ``temperature``, ``top_p``,
+``learning_rate``, ``warmup_ratio``, ``epochs``, ``max_steps``, ``batch_size``, ``gradient_accumulation_steps``,
+``ensemble_size``, ``lora_r``; ``max_new_tokens``, ``temperature``, ``top_p``,
 ``generation_batch_size``; ``policy_algorithm``, ``loss_type``, ``beta``, ``label_smoothing``,
 ``policy_learning_rate``, ``policy_epochs``, ``policy_max_steps``, ``policy_batch_size``, ``policy_max_length``,
 ``policy_lora_r``, ``candidates_per_prompt``, ``bf16``.
@@ -28,6 +28,7 @@ class TextModality:
             backbone=backbone,
             max_length=settings["max_length"],
             learning_rate=settings["learning_rate"],
+            warmup_ratio=settings["warmup_ratio"],
             num_epochs=settings["epochs"],
             max_steps=settings["max_steps"],
             batch_size=settings["batch_size"],
