@@ -46,10 +46,14 @@ def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(p
     assert "<script>window.__pwned = 'script'</script>" in body
     _assert_inert(page)
 
-    # Markdown view of the same task, then guidelines.
+    # Markdown view of the same task, then guidelines. HTML shows as its text: a candidate that is all HTML
+    # must not look empty to the annotator judging it.
     page.keyboard.press("m")
     page.locator(".markdown").first.wait_for()
     _assert_inert(page)
+    markdown = page.get_by_test_id("task").locator(".markdown").all_inner_texts()
+    assert any("<script>window.__pwned = 'script'</script> plain script tag" in text for text in markdown)
+    assert any("<img src=x onerror=" in text for text in markdown)
     page.keyboard.press("h")
     page.get_by_role("dialog", name="Guidelines").wait_for()
     assert page.locator(".overlay img, .overlay div[onmouseover], .overlay iframe").count() == 0
