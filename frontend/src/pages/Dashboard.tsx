@@ -302,6 +302,12 @@ function Exports({ projectId }: { projectId: number }) {
             </label>
           </>
         )}
+        {form.fileFormat === "csv" && (
+          <label>
+            <input type="checkbox" checked={form.spreadsheetSafe} onChange={(e) => set("spreadsheetSafe")(e.target.checked)} />
+            Safe for spreadsheets (a ' before cells starting with = + - @)
+          </label>
+        )}
         <label>
           Media
           <select value={form.media} onChange={(e) => set("media")(e.target.value as ExportForm["media"])}>

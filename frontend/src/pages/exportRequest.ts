@@ -14,6 +14,8 @@ export type ExportForm = {
   pairForm: Schemas["FormEnum"];
   ties: Schemas["TiesEnum"];
   marginScale: string;
+  /** csv: neutralise cells a spreadsheet would run as formulas (on by default here; the API's default is off). */
+  spreadsheetSafe: boolean;
   media: Schemas["MediaEnum"];
 };
 
@@ -30,6 +32,7 @@ export const EMPTY_EXPORT_FORM: ExportForm = {
   pairForm: "standard",
   ties: "drop",
   marginScale: "",
+  spreadsheetSafe: true,
   media: "urls",
 };
 
@@ -55,13 +58,14 @@ export function exportRequestBody(form: ExportForm): Schemas["ExportCreateReques
   // The field is an <input type="number">: the browser hands over "" for anything that is not a number.
   if (form.minAgreement.trim()) filters.min_agreement = Number(form.minAgreement);
   const body: Schemas["ExportCreateRequest"] = { shape: form.shape, file_format: form.fileFormat, filters, media: form.media };
+  const options: Schemas["ExportOptionsRequest"] = {};
   if (PAIR_SHAPES.has(form.shape)) {
-    const options: Schemas["ExportOptionsRequest"] = {};
     if (form.pairForm !== EMPTY_EXPORT_FORM.pairForm) options.form = form.pairForm;
     if (form.ties !== EMPTY_EXPORT_FORM.ties) options.ties = form.ties;
     if (form.marginScale.trim()) options.margin_scale = Number(form.marginScale);
-    if (Object.keys(options).length) body.options = options;
   }
+  if (form.fileFormat === "csv" && form.spreadsheetSafe) options.spreadsheet_safe = true;
+  if (Object.keys(options).length) body.options = options;
   return body;
 }
 
