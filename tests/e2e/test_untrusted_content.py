@@ -28,7 +28,8 @@ def _assert_inert(page):
     assert not [h for h in hrefs if h and h.strip().lower().startswith("javascript")]
 
 
-def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(page, people):
+def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(strict_page, people):
+    page = strict_page  # under the app's Content-Security-Policy, which must block nothing the app itself does
     project, _ = people
     project.guidelines = HOSTILE[1] + "\n\n" + HOSTILE[3]
     project.save()
