@@ -49,7 +49,8 @@ class EndTokensOnPasswordChange:
     """Listed in AUTH_PASSWORD_VALIDATORS for its ``password_changed`` hook, which Django calls whenever a saved
     user's password was set (their own change, an admin's reset, ``manage.py changepassword``): the user's API
     token dies with the old password. Their other sessions end by themselves: Django keys each session to a hash
-    of the password, and the one that made the change is kept by ``update_session_auth_hash``."""
+    of the password, and the one that made the change is kept by ``update_session_auth_hash``. (Django also
+    re-saves a password when it re-hashes it at sign-in after a hasher change: that sign-in gets a new token.)"""
 
     def validate(self, password, user=None) -> None:
         return None

@@ -368,6 +368,11 @@ class ExportOptionsSerializer(serializers.Serializer):
     form = serializers.ChoiceField(choices=["standard", "conversational"], required=False)
     ties = serializers.ChoiceField(choices=["drop", "soft"], required=False)
     margin_scale = serializers.FloatField(required=False)
+    spreadsheet_safe = serializers.BooleanField(
+        required=False,
+        help_text="csv only: text cells starting with = + - @ TAB or CR get a leading ' so spreadsheets run no "
+        "formula (the label importer takes it off again). Off unless asked for; the dashboard asks for it.",
+    )
 
 
 class ExportCreateSerializer(serializers.Serializer):

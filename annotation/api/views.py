@@ -693,6 +693,11 @@ class ExportStreamView(APIView):
             OpenApiParameter("form", str, enum=["standard", "conversational"]),
             OpenApiParameter("ties", str, enum=["drop", "soft"]),
             OpenApiParameter("margin_scale", float),
+            OpenApiParameter(
+                "spreadsheet_safe",
+                bool,
+                description="csv: text cells starting with = + - @ TAB or CR get a leading ' (no formulas run).",
+            ),
             OpenApiParameter("media", str, enum=["urls", "pack"]),
             OpenApiParameter("date_from", str),
             OpenApiParameter("date_to", str),
@@ -717,7 +722,7 @@ class ExportStreamView(APIView):
                 "shape": q.get("shape"),
                 "file_format": q.get("file_format"),
                 "filters": {k: q[k] for k in filter_keys if k in q},
-                "options": {k: q[k] for k in ("form", "ties", "margin_scale") if k in q},
+                "options": {k: q[k] for k in exporters.OPTION_NAMES if k in q},
                 "media": q.get("media"),
             }
         )

@@ -10,7 +10,16 @@
 """
 
 from .card import card_numbers
-from .core import BATCH_ROWS, MEDIA_MODES, Export, ExportRequest, export_request_parse, export_stream, export_to_folder
+from .core import (
+    BATCH_ROWS,
+    MEDIA_MODES,
+    OPTION_NAMES,
+    Export,
+    ExportRequest,
+    export_request_parse,
+    export_stream,
+    export_to_folder,
+)
 from .filters import ExportFilter, ExportInvalid
 from .formats import DATA_FILE, FORMATS
 from .jobs import export_download_name, export_job_create, export_job_run
@@ -21,6 +30,7 @@ __all__ = [
     "DATA_FILE",
     "FORMATS",
     "MEDIA_MODES",
+    "OPTION_NAMES",
     "PAIR_FORMS",
     "SHAPES",
     "TIE_POLICIES",

@@ -67,6 +67,9 @@ class ExportRequest:
         }
 
 
+OPTION_NAMES = ("form", "ties", "margin_scale", "spreadsheet_safe")
+
+
 def export_request_parse(*, shape, file_format, filters=None, options=None, media=None) -> ExportRequest:
     """Check an export's arguments; raise :class:`ExportInvalid` naming each bad one."""
     errors: dict[str, list[str]] = {}
@@ -81,9 +84,9 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
         errors["options"] = ["Must be an object."]
         options = {}
     options = dict(options or {})
-    unknown = sorted(set(options) - {"form", "ties", "margin_scale"})
+    unknown = sorted(set(options) - set(OPTION_NAMES))
     if unknown:
-        errors["options"] = [f"Unknown option(s): {', '.join(unknown)}. Known: form, ties, margin_scale."]
+        errors["options"] = [f"Unknown option(s): {', '.join(unknown)}. Known: {', '.join(OPTION_NAMES)}."]
     if options.get("form", "standard") not in PAIR_FORMS:
         errors["options.form"] = [f"Must be one of {', '.join(PAIR_FORMS)}."]
     if options.get("ties", "drop") not in TIE_POLICIES:
@@ -94,6 +97,15 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
             raise ValueError
     except (TypeError, ValueError):
         errors["options.margin_scale"] = ["Must be a finite number, 0 or more."]
+    safe = options.get("spreadsheet_safe", False)
+    safe = (
+        {"true": True, "1": True, "false": False, "0": False}.get(safe.lower(), safe) if isinstance(safe, str) else safe
+    )
+    if not isinstance(safe, bool):
+        errors["options.spreadsheet_safe"] = ["Must be true or false."]
+    elif safe and file_format != "csv":
+        errors["options.spreadsheet_safe"] = ["Only CSV files are opened as spreadsheets: use it with file_format csv."]
+    options["spreadsheet_safe"] = safe is True
     try:
         parsed_filters = ExportFilter.parse(filters)
     except ExportInvalid as exc:
@@ -104,7 +116,7 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
         shape=shape,
         file_format=file_format,
         filters=parsed_filters,
-        options=ShapeOptions(**{k: options[k] for k in ("form", "ties", "margin_scale") if k in options}),
+        options=ShapeOptions(**{k: options[k] for k in OPTION_NAMES if k in options}),
         media=media,
     )
 
@@ -203,6 +215,9 @@ class Export:
         self.media_pack = _MediaPack() if request.media == "pack" else None
         self.card = ""
 
+    def _encoder(self):
+        return self.writer_class.encoder(self.schema, spreadsheet_safe=self.request.options.spreadsheet_safe)
+
     def run(self) -> Iterator[int]:
         with _collector_relaxed():
             yield from self._run()
@@ -215,7 +230,7 @@ class Export:
             range_judgments = self._parallel_range()
             yield from self._in_parallel(writer, range_judgments) if range_judgments else self._in_process(writer)
             if self.stats.rows == 0:
-                writer.write(self.writer_class.encoder(self.schema)([]))  # an empty export still has its columns
+                writer.write(self._encoder()([]))  # an empty export still has its columns
         except BaseException:
             # Closed now, while the sink is open: else pyarrow and zipfile close them when they are collected,
             # writing into a file the caller has closed by then.
@@ -248,7 +263,7 @@ class Export:
         Rows are built, counted and encoded ``ENCODE_ROWS`` at a time, and a batch's encoded parts joined: a whole
         batch of rows held at once outgrows the CPU's caches, and that cost more than encoding them."""
         builder = RowBuilder(self.request.shape, self.request.options, media)
-        encode = self.writer_class.encoder(self.schema)
+        encode = self._encoder()
         combine = self.writer_class.combine
         rows: list[dict] = []
         parts: list[Piece] = []

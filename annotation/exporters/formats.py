@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -129,7 +130,8 @@ class Writer:
         self.target, self.schema = target, schema
 
     @staticmethod
-    def encoder(schema: pa.Schema) -> Callable[[list[dict]], Piece]:
+    def encoder(schema: pa.Schema, *, spreadsheet_safe: bool = False) -> Callable[[list[dict]], Piece]:
+        """``spreadsheet_safe``: CSV only (see :func:`spreadsheet_safe_cell`); other formats hold no formulas."""
         raise NotImplementedError
 
     @staticmethod
@@ -170,7 +172,7 @@ class JsonlWriter(Writer):
         self.file = target.open(DATA_FILE["jsonl"])
 
     @staticmethod
-    def encoder(schema):
+    def encoder(schema, *, spreadsheet_safe=False):
         return _jsonl
 
     def write(self, piece):
@@ -216,6 +218,26 @@ def _csv_texts(values: list) -> list[str]:
     ]
 
 
+# A cell a spreadsheet runs as a formula starts with one of these (OWASP, "CSV injection"); with quotes before it,
+# it is one this exporter neutralised (or a text that began so): one more quote keeps the mapping reversible.
+_FORMULA_START = re.compile("'*[=+\\-@\t\r]")
+
+
+def spreadsheet_safe_cell(text: str) -> str:
+    """``text`` with a leading ``'`` when it starts like a formula (``=``, ``+``, ``-``, ``@``, TAB, CR), or like
+    a cell this function changed (quotes, then one of those): spreadsheets show the text instead of running
+    it. :func:`spreadsheet_safe_undo` (the label importer's) gives the text back."""
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+def spreadsheet_safe_undo(text: str) -> str:
+    return text[1:] if text[:1] == "'" and _FORMULA_START.match(text) else text
+
+
+def _csv_texts_safe(values: list) -> list[str]:
+    return _csv_texts([spreadsheet_safe_cell(v) if type(v) is str and v else v for v in values])
+
+
 def _csv_numbers(values: list) -> list[str]:
     # An int's or float's str never needs quoting; anything else goes the general way.
     return [str(v) if type(v) is int or type(v) is float else _csv_cell(v) for v in values]
@@ -246,18 +268,18 @@ class _CsvRows:
     ``true``/``false`` — the lines ``csv.writer`` writes for those cells (``_csv_cell``), built a column at a
     time: the csv module looks at every character in turn, which made it the slowest part of a CSV export."""
 
-    def __init__(self, schema: pa.Schema):
+    def __init__(self, schema: pa.Schema, *, spreadsheet_safe: bool = False):
         self.names = schema.names
         self.columns = []
         for f in schema:
             if pa.types.is_list(f.type) or pa.types.is_struct(f.type):
-                kind = _csv_nested
+                kind = _csv_nested  # JSON text: starts with [ or {, never a formula
             elif pa.types.is_boolean(f.type):
                 kind = _csv_flags
             elif pa.types.is_integer(f.type) or pa.types.is_floating(f.type):
-                kind = _csv_numbers
+                kind = _csv_numbers  # a negative number is a number to a spreadsheet too
             else:
-                kind = _csv_texts
+                kind = _csv_texts_safe if spreadsheet_safe else _csv_texts
             self.columns.append((f.name, kind))
 
     def __call__(self, rows: list[dict]) -> bytes:
@@ -282,8 +304,8 @@ class CsvWriter(Writer):
         self.file.write(_CsvRows.lines([schema.names]))
 
     @staticmethod
-    def encoder(schema):
-        return _CsvRows(schema)
+    def encoder(schema, *, spreadsheet_safe=False):
+        return _CsvRows(schema, spreadsheet_safe=spreadsheet_safe)
 
     def write(self, piece):
         self.file.write(piece)
@@ -292,7 +314,9 @@ class CsvWriter(Writer):
         self.file.close()
 
 
-def _record_batch_encoder(schema: pa.Schema) -> Callable[[list[dict]], pa.RecordBatch]:
+def _record_batch_encoder(
+    schema: pa.Schema, *, spreadsheet_safe: bool = False
+) -> Callable[[list[dict]], pa.RecordBatch]:
     # A column at a time (what ``RecordBatch.from_pylist`` does inside, at a quarter more CPU per row).
     columns = list(zip(schema.names, schema.types, strict=True))
 

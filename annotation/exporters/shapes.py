@@ -70,6 +70,8 @@ class ShapeOptions:
     form: str = "standard"  # pairs: standard | conversational
     ties: str = "drop"  # pairs: drop | soft
     margin_scale: float = 1.0  # pairs: margin = strength (how much better the winner is) × margin_scale
+    # csv: a text cell a spreadsheet would run as a formula (starting with = + - @ TAB or CR) gets a leading '
+    spreadsheet_safe: bool = False
 
 
 def schema_for(shape: str, options: ShapeOptions) -> pa.Schema:

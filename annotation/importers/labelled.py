@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.dateparse import parse_datetime
 
+from ..exporters.formats import spreadsheet_safe_undo
 from ..models import (
     Candidate,
     Comparison,
@@ -234,7 +235,7 @@ def _csv_row(cells: dict[str, str], columns: dict[str, str]) -> dict | _Bad:
                     return _Bad(key, f"Must be true or false, not {value!r}.")
                 row[key] = value.lower() in ("true", "1")
             else:
-                row[key] = value
+                row[key] = spreadsheet_safe_undo(value)  # what a spreadsheet-safe CSV export changed, back
         except ValueError as exc:
             return _Bad(key, f"Not a valid {kind} value: {exc}.")
     return row

@@ -18,20 +18,21 @@ _PG_LOCK_SPACE = 0x7A4D  # the first key of Postgres's two-key advisory locks: T
 
 @contextlib.contextmanager
 def project_import_lock(project_id: int) -> Iterator[None]:
+    key = [_PG_LOCK_SPACE, project_id % 2**31]  # the two-integer form takes int4s
     if connection.vendor == "postgresql":
         if connection.in_atomic_block:
             # Inside a caller's transaction: held until it ends, however it ends.
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_PG_LOCK_SPACE, project_id])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s::integer, %s::integer)", key)
             yield
             return
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_PG_LOCK_SPACE, project_id])
+            cursor.execute("SELECT pg_advisory_lock(%s::integer, %s::integer)", key)
         try:
             yield
         finally:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_PG_LOCK_SPACE, project_id])
+                cursor.execute("SELECT pg_advisory_unlock(%s::integer, %s::integer)", key)
         return
     # SQLite: every process using the database is on this machine, so a lock on a file beside it serves.
     folder = settings.VAR_DIR / "locks"

@@ -1,6 +1,7 @@
 """The OpenAPI schema is the API's contract (DESIGN §7): it must generate cleanly,
-and the running API must keep it: no generated request makes it fail (5xx), and
-every refusal is our error shape, JSON with a ``message`` a person can act on."""
+and the running API must keep it: no generated request makes it fail (5xx), every
+refusal is our error shape, JSON with a ``message`` a person can act on, and every
+response body matches the schema documented for its status code."""
 
 import io
 import json
@@ -19,6 +20,8 @@ from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
@@ -210,6 +213,15 @@ def _problem(response) -> tuple[str, str] | None:
     return None
 
 
+def _schema_mismatch(case, response) -> tuple[str, str] | None:
+    """A response whose body does not match what the schema documents for its status code."""
+    try:
+        case.validate_response(response, checks=[response_schema_conformance])
+    except FailureGroup as group:
+        return f"{response.status_code}: body does not match the schema", _squeeze(str(group.exceptions[0]))
+    return None
+
+
 def _explore(operation, mode, *, real: dict, headers: dict, problems: dict) -> None:
     @hypothesis.settings(
         max_examples=MAX_EXAMPLES[mode],
@@ -236,7 +248,7 @@ def _explore(operation, mode, *, real: dict, headers: dict, problems: dict) -> N
         with transaction.atomic():
             response = case.call(headers=headers)
             transaction.set_rollback(True)
-        problem = _problem(response)
+        problem = _problem(response) or _schema_mismatch(case, response)
         if problem:
             what, detail = problem
             # The first example of each kind of problem per operation.

@@ -1,16 +1,17 @@
 """Importing labels: exports round-trip in every format; pairs seed a project; a bad file changes nothing."""
 
+import csv
 import json
 
 import pytest
 from django.core.management import call_command
 
-from annotation.exporters import DATA_FILE, FORMATS, export_request_parse, export_to_folder
+from annotation.exporters import DATA_FILE, FORMATS, ExportInvalid, export_request_parse, export_to_folder
 from annotation.importers.labelled import labelled_import
 from annotation.importers.rejection import ImportRejected
 from annotation.models import Candidate, Comparison, Judgment, Membership, Prompt, Role, SpanMark
 
-from ..factories import ProjectFactory, UserFactory
+from ..factories import ProjectFactory, UserFactory, make_comparison
 from .export_read import read_rows
 from .export_world import judged_project
 
@@ -264,3 +265,45 @@ def test_judgments_may_only_be_credited_to_members_of_the_project(api):
     Membership.objects.create(project=project, user=UserFactory(username="mallory"), role=Role.ANNOTATOR)
     assert post(b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\n', annotator="mallory").status_code == 201
     assert Judgment.objects.get().annotator.username == "mallory"
+
+
+FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+2", "-3+4", "@SUM(A1)", "\tTab", "\rCR", "'=quoted already"]
+
+
+@pytest.mark.parametrize("shape", ["pairs", "judgments"])
+def test_a_spreadsheet_safe_csv_runs_no_formula_and_imports_back_unchanged(tmp_path, shape):
+    from .export_world import judge
+
+    project = ProjectFactory(name="Formulas")
+    anna = _member(project, UserFactory(username="anna"))
+    for i, text in enumerate(FORMULAS):
+        comparison = make_comparison(project, texts=[text, f"plain {i}"])
+        Prompt.objects.filter(pk=comparison.prompt_id).update(text=f"=PROMPT({i})")
+        judge(comparison, anna, winner=0, strength=-2 if i % 2 else 2, rationale=f"-because {text}", ratings={})
+    safe = _export(project, tmp_path / "safe", shape, "csv", options={"spreadsheet_safe": True})
+    with open(safe, encoding="utf-8", newline="") as f:
+        cells = [cell for row in csv.reader(f) for cell in row]
+    formulas = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert formulas == [c for c in formulas if c.lstrip("-").replace(".", "", 1).isdigit()]  # numbers only
+    assert "'=PROMPT(3)" in cells
+    if shape == "pairs":  # judgments hold candidates inside JSON cells, which start with [
+        assert '\'=HYPERLINK("http://evil","x")' in cells and "''=quoted already" in cells
+    else:
+        assert "'-because +1+2" in cells
+
+    plain = _export(project, tmp_path / "plain", shape, "csv")
+    copy = _copy_of(project)
+    labelled_import(project=copy, kind=shape, path=safe, file_format="csv")
+    _export(copy, tmp_path / "again", shape, "csv")
+    keep = ("prompt", "chosen", "rejected", "margin", "label", "strength", "annotator", "split", "rationale", "winner")
+
+    def comparable(folder):
+        return _comparable([{k: v for k, v in r.items() if k in keep} for r in read_rows(folder, "csv")])
+
+    assert comparable(tmp_path / "again") == comparable(plain.parent)
+
+
+def test_spreadsheet_safe_is_for_csv_only():
+    with pytest.raises(ExportInvalid) as caught:
+        export_request_parse(shape="pairs", file_format="jsonl", options={"spreadsheet_safe": True})
+    assert list(caught.value.errors) == ["options.spreadsheet_safe"]

@@ -129,3 +129,41 @@ def test_a_successful_sign_in_resets_the_count_of_wrong_passwords(db, settings):
     for _ in range(2):
         assert _sign_in("anna", "guess").status_code == 400
     assert _sign_in("anna", PASSWORD).status_code == 200
+
+
+def test_with_a_shared_cache_every_web_process_counts_the_same_attempts(tmp_path):
+    """Two processes, as two gunicorn workers: with CACHE_URL naming a cache they share, the second one refuses
+    what the first one already counted (a per-process count let each worker allow the full rate)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    probe = (
+        "import django, json; django.setup(); from django.test import Client; c = Client(REMOTE_ADDR='198.51.100.7');"
+        " print(json.dumps([c.post('/api/v1/auth/token/', {}, content_type='application/json').status_code"
+        " for _ in range(int(__import__('sys').argv[1]))]))"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "CACHE_URL": f"filecache://{tmp_path}",
+        "LOGIN_RATE": "3/min",
+        "ALLOWED_HOSTS": "testserver",
+    }
+
+    def worker(attempts: int) -> list[int]:
+        run = subprocess.run(
+            [sys.executable, "-c", probe, str(attempts)],
+            capture_output=True,
+            text=True,
+            cwd=settings.BASE_DIR,
+            env=env,
+        )
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    assert worker(3) == [400, 400, 400]  # counted (an empty body is refused after the throttle)
+    assert worker(2) == [429, 429]  # another process, the same count

@@ -45,14 +45,33 @@ def browser():
             browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
+def _page(browser, live_server, *, bypass_csp: bool):
+    context = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1400, "height": 1000}, bypass_csp=bypass_csp
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # What the app's Content-Security-Policy blocked (a script, a style, a fetch) is an error of the page too.
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     page.errors = errors
+    return context, page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A page that ignores the app's Content-Security-Policy: Playwright's ``wait_for_function`` evaluates its
+    string in the page, which the policy (script-src 'self', no eval) forbids. ``strict_page`` keeps it."""
+    context, page = _page(browser, live_server, bypass_csp=True)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def strict_page(browser, live_server):
+    """A page under the app's Content-Security-Policy, as a user's browser is."""
+    context, page = _page(browser, live_server, bypass_csp=False)
     yield page
     context.close()
 

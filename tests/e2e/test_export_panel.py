@@ -88,9 +88,35 @@ def test_pair_options_rounds_and_media_reach_the_server(page, people):
     panel.get_by_role("button", name="Start export").click()
     panel.get_by_role("status").filter(has_text="started").wait_for()
     request = ExportJob.objects.get(project=project).request
-    assert request["options"] == {"form": "conversational", "ties": "soft", "margin_scale": 0.5}
+    assert request["options"] == {
+        "form": "conversational",
+        "ties": "soft",
+        "margin_scale": 0.5,
+        "spreadsheet_safe": False,  # not a CSV
+    }
     assert request["filters"]["rounds"] == ["none"]
     assert request["media"] == "pack"
+    assert page.errors == []
+
+
+def test_a_csv_export_is_spreadsheet_safe_unless_unticked(page, people):
+    project, _ = people
+    sign_in(page, "rita")
+    page.goto(f"/projects/{project.pk}")
+    panel = page.get_by_role("region", name="Exports")
+    assert panel.get_by_label("Safe for spreadsheets").count() == 0  # jsonl: nothing to neutralise
+    panel.get_by_label("Format").select_option("csv")
+    assert panel.get_by_label("Safe for spreadsheets").is_checked()
+    panel.get_by_role("button", name="Start export").click()
+    panel.get_by_role("status").filter(has_text="started").wait_for()
+    assert ExportJob.objects.get(project=project).request["options"]["spreadsheet_safe"] is True
+    panel.get_by_label("Safe for spreadsheets").uncheck()
+    panel.get_by_role("button", name="Start export").click()
+    for _ in range(100):  # the second job, once the request is through
+        if ExportJob.objects.filter(project=project).count() == 2:
+            break
+        page.wait_for_timeout(100)
+    assert ExportJob.objects.order_by("-id").first().request["options"]["spreadsheet_safe"] is False
     assert page.errors == []
 
 

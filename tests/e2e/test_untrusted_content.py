@@ -28,7 +28,8 @@ def _assert_inert(page):
     assert not [h for h in hrefs if h and h.strip().lower().startswith("javascript")]
 
 
-def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(page, people):
+def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(strict_page, people):
+    page = strict_page  # under the app's Content-Security-Policy, which must block nothing the app itself does
     project, _ = people
     project.guidelines = HOSTILE[1] + "\n\n" + HOSTILE[3]
     project.save()
@@ -46,10 +47,14 @@ def test_candidates_with_scripts_handlers_and_javascript_links_execute_nothing(p
     assert "<script>window.__pwned = 'script'</script>" in body
     _assert_inert(page)
 
-    # Markdown view of the same task, then guidelines.
+    # Markdown view of the same task, then guidelines. HTML shows as its text: a candidate that is all HTML
+    # must not look empty to the annotator judging it.
     page.keyboard.press("m")
     page.locator(".markdown").first.wait_for()
     _assert_inert(page)
+    markdown = page.get_by_test_id("task").locator(".markdown").all_inner_texts()
+    assert any("<script>window.__pwned = 'script'</script> plain script tag" in text for text in markdown)
+    assert any("<img src=x onerror=" in text for text in markdown)
     page.keyboard.press("h")
     page.get_by_role("dialog", name="Guidelines").wait_for()
     assert page.locator(".overlay img, .overlay div[onmouseover], .overlay iframe").count() == 0

@@ -63,7 +63,7 @@ class WinRateSerializer(serializers.Serializer):
 
 class RoundSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(**KIND)
-    triggered_by = serializers.CharField(source="triggered_by.username", default=None, read_only=True)
+    triggered_by = serializers.CharField(source="triggered_by.username", default=None, read_only=True, allow_null=True)
     model_version = serializers.SerializerMethodField()
     steps = RoundStepSerializer(many=True, read_only=True)
     human_win_rate = serializers.SerializerMethodField(

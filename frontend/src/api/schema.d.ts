@@ -835,6 +835,8 @@ export interface components {
             ties?: components["schemas"]["TiesEnum"];
             /** Format: double */
             margin_scale?: number;
+            /** @description csv only: text cells starting with = + - @ TAB or CR get a leading ' so spreadsheets run no formula (the label importer takes it off again). Off unless asked for; the dashboard asks for it. */
+            spreadsheet_safe?: boolean;
         };
         /**
          * @description * `standard` - standard
@@ -1240,7 +1242,7 @@ export interface components {
             readonly log_tail: string;
             readonly error: string;
             readonly trigger: components["schemas"]["TriggerEnum"];
-            readonly triggered_by: string;
+            readonly triggered_by: string | null;
             readonly cancel_requested: boolean;
             readonly attempts: number;
             readonly judgment_max_id: number | null;
@@ -1537,6 +1539,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     v1_auth_session_end_create: {
@@ -1582,6 +1591,13 @@ export interface operations {
             };
             /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2450,6 +2466,8 @@ export interface operations {
                 rounds?: string;
                 shape: "consensus" | "judgments" | "pairs" | "rankings";
                 split?: "eval" | "train";
+                /** @description csv: text cells starting with = + - @ TAB or CR get a leading ' (no formulas run). */
+                spreadsheet_safe?: boolean;
                 ties?: "drop" | "soft";
             };
             header?: never;

@@ -35,6 +35,12 @@ export function ExportOptions({ form, set }: { form: ExportForm; set: Set }) {
             <option value="pack">packed beside the file</option>
           </select>
         </label>
+        {form.fileFormat === "csv" && (
+          <label>
+            <input type="checkbox" checked={form.spreadsheetSafe} onChange={(e) => set("spreadsheetSafe")(e.target.checked)} />
+            Safe for spreadsheets (a ' before cells starting with = + - @)
+          </label>
+        )}
       </fieldset>
       {/* Plain text dates (ISO 8601, a date or a date-time) rather than date pickers: Chromium draws no focus
           ring on a picker's inner fields. The server checks every filter and names what is wrong. */}

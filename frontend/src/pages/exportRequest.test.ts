@@ -30,8 +30,17 @@ test("the filters the user set are sent, annotators as a list of trimmed names",
       rounds: ["12", "none"],
       min_agreement: 0.75,
     },
+    options: { spreadsheet_safe: true },
     media: "pack",
   });
+});
+
+test("a CSV export neutralises spreadsheet formulas unless the user turns it off; other formats never ask", () => {
+  const csv = { ...EMPTY_EXPORT_FORM, fileFormat: "csv" as const };
+  expect(exportRequestBody(csv).options).toEqual({ spreadsheet_safe: true });
+  expect(exportRequestBody({ ...csv, shape: "judgments" }).options).toEqual({ spreadsheet_safe: true });
+  expect(exportRequestBody({ ...csv, spreadsheetSafe: false })).not.toHaveProperty("options");
+  expect(exportRequestBody({ ...EMPTY_EXPORT_FORM, fileFormat: "parquet" })).not.toHaveProperty("options");
 });
 
 test("pair options go with the shapes made of pairs, and only the ones changed from the defaults", () => {

@@ -14,6 +14,8 @@ export type ExportForm = {
   pairForm: Schemas["FormEnum"];
   ties: Schemas["TiesEnum"];
   marginScale: string;
+  /** csv: neutralise cells a spreadsheet would run as formulas (on by default here; the API's default is off). */
+  spreadsheetSafe: boolean;
   media: Schemas["MediaEnum"];
 };
 
@@ -30,6 +32,7 @@ export const EMPTY_EXPORT_FORM: ExportForm = {
   pairForm: "standard",
   ties: "drop",
   marginScale: "1",
+  spreadsheetSafe: true,
   media: "urls",
 };
 
@@ -55,14 +58,15 @@ export function exportRequestBody(form: ExportForm): Schemas["ExportCreateReques
   // The field is an <input type="number">: the browser hands over "" for anything that is not a number.
   if (form.minAgreement.trim()) filters.min_agreement = Number(form.minAgreement);
   const body: Schemas["ExportCreateRequest"] = { shape: form.shape, file_format: form.fileFormat, filters, media: form.media };
+  const options: Schemas["ExportOptionsRequest"] = {};
   if (PAIR_SHAPES.has(form.shape)) {
-    const options: Schemas["ExportOptionsRequest"] = {};
     if (form.pairForm !== EMPTY_EXPORT_FORM.pairForm) options.form = form.pairForm;
     if (form.ties !== EMPTY_EXPORT_FORM.ties) options.ties = form.ties;
     const margin = form.marginScale.trim();
     if (margin && Number(margin) !== Number(EMPTY_EXPORT_FORM.marginScale)) options.margin_scale = Number(margin);
-    if (Object.keys(options).length) body.options = options;
   }
+  if (form.fileFormat === "csv" && form.spreadsheetSafe) options.spreadsheet_safe = true;
+  if (Object.keys(options).length) body.options = options;
   return body;
 }
 

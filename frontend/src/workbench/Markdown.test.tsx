@@ -19,3 +19,11 @@ test("Markdown renders formatting but drops raw HTML, handlers and javascript: l
   expect(container.querySelector("img, script, div[onmouseover], [onerror]")).toBeNull();
   expect(container.innerHTML).not.toContain("javascript:");
 });
+
+test("an answer written as HTML shows its text, escaped, never a blank box", () => {
+  const source = '<div class="answer"><p>The capital is <b>Paris</b>.</p></div>\n\nInline <i>tags</i> <script>alert(1)</script> too.';
+  const { container } = render(<Markdown source={source} />);
+  expect(container.textContent).toContain('<div class="answer"><p>The capital is <b>Paris</b>.</p></div>');
+  expect(container.textContent).toContain("Inline <i>tags</i> <script>alert(1)</script> too.");
+  expect(container.querySelector("div.answer, p > b, i, script")).toBeNull();
+});
