@@ -351,13 +351,18 @@ class _JobProgress:
                     [phase, done, total, timezone.now(), self.job_id, self.attempt],
                 )
                 if cursor.rowcount == 0:
-                    # Asked on this connection too: the importing one belongs to the writer thread meanwhile.
+                    # Asked on this connection too: the importing one belongs to the writer thread meanwhile. A row
+                    # this connection cannot see (created in the caller's open transaction) is left to the fenced
+                    # write that ends the import's transaction.
                     cursor.execute(
-                        f"SELECT 1 FROM {ImportJob._meta.db_table} WHERE id = %s AND status = 'running' "
-                        "AND attempts = %s",
-                        [self.job_id, self.attempt],
+                        f"SELECT status = 'running' AND attempts = %s, cancel_requested "
+                        f"FROM {ImportJob._meta.db_table} WHERE id = %s",
+                        [self.attempt, self.job_id],
                     )
-                    raise JobCancelled() if cursor.fetchone() else JobLost()
+                    row = cursor.fetchone()
+                    if row is not None:
+                        mine, cancelled = row
+                        raise JobCancelled() if mine and cancelled else JobLost()
 
     def close(self) -> None:
         if self._side is not None:

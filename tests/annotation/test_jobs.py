@@ -283,3 +283,41 @@ def test_only_researchers_of_the_project_may_cancel_or_retry_a_job(
     api.force_authenticate(user=None)
     assert api.post(f"/api/v1/{what}/{job.pk}/{action}/").status_code in (401, 403)
     assert type(job).objects.values("status", "cancel_requested").get(pk=job.pk) == before
+
+
+# --- label imports are import jobs ---------------------------------------------------------------------------------
+
+
+def test_a_label_import_is_an_import_job_listed_with_the_others_and_recovered_like_them(
+    media, api, researcher, project
+):
+    pairs = (
+        b'{"prompt": "2 + 2?", "chosen": "4", "rejected": "5"}\n{"prompt": "3 + 3?", "chosen": "6", "rejected": "7"}\n'
+    )
+    upload = SimpleUploadedFile("pairs.jsonl", pairs)
+    response = api.as_user(researcher).post(
+        f"/api/v1/projects/{project.pk}/label-imports/", {"file": upload, "kind": "pairs"}, format="multipart"
+    )
+    assert response.status_code == 201, response.json()
+    assert (response.json()["comparisons"], response.json()["judgments"]) == (2, 2)
+    [listed] = api.get(f"/api/v1/projects/{project.pk}/imports/").json()
+    assert (listed["kind"], listed["status"], listed["attempts"]) == ("pairs", "succeeded", 1)
+
+    # A second file whose worker (here: the web process running it inline) died after claiming it.
+    again = import_job_create_labelled(project, researcher, b'{"prompt": "1 + 1?", "chosen": "2", "rejected": "3"}\n')
+    jobs.job_claim(jobs.import_jobs(), again.pk)
+    go_silent(ImportJob, again.pk)
+    import_run_task(again.pk)
+
+    done = ImportJob.objects.get(pk=again.pk)
+    assert (done.status, done.attempts, done.result["judgments"]) == (JobStatus.SUCCEEDED, 2, 1)
+    assert Prompt.objects.filter(project=project).count() == 3
+
+
+def import_job_create_labelled(project, user, content: bytes) -> ImportJob:
+    from annotation.importers import labelled_import_job_create
+
+    return labelled_import_job_create(
+        project=project, kind="pairs", uploaded_file=SimpleUploadedFile("more.jsonl", content),
+        original_name="more.jsonl", file_format="jsonl", created_by=user,
+    )  # fmt: skip
