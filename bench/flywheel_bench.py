@@ -152,6 +152,24 @@ def _child(seed: int, judge: str, args: argparse.Namespace, queue) -> None:
         raise
 
 
+def run_seeds(judge: str, args: argparse.Namespace) -> list[dict]:
+    """Each seed in a fresh spawned interpreter, ``--parallel`` of them at a time; results in seed order."""
+    ctx = mp.get_context("spawn")
+    pending, running, results = list(range(args.seeds)), [], {}
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            seed, queue = pending.pop(0), ctx.Queue()
+            proc = ctx.Process(target=_child, args=(seed, judge, args, queue))
+            proc.start()
+            running.append((seed, proc, queue))
+        seed, proc, queue = running.pop(0)  # seeds take about as long as each other: wait in order
+        results[seed] = queue.get()
+        proc.join()
+        if "error" in results[seed]:
+            print(json.dumps(results[seed]), flush=True)
+    return [results[seed] for seed in sorted(results)]
+
+
 def _std(values: list[float]) -> float | None:
     return statistics.stdev(values) if len(values) > 1 else None
 
@@ -190,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotators", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.1, help="share of coin-flip labels")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each seed's process")
+    parser.add_argument("--parallel", type=int, default=1, help="seeds run at once (give each --threads 1)")
     parser.add_argument("--hidden-preference", help="a saved reward-model folder or keywords:w1,w2")
     parser.add_argument("--judge-var", type=Path, default=ROOT / "var" / "flywheel-judge", help="where the judge is")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -210,17 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     judge = judge_path(args) if args.modality == "text" else "digits-classifier (per seed)"
     report["judge"] = judge
     started = time.perf_counter()
-    ctx = mp.get_context("spawn")  # a fresh interpreter per seed
-    runs = []
-    for seed in range(args.seeds):
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_child, args=(seed, judge, args, queue))
-        proc.start()
-        result = queue.get()
-        proc.join()
-        runs.append(result)
-        if "error" in result:
-            print(json.dumps(result), flush=True)
+    runs = run_seeds(judge, args)
     report["runs"] = runs
     done = [r for r in runs if "error" not in r]
 
