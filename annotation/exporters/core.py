@@ -22,6 +22,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from ..models import Project
+from ..quality.selectors import annotator_quality_for_export, project_quality_summary
 from .card import CardStats, _Bitmap, card_markdown
 from .filters import ExportFilter, ExportInvalid
 from .formats import FORMATS, WRITERS, Drain, FolderTarget, Piece, Target, Writer, ZipTarget, piece_dump, piece_load
@@ -80,9 +81,11 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
         errors["options"] = ["Must be an object."]
         options = {}
     options = dict(options or {})
-    unknown = sorted(set(options) - {"form", "ties", "margin_scale"})
+    unknown = sorted(set(options) - {"form", "ties", "margin_scale", "quality"})
     if unknown:
-        errors["options"] = [f"Unknown option(s): {', '.join(unknown)}. Known: form, ties, margin_scale."]
+        errors["options"] = [f"Unknown option(s): {', '.join(unknown)}. Known: form, ties, margin_scale, quality."]
+    if not isinstance(options.get("quality", False), bool):
+        errors["options.quality"] = ["Must be true or false."]
     if options.get("form", "standard") not in PAIR_FORMS:
         errors["options.form"] = [f"Must be one of {', '.join(PAIR_FORMS)}."]
     if options.get("ties", "drop") not in TIE_POLICIES:
@@ -101,7 +104,7 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
         shape=shape,
         file_format=file_format,
         filters=parsed_filters,
-        options=ShapeOptions(**{k: options[k] for k in ("form", "ties", "margin_scale") if k in options}),
+        options=ShapeOptions(**{k: options[k] for k in ("form", "ties", "margin_scale", "quality") if k in options}),
         media=media,
     )
 
@@ -199,6 +202,8 @@ class Export:
         self.base_url = base_url
         self.media_pack = _MediaPack() if request.media == "pack" else None
         self.card = ""
+        # Read once here: forked workers inherit it, and every row of the export uses the same figures.
+        self.annotator_quality = annotator_quality_for_export(project_id=project.pk) if request.options.quality else {}
 
     def run(self) -> Iterator[int]:
         with _collector_relaxed():
@@ -233,6 +238,7 @@ class Export:
             schema=self.schema,
             stats=self.stats,
             created_at=timezone.now().isoformat(timespec="seconds"),
+            label_quality=project_quality_summary(project_id=self.project.pk),
         )
         with self.target.open("README.md") as f:
             f.write(self.card.encode())
@@ -244,7 +250,7 @@ class Export:
 
         Rows are built, counted and encoded ``ENCODE_ROWS`` at a time, and a batch's encoded parts joined: a whole
         batch of rows held at once outgrows the CPU's caches, and that cost more than encoding them."""
-        builder = RowBuilder(self.request.shape, self.request.options, media)
+        builder = RowBuilder(self.request.shape, self.request.options, media, self.annotator_quality)
         encode = self.writer_class.encoder(self.schema)
         combine = self.writer_class.combine
         rows: list[dict] = []
