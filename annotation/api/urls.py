@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import views
+from . import quality_views, views
 
 
 class IdConverter:
@@ -45,4 +45,15 @@ urlpatterns = [
     path("exports/<id:pk>/", views.ExportDetailView.as_view(), name="export-detail"),
     path("exports/<id:pk>/download/", views.ExportDownloadView.as_view(), name="export-download"),
     path("projects/<id:pk>/label-imports/", views.LabelImportView.as_view(), name="project-label-imports"),
+    path("projects/<id:pk>/quality/", quality_views.QualityView.as_view(), name="project-quality"),
+    path(
+        "projects/<id:pk>/quality/recompute/",
+        quality_views.QualityRecomputeView.as_view(),
+        name="project-quality-recompute",
+    ),
+    path(
+        "projects/<id:pk>/quality/annotators/<id:user_id>/exclusion/",
+        quality_views.ExclusionView.as_view(),
+        name="annotator-exclusion",
+    ),
 ]

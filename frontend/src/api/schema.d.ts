@@ -543,6 +543,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/quality/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_projects_quality_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/annotators/{user_id}/exclusion/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Exclude an annotator's labels from training (POST), or restore them (DELETE); both are in the audit log. */
+        post: operations["v1_projects_quality_annotators_exclusion_create"];
+        /** @description Exclude an annotator's labels from training (POST), or restore them (DELETE); both are in the audit log. */
+        delete: operations["v1_projects_quality_annotators_exclusion_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/recompute/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["v1_projects_quality_recompute_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/rounds/": {
         parameters: {
             query?: never;
@@ -644,6 +694,46 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AnnotatorQuality: {
+            annotator_id: number;
+            username: string;
+            judgments: number;
+            median_time_ms: number | null;
+            gold_judged: number;
+            /** Format: double */
+            gold_accuracy: number | null;
+            /**
+             * Format: double
+             * @description 95 % Wilson interval, lower end.
+             */
+            gold_accuracy_low: number | null;
+            /** Format: double */
+            gold_accuracy_high: number | null;
+            /**
+             * Format: double
+             * @description Estimated accuracy (one-coin Dawid–Skene).
+             */
+            reliability: number | null;
+            /**
+             * Format: double
+             * @description Training weight from the reliability.
+             */
+            weight: number | null;
+            /** Format: double */
+            agreement_with_consensus: number | null;
+            /** Format: double */
+            agreement_with_others: number | null;
+            /** Format: double */
+            left_share: number | null;
+            /** Format: double */
+            longer_share: number | null;
+            flags: components["schemas"]["Flag"][];
+            excluded: boolean;
+            /** Format: date-time */
+            excluded_at: string | null;
+            excluded_by: string | null;
+            exclusion_reason: string;
+        };
         Comparison: {
             id: number;
             external_id: string;
@@ -666,6 +756,10 @@ export interface components {
         };
         ComparisonsBuildResult: {
             created: number;
+        };
+        ExclusionRequestRequest: {
+            /** @default  */
+            reason: string;
         };
         ExportCreateRequest: {
             shape: components["schemas"]["ShapeEnum"];
@@ -729,6 +823,10 @@ export interface components {
             ties?: components["schemas"]["TiesEnum"];
             /** Format: double */
             margin_scale?: number;
+        };
+        Flag: {
+            code: string;
+            message: string;
         };
         /**
          * @description * `standard` - standard
@@ -1096,6 +1194,16 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             training_settings?: unknown;
+        };
+        Quality: {
+            /** Format: date-time */
+            computed_at: string | null;
+            judgment_count: number;
+            /** @description Judgments since the figures were computed. */
+            new_judgments: number;
+            /** @description Agreement statistics: choice, strength, criteria, spans, by_round. */
+            statistics: unknown;
+            annotators: components["schemas"]["AnnotatorQuality"][];
         };
         /**
          * @description * `annotator` - Annotator
@@ -2484,6 +2592,153 @@ export interface operations {
             };
             /** @description Nothing left for you. */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_annotators_exclusion_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ExclusionRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ExclusionRequestRequest"];
+                "multipart/form-data": components["schemas"]["ExclusionRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_annotators_exclusion_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_recompute_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
