@@ -7,6 +7,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { api, HttpError, type Schemas, unwrap } from "../api/client";
 import { BarChart, Progress } from "../components/Charts";
+import { QualityPanel } from "../quality/QualityPanel";
 import { RoundsPanel } from "../rounds/RoundsPanel";
 import { Link } from "../router";
 import { EMPTY_EXPORT_FORM, type ExportForm, exportRequestBody, isLive, PAIR_SHAPES } from "./exportRequest";
@@ -85,6 +86,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
           </tbody>
         </table>
       </section>
+      <QualityPanel projectId={projectId} />
       <Imports projectId={projectId} modality={project.data.modality ?? "text"} />
       <Exports projectId={projectId} />
       <Members projectId={projectId} isAdmin={isAdmin} />

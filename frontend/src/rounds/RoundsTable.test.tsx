@@ -70,3 +70,8 @@ test("a failed round names its error on the failed step", () => {
   expect(within(row).getByRole("listitem")).toHaveTextContent("optimise failed 2 s — out of memory");
   expect(row.textContent?.match(/out of memory/g)).toHaveLength(1);
 });
+
+test("a round says which annotator weighting its reward model used", () => {
+  render(<RoundsTable isAdmin={false} onCancel={vi.fn()} rounds={[round(5, { metrics: { eval: { accuracy: 0.7 }, weighting: { summary: "uniform + exclusions: excluded lefty" } } })]} />);
+  expect(screen.getByTestId("round-weighting-5")).toHaveTextContent("excluded lefty");
+});

@@ -24,6 +24,7 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
       <tbody>
         {rounds.flatMap((round) => {
           const accuracy = asRecord(asRecord(round.metrics)?.eval)?.accuracy;
+          const weighting = asRecord(asRecord(round.metrics)?.weighting)?.summary;
           const rows = [
             <tr key={round.id} data-testid={`round-${round.id}`} className={round.status === "running" ? "live" : undefined}>
               <td>
@@ -45,7 +46,15 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
               <td>
                 <Progress value={round.progress} label={`Round ${round.id}`} />
               </td>
-              <td>{typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}</td>
+              <td>
+                {typeof accuracy === "number" ? accuracy.toFixed(3) : "—"}
+                {/* Which annotator weighting the reward model trained with, and whom it excluded (label quality). */}
+                {typeof weighting === "string" && (
+                  <div className="hint" data-testid={`round-weighting-${round.id}`}>
+                    {weighting}
+                  </div>
+                )}
+              </td>
               {isAdmin && (
                 <td>
                   {isLive(round) && (
