@@ -28,6 +28,10 @@ from .flags import FlagRules, annotator_flags
 from .reliability import Label, reliability_fit, reliability_weight
 
 TIE = "tie"
+MIN_EVIDENCE = 10
+"""Choices an annotator must have made on comparisons someone else also judged, or on gold, before their
+reliability (and training weight) is estimated: without overlap or gold the model can only say 0.5 for everyone,
+which as a weight would drop every label of a project with overlap 1."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +304,12 @@ def _annotator_figures(rows, fit, choices, gold) -> dict[int, dict]:
         left = [r for r in pairwise if len(r.shown_order) == 2]
         sized = [r for r in pairwise if lengths.get(r.candidate_ids[0]) != lengths.get(r.candidate_ids[1])]
         longer = sum(lengths.get(r.choice, 0) == max(lengths.get(c, 0) for c in r.candidate_ids) for r in sized)
-        reliability = fit.reliability.get(annotator_id)
+        evidence = sum(
+            1
+            for r in mine
+            if r.choice not in (None, TIE) and (len(choices[r.comparison_id]) >= 2 or r.comparison_id in gold)
+        )
+        reliability = fit.reliability.get(annotator_id) if evidence >= MIN_EVIDENCE else None
         out[annotator_id] = {
             "judgments": len(mine),
             "median_time_ms": int(stats.median(times)) if times else None,

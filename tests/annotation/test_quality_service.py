@@ -122,3 +122,21 @@ def test_an_outsider_cannot_be_excluded(world, researcher, outsider):
 def test_weights_are_uniform_before_any_quality_computation(world):
     project, _, _ = world
     assert training_weights(project_id=project.pk) == {"weights": {}, "excluded": [], "scheme": "uniform"}
+
+
+def test_without_overlap_or_gold_nobody_gets_a_reliability_or_a_weight(db):
+    # Overlap 1 and no gold: the model has nothing to compare anyone with, so every label keeps weight 1.
+    project = ProjectFactory(overlap=1, schema={"arity": 2, "allow_tie": True})
+    people = {}
+    for name in ("solo1", "solo2"):
+        user = UserFactory(username=name)
+        MembershipFactory(project=project, user=user, role=Role.ANNOTATOR)
+        people[user.pk] = honest(0.9)
+    better = {}
+    for i in range(30):
+        comparison = make_comparison(project, texts=[f"good {i}", f"bad {i}"])
+        better[comparison.pk] = comparison.candidate_ids[0]
+    simulate_labelling(project=project, annotators=people, better=better)
+    quality_recompute(project_id=project.pk)
+    assert set(AnnotatorQuality.objects.filter(project=project).values_list("reliability", "weight")) == {(None, None)}
+    assert training_weights(project_id=project.pk)["scheme"] == "uniform"

@@ -66,7 +66,7 @@ def test_a_round_weighs_annotators_by_their_computed_reliability_unless_told_not
     add_judgments(trainable, 30, annotator=good)
     _flip(add_judgments(trainable, 20, seed=2, start=500, annotator=poisoner))
     # Gold checks both answered: the good annotator right, the poisoner wrong — that is what reveals them.
-    gold_good = add_judgments(trainable, 8, seed=5, start=700, annotator=good, gold=True)
+    gold_good = add_judgments(trainable, 12, seed=5, start=700, annotator=good, gold=True)
     for judgment in gold_good:
         judgment.comparison.wanted = 2
         judgment.comparison.save(update_fields=["wanted"])
