@@ -117,6 +117,18 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
         "judgments": len(rows),
         "annotators": len({r.annotator_id for r in rows}),
         "choice": _choice_statistics(choices),
+        # Cohen's kappa of every two annotators who judged at least 5 comparisons in common (the heat map's cells).
+        "cohen_kappa_pairs": [
+            {
+                "annotators": [a, b],
+                "kappa": _rounded(v["kappa"]),
+                "shared": v["shared"],
+                "agreement": _rounded(v["agreement"]),
+            }
+            for (a, b), v in sorted(
+                agreement.cohen_kappa_pairs(choices, min_shared=5).items(), key=lambda kv: str(kv[0])
+            )
+        ],
         "strength": _strength_statistics(rows),
         "criteria": _criteria_statistics(rows),
         "spans": _span_statistics(project_id, max_id),

@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 
 from annotation.demo.simulated_annotators import ADVERSARIAL, ALWAYS_LEFT, RANDOM_CLICKER, honest, simulate_labelling
 from annotation.models import AnnotatorQuality, ComparisonConsensus, Judgment, ProjectQuality, Role
@@ -51,6 +52,11 @@ def test_recompute_stores_reliability_consensus_and_flags_each_bad_behaviour(wor
     assert quality.judgment_count == Judgment.objects.filter(project=project).count()
     stats = quality.statistics
     assert 0 < stats["choice"]["krippendorff_alpha"] < 1 and stats["choice"]["fleiss_kappa"] is not None
+    usernames = dict(get_user_model().objects.values_list("pk", "username"))
+    pairs = {frozenset(usernames[a] for a in p["annotators"]): p for p in stats["cohen_kappa_pairs"]}
+    honest_pair, mixed_pair = pairs[frozenset(("honest0", "honest1"))], pairs[frozenset(("honest0", "adversarial5"))]
+    # The better candidate is always stored first here, so kappa's chance correction is harsh; the order holds.
+    assert mixed_pair["kappa"] < honest_pair["kappa"] and mixed_pair["agreement"] < 0.3 < 0.7 < honest_pair["agreement"]
 
     figures = _by_name(project, names)
     honest_people = [q for name, q in figures.items() if name.startswith("honest")]
