@@ -36,6 +36,7 @@ which as a weight would drop every label of a project with overlap 1."""
 
 @dataclass(frozen=True)
 class _Row:
+    project_id: int
     judgment_id: int
     comparison_id: int
     annotator_id: int
@@ -89,6 +90,7 @@ def _rows(project_id: int, max_id: int) -> list[_Row]:
     for pk, cmp, ann, winner, tie, ranking, strength, ratings, shown, ms, ids, gold, answer, origin in values:
         rows.append(
             _Row(
+                project_id=project_id,
                 judgment_id=pk,
                 comparison_id=cmp,
                 annotator_id=ann,
@@ -131,7 +133,7 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
         ],
         "strength": _strength_statistics(rows),
         "criteria": _criteria_statistics(rows),
-        "spans": _span_statistics(project_id, max_id),
+        "spans": _span_statistics(project_id, max_id, rows),
         "by_round": {
             str(key): _choice_statistics(_units([r for r in rows if r.origin_round == key], lambda r: r.choice))
             for key in sorted({r.origin_round for r in rows if r.origin_round is not None}, key=str)
@@ -264,7 +266,7 @@ def _criteria_statistics(rows) -> dict:
     }
 
 
-def _span_statistics(project_id: int, max_id: int) -> dict:
+def _span_statistics(project_id: int, max_id: int, rows: list[_Row]) -> dict:
     """Overlap F1 per category, pooled over every pair of annotators who marked the same comparison."""
     marks: defaultdict[int, defaultdict[int, list]] = defaultdict(lambda: defaultdict(list))
     spans = SpanMark.objects.filter(
@@ -274,10 +276,9 @@ def _span_statistics(project_id: int, max_id: int) -> dict:
         marks[comparison_id][annotator_id].append((candidate_id, category, start, end))
     # Comparisons judged by several annotators where only some marked spans count too: "no mark" disagrees.
     judged_by: defaultdict[int, set] = defaultdict(set)
-    for comparison_id, annotator_id in Judgment.objects.filter(
-        project_id=project_id, pk__lte=max_id, comparison_id__in=list(marks)
-    ).values_list("comparison_id", "annotator_id"):
-        judged_by[comparison_id].add(annotator_id)
+    for r in rows:
+        if r.comparison_id in marks:
+            judged_by[r.comparison_id].add(r.annotator_id)
     pooled: defaultdict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for comparison_id, annotators in judged_by.items():
         ordered = sorted(annotators)
@@ -295,11 +296,9 @@ def _span_statistics(project_id: int, max_id: int) -> dict:
 
 def _annotator_figures(rows, fit, choices, gold) -> dict[int, dict]:
     others = agreement.coder_agreement(choices)
-    lengths = dict(
-        Candidate.objects.filter(pk__in={c for r in rows for c in r.candidate_ids})
-        .annotate(n=Length("text"))
-        .values_list("pk", "n")
-    )
+    # One pass over the project's candidates, not an IN list of every id (SQLite caps bound parameters).
+    project_id = rows[0].project_id if rows else None
+    lengths = dict(Candidate.objects.filter(project_id=project_id).annotate(n=Length("text")).values_list("pk", "n"))
     by_annotator: defaultdict[int, list[_Row]] = defaultdict(list)
     for r in rows:
         by_annotator[r.annotator_id].append(r)
