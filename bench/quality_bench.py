@@ -16,10 +16,11 @@ Every label goes through ``comparison_claim`` and ``judgment_submit``, on a fres
 ``quality_recompute`` then every annotator it flags is excluded (what a researcher reviewing the table would do)
 and the rest weigh their reliability weight (``training_weights``), exactly what a round passes to the pair builder.
 
-**Reward model**: all-MiniLM-L6-v2 kept frozen (mean-pooled, the last 256 tokens of prompt + answer), a linear
-Bradley–Terry head trained on the weighted pairs with ``training.ml.losses.bradley_terry_loss`` (full batch, Adam).
-A frozen backbone keeps a run to seconds on a CPU so several crowds and seeds fit; it is weaker than the fine-tuned
-model of a round, so read the *differences* between arms, not the level.
+**Reward model**: a linear Bradley–Terry reward over hashed words and bigrams of the answer plus its log length,
+trained on the weighted pairs with ``training.ml.losses.bradley_terry_loss`` (full batch, Adam). It trains in
+seconds on a CPU so several crowds and seeds fit; it is far weaker than a round's fine-tuned model, so read the
+*differences* between arms, not the level. ``label accuracy`` — the weighted share of training pairs that agree
+with hh-rlhf — shows the defence directly.
 
     .venv/bin/python bench/quality_bench.py                  # clean + 3 poisoned crowds, 3 seeds
     .venv/bin/python bench/quality_bench.py --seeds 1 --crowds clean,adversarial   # smoke run
@@ -50,8 +51,14 @@ def hh_rows() -> list[dict]:
         row = json.loads(line)
         chosen, rejected = row["chosen"], row["rejected"]
         cut_c, cut_r = chosen.rfind("\n\nAssistant:") + 12, rejected.rfind("\n\nAssistant:") + 12
-        if cut_c < 12 or chosen[:cut_c] != rejected[:cut_r] or chosen[cut_c:] == rejected[cut_r:]:
+        if cut_c < 12 or chosen[:cut_c] != rejected[:cut_r]:
             continue
+        if (
+            not chosen[cut_c:].strip()
+            or not rejected[cut_r:].strip()
+            or chosen[cut_c:].strip() == rejected[cut_r:].strip()
+        ):
+            continue  # the importer refuses an empty candidate; identical answers teach nothing
         rows.append(
             {
                 "first_turn": row["chosen"].split("\n\nAssistant:", 1)[0],
@@ -70,55 +77,55 @@ def split(rows: list[dict], eval_share: float = 0.2) -> tuple[list[dict], list[d
     return [r for r in rows if not side(r)], [r for r in rows if side(r)]
 
 
-class Embedder:
-    """Frozen MiniLM: text → mean-pooled 384-d vector, cached."""
+class Featuriser:
+    """Text → hashed bag of words and bigrams (2^16 dimensions, L2-normalised counts) plus log length.
 
-    def __init__(self, max_length: int = 256):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    Cheap on purpose: every arm of every crowd trains in seconds on a shared CPU. A frozen MiniLM was the first
+    choice; embedding the ~2,000 dialogues took longer than the whole bench may on this machine."""
 
-        from training.ml.backbones import minilm_path
+    def __init__(self):
+        from sklearn.feature_extraction.text import HashingVectorizer
 
-        path = str(minilm_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, truncation_side="left")
-        self.model = AutoModel.from_pretrained(path).eval()
-        self.max_length, self.cache, self.torch = max_length, {}, torch
+        self.vectoriser = HashingVectorizer(n_features=2**16, ngram_range=(1, 2), alternate_sign=False)
 
     def __call__(self, texts: list[str]):
-        torch = self.torch
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        for i in range(0, len(missing), 32):
-            batch = missing[i : i + 32]
-            enc = self.tokenizer(batch, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
-            with torch.no_grad():
-                hidden = self.model(**enc).last_hidden_state  # (B, T, 384)
-            mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1)  # (B, 384)
-            for text, vector in zip(batch, pooled, strict=True):
-                self.cache[text] = vector
-        return torch.stack([self.cache[t] for t in texts])
+        import numpy as np
+        import torch
+
+        words = self.vectoriser.transform(texts)  # (N, 65536) sparse
+        lengths = np.log1p([[len(t)] for t in texts])  # (N, 1)
+        coo = words.tocoo()
+        sparse = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, size=coo.shape, dtype=torch.float32)
+        return sparse, torch.tensor(lengths, dtype=torch.float32)
 
 
-def train_and_score(embed, train: list[tuple[str, str, float]], held_out: list[dict], seed: int) -> float:
-    """Linear BT head on frozen features: train on (chosen text, rejected text, weight), accuracy on held-out rows."""
+def train_and_score(featurise, train: list[tuple[str, str, float]], held_out: list[dict], seed: int) -> float:
+    """Linear Bradley–Terry reward on the features: train on (chosen answer, rejected answer, weight), accuracy on
+    held-out rows (the last assistant turn is what differs between the two dialogues)."""
     import torch
 
     from training.ml.losses import bradley_terry_loss
 
     torch.manual_seed(seed)
     train = [t for t in train if t[2] > 0]
-    chosen, rejected = embed([c for c, _, _ in train]), embed([r for _, r, _ in train])  # (N, 384) each
+    (cw, cl), (rw, rl) = featurise([c for c, _, _ in train]), featurise([r for _, r, _ in train])
     weight = torch.tensor([w for _, _, w in train])
-    head = torch.nn.Linear(chosen.shape[1], 1)
-    optimiser = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
-    for _ in range(300):
+    words = torch.nn.Parameter(torch.zeros(cw.shape[1], 1))
+    length = torch.nn.Parameter(torch.zeros(1))
+
+    def reward(bag, log_length):  # (N, 65536) sparse, (N, 1) → (N,)
+        return (torch.sparse.mm(bag, words) + log_length * length).squeeze(-1)
+
+    optimiser = torch.optim.Adam([words, length], lr=0.05)
+    for _ in range(200):
         optimiser.zero_grad()
-        loss, _ = bradley_terry_loss(head(chosen).squeeze(-1), head(rejected).squeeze(-1), weight=weight)
+        loss, _ = bradley_terry_loss(reward(cw, cl), reward(rw, rl), weight=weight)
+        loss = loss + 1e-3 * words.pow(2).sum()  # L2: 65k weights on ~800 pairs
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        good = head(embed([r["prompt"] + r["chosen"] for r in held_out])).squeeze(-1)
-        bad = head(embed([r["prompt"] + r["rejected"] for r in held_out])).squeeze(-1)
+        good = reward(*featurise([r["chosen"] for r in held_out]))
+        bad = reward(*featurise([r["rejected"] for r in held_out]))
     return (good > bad).float().mean().item()
 
 
@@ -199,26 +206,18 @@ def crowd_run(*, crowd: str, rows: list[dict], seed: int, honest_accuracy: float
     bad_ids = set(list(crowd_members)[8:]) if bad else set()
 
     texts = dict(Candidate.objects.filter(project=project).values_list("pk", "text"))
-    prompts = dict(Comparison.objects.filter(project=project).values_list("pk", "prompt__text"))
     labels = []
     for comparison_id, annotator_id, winner in Judgment.objects.filter(
         project=project, comparison__is_gold=False
     ).values_list("comparison_id", "annotator_id", "winner_id"):
         loser = next(c for c in Comparison.objects.get(pk=comparison_id).candidate_ids if c != winner)
-        labels.append((prompts[comparison_id] + texts[winner], prompts[comparison_id] + texts[loser], annotator_id))
-    label_accuracy = statistics.mean(
-        w == chosen_of[c]
-        for c, w in Judgment.objects.filter(project=project, comparison__is_gold=False).values_list(
-            "comparison_id", "winner_id"
-        )
-    )
+        labels.append((texts[winner], texts[loser], annotator_id, winner == chosen_of[comparison_id]))
     return {
         "labels": labels,
         "weights": weights,
         "judgments": written,
         "label_seconds": label_seconds,
         "recompute_seconds": recompute_seconds,
-        "label_accuracy": label_accuracy,
         "flagged_bad": len(set(flagged) & bad_ids),
         "flagged_honest": len(set(flagged) - bad_ids),
     }
@@ -237,28 +236,37 @@ def main() -> None:
 
     train_rows, held_out = split(hh_rows())
     print(f"hh-rlhf: {len(train_rows)} rows to annotate, {len(held_out)} held out (split by first human turn)")
-    embed = Embedder()
-    started = time.perf_counter()
-    embed([r["prompt"] + r[k] for r in train_rows + held_out for k in ("chosen", "rejected")])
-    print(f"embedded {len(embed.cache)} texts in {time.perf_counter() - started:.0f} s")
-    truth = [(r["prompt"] + r["chosen"], r["prompt"] + r["rejected"], 1.0) for r in train_rows]
+    embed = Featuriser()
+    truth = [(r["chosen"], r["rejected"], 1.0) for r in train_rows]
     oracle = [train_and_score(embed, truth, held_out, seed) for seed in range(args.seeds)]
-    print(f"oracle (hh-rlhf's own labels, one per pair): {statistics.mean(oracle):.3f}")
+    shorter = statistics.mean(len(r["chosen"]) < len(r["rejected"]) for r in held_out)
+    print(
+        f"held out: 'the shorter answer' scores {shorter:.3f}; this reward model on hh-rlhf's own labels "
+        f"(one per pair) {statistics.mean(oracle):.3f}"
+    )
 
     results: dict[str, dict[str, list[float]]] = {}
     for crowd in args.crowds.split(","):
         for seed in range(args.seeds):
             run = crowd_run(crowd=crowd, rows=train_rows, seed=seed, honest_accuracy=args.honest)
-            uniform = [(c, r, 1.0) for c, r, _ in run["labels"]]
-            weighted = [(c, r, run["weights"].get(a, 1.0)) for c, r, a in run["labels"]]
+            uniform = [(c, r, 1.0) for c, r, _, _ in run["labels"]]
+            weighted = [(c, r, run["weights"].get(a, 1.0)) for c, r, a, _ in run["labels"]]
             arms = {"uniform": train_and_score(embed, uniform, held_out, seed)}
             arms["quality"] = train_and_score(embed, weighted, held_out, seed)
+            right = [ok for *_, ok in run["labels"]]
+            kept = sum(w for *_, w in weighted)
+            label_accuracy = {
+                "uniform": statistics.mean(right),
+                "quality": sum(w for (*_, w), ok in zip(weighted, right, strict=True) if ok) / kept,
+            }
             for arm, accuracy in arms.items():
                 results.setdefault(crowd, {}).setdefault(arm, []).append(accuracy)
+                results[crowd].setdefault(f"{arm}_labels", []).append(label_accuracy[arm])
             print(
                 f"{crowd:12s} seed {seed}: {run['judgments']} judgments "
                 f"({run['label_seconds']:.0f} s through the queue, "
-                f"label accuracy {run['label_accuracy']:.3f}), recompute {run['recompute_seconds']:.1f} s, "
+                f"label accuracy uniform {label_accuracy['uniform']:.3f} / weighted {label_accuracy['quality']:.3f}), "
+                f"recompute {run['recompute_seconds']:.1f} s, "
                 f"flagged {run['flagged_bad']} bad / {run['flagged_honest']} honest; "
                 f"held-out uniform {arms['uniform']:.3f}, quality {arms['quality']:.3f}",
                 flush=True,
@@ -268,9 +276,13 @@ def main() -> None:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
-    print("\ncrowd        | uniform        | quality (weights + flagged excluded)")
+    print("\nheld-out accuracy (label accuracy) per crowd, mean ± sd over seeds")
+    print("crowd        | uniform                          | quality (weights + flagged excluded)")
     for crowd, arms in results.items():
-        print(f"{crowd:12s} | {fmt(arms['uniform'])} | {fmt(arms['quality'])}")
+        print(
+            f"{crowd:12s} | {fmt(arms['uniform'])} ({fmt(arms['uniform_labels'])}) "
+            f"| {fmt(arms['quality'])} ({fmt(arms['quality_labels'])})"
+        )
 
 
 if __name__ == "__main__":
