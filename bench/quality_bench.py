@@ -78,7 +78,7 @@ def split(rows: list[dict], eval_share: float = 0.2) -> tuple[list[dict], list[d
 
 
 class Featuriser:
-    """Text → hashed bag of words and bigrams (2^16 dimensions, L2-normalised counts) plus log length.
+    """Text → hashed bag of words and bigrams (2^14 dimensions, L2-normalised counts) plus log length, dense.
 
     Cheap on purpose: every arm of every crowd trains in seconds on a shared CPU. A frozen MiniLM was the first
     choice; embedding the ~2,000 dialogues took longer than the whole bench may on this machine."""
@@ -86,17 +86,15 @@ class Featuriser:
     def __init__(self):
         from sklearn.feature_extraction.text import HashingVectorizer
 
-        self.vectoriser = HashingVectorizer(n_features=2**16, ngram_range=(1, 2), alternate_sign=False)
+        self.vectoriser = HashingVectorizer(n_features=2**14, ngram_range=(1, 2), alternate_sign=False)
 
     def __call__(self, texts: list[str]):
         import numpy as np
         import torch
 
-        words = self.vectoriser.transform(texts)  # (N, 65536) sparse
-        lengths = np.log1p([[len(t)] for t in texts])  # (N, 1)
-        coo = words.tocoo()
-        sparse = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, size=coo.shape, dtype=torch.float32)
-        return sparse, torch.tensor(lengths, dtype=torch.float32)
+        words = torch.tensor(self.vectoriser.transform(texts).toarray(), dtype=torch.float32)  # (N, 16384)
+        lengths = torch.tensor(np.log1p([[len(t)] for t in texts]), dtype=torch.float32)  # (N, 1)
+        return torch.cat([words, lengths], dim=1)  # (N, 16385)
 
 
 def train_and_score(featurise, train: list[tuple[str, str, float]], held_out: list[dict], seed: int) -> float:
@@ -108,24 +106,19 @@ def train_and_score(featurise, train: list[tuple[str, str, float]], held_out: li
 
     torch.manual_seed(seed)
     train = [t for t in train if t[2] > 0]
-    (cw, cl), (rw, rl) = featurise([c for c, _, _ in train]), featurise([r for _, r, _ in train])
+    chosen, rejected = featurise([c for c, _, _ in train]), featurise([r for _, r, _ in train])  # (N, D) each
     weight = torch.tensor([w for _, _, w in train])
-    words = torch.nn.Parameter(torch.zeros(cw.shape[1], 1))
-    length = torch.nn.Parameter(torch.zeros(1))
-
-    def reward(bag, log_length):  # (N, 65536) sparse, (N, 1) → (N,)
-        return (torch.sparse.mm(bag, words) + log_length * length).squeeze(-1)
-
-    optimiser = torch.optim.Adam([words, length], lr=0.05)
+    head = torch.nn.Parameter(torch.zeros(chosen.shape[1]))  # (D,)
+    optimiser = torch.optim.Adam([head], lr=0.05)
     for _ in range(200):
         optimiser.zero_grad()
-        loss, _ = bradley_terry_loss(reward(cw, cl), reward(rw, rl), weight=weight)
-        loss = loss + 1e-3 * words.pow(2).sum()  # L2: 65k weights on ~800 pairs
+        loss, _ = bradley_terry_loss(chosen @ head, rejected @ head, weight=weight)
+        loss = loss + 1e-3 * head.pow(2).sum()  # L2: 16k weights on ~800 prompts
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        good = reward(*featurise([r["chosen"] for r in held_out]))
-        bad = reward(*featurise([r["rejected"] for r in held_out]))
+        good = featurise([r["chosen"] for r in held_out]) @ head
+        bad = featurise([r["rejected"] for r in held_out]) @ head
     return (good > bad).float().mean().item()
 
 
@@ -226,6 +219,7 @@ def crowd_run(*, crowd: str, rows: list[dict], seed: int, honest_accuracy: float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--crowds", default=",".join(CROWDS))
     parser.add_argument("--honest", type=float, default=0.85)
     parser.add_argument("--threads", type=int, default=2)
@@ -247,7 +241,7 @@ def main() -> None:
 
     results: dict[str, dict[str, list[float]]] = {}
     for crowd in args.crowds.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             run = crowd_run(crowd=crowd, rows=train_rows, seed=seed, honest_accuracy=args.honest)
             uniform = [(c, r, 1.0) for c, r, _, _ in run["labels"]]
             weighted = [(c, r, run["weights"].get(a, 1.0)) for c, r, a, _ in run["labels"]]
