@@ -377,3 +377,9 @@ class ImportJob(BackgroundJob):
 
 # The export's table lives in its own module; importing it here registers it with the app.
 from .export_models import ExportJob, ExportStatus  # noqa: E402, F401
+from .quality_models import (  # noqa: E402, F401
+    AnnotatorExclusion,
+    AnnotatorQuality,
+    ComparisonConsensus,
+    ProjectQuality,
+)

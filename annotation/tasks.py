@@ -35,3 +35,19 @@ def export_run_task(job_id: int, base_url: str = "") -> None:
 def jobs_reap_stale_task() -> None:
     """Imports, exports and rounds whose worker died: requeued, or failed with a reason (beat, every 30 s)."""
     jobs.jobs_reap_stale()
+
+
+@shared_task(ignore_result=True, time_limit=1800, soft_time_limit=1740)
+def quality_refresh_task(project_id: int | None = None) -> None:
+    """Recompute label quality for one project (a researcher asked), or for every project with enough new
+    judgments (the beat entry)."""
+    from .models import Project
+    from .quality.service import quality_due, quality_recompute
+
+    if project_id is not None:
+        if Project.objects.filter(pk=project_id).exists():
+            quality_recompute(project_id=project_id)
+        return
+    for pk in Project.objects.values_list("pk", flat=True):
+        if quality_due(project_id=pk):
+            quality_recompute(project_id=pk)

@@ -289,9 +289,16 @@ CELERY_BEAT_SCHEDULE = {
     # Imports, exports and rounds whose worker died (annotation/jobs.py).
     "reap-stale-jobs": {"task": "annotation.tasks.jobs_reap_stale_task", "schedule": 30.0},
     "schedule-training-rounds": {"task": "training.tasks.rounds_schedule_task", "schedule": 60.0},
+    "refresh-label-quality": {"task": "annotation.tasks.quality_refresh_task", "schedule": 60.0},
 }
 
 # --- Tandem ---------------------------------------------------------------------------
+
+# Label quality (annotation/quality): recompute a project's agreement, reliability and flags once this many
+# judgments arrived since the last computation.
+QUALITY_MIN_NEW_JUDGMENTS = env.int("QUALITY_MIN_NEW_JUDGMENTS", default=50)
+if QUALITY_MIN_NEW_JUDGMENTS < 1:
+    raise ImproperlyConfigured(f"QUALITY_MIN_NEW_JUDGMENTS must be at least 1, not {QUALITY_MIN_NEW_JUDGMENTS}.")
 
 # Import files with more rows than this run as a Celery job; smaller ones inline.
 IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=2 * 1024 * 1024)

@@ -69,6 +69,10 @@ class RoundConfig:
     """``drop`` ties, or keep them as ``soft`` pairs with label 0.5."""
     use_strength_margin: bool = True
     """Preference strength becomes the Bradley–Terry margin."""
+    annotator_weighting: str = "reliability"
+    """``reliability``: each annotator's pairs weigh their reliability weight from the label-quality model
+    (annotation.quality; 1.0 until it has been computed); ``uniform``: every pair weighs 1. Annotators a researcher
+    excluded weigh 0 either way."""
     eval_fraction: float = 0.1
     """Share of prompts held out for evaluation when no judged prompt is explicitly marked ``eval``."""
     seed: int | None = None
@@ -163,6 +167,7 @@ class RoundConfig:
 LOSS_TYPES = ("sigmoid", "ipo", "robust", "hinge")
 _CHOICES = {
     "tie_policy": ("drop", "soft"),
+    "annotator_weighting": ("reliability", "uniform"),
     "policy_algorithm": ("dpo", "rloo"),
     "loss_type": LOSS_TYPES,
     "reference": ("base", "previous"),

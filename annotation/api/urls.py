@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import views
+from . import quality_views, views
 
 
 class IdConverter:
@@ -49,4 +49,15 @@ urlpatterns = [
     path("exports/<id:pk>/cancel/", views.ExportCancelView.as_view(), name="export-cancel"),
     path("exports/<id:pk>/retry/", views.ExportRetryView.as_view(), name="export-retry"),
     path("projects/<id:pk>/label-imports/", views.LabelImportView.as_view(), name="project-label-imports"),
+    path("projects/<id:pk>/quality/", quality_views.QualityView.as_view(), name="project-quality"),
+    path(
+        "projects/<id:pk>/quality/recompute/",
+        quality_views.QualityRecomputeView.as_view(),
+        name="project-quality-recompute",
+    ),
+    path(
+        "projects/<id:pk>/quality/annotators/<id:user_id>/exclusion/",
+        quality_views.ExclusionView.as_view(),
+        name="annotator-exclusion",
+    ),
 ]

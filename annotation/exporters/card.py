@@ -207,6 +207,7 @@ def card_markdown(
     schema: pa.Schema,
     stats: CardStats,
     created_at: str,
+    label_quality: dict | None = None,
 ) -> str:
     numbers = stats.numbers()
     licenses = sorted({s["license"] for s in numbers["sources"] if s["license"] != "—"})
@@ -257,6 +258,7 @@ def card_markdown(
             f"{agreement['mean'] if agreement['mean'] is not None else '—'} (the share of pair votes siding with "
             f"each candidate pair's majority; ties count half each way). By tenth: {_counts(agreement['histogram'])}.",
             "",
+            *_label_quality_lines(label_quality),
             "## Sources and licences",
             "",
             "| source | licence | comparisons |",
@@ -285,6 +287,41 @@ def card_numbers(markdown: str) -> dict:
     """The ``## Numbers`` JSON block of a card (for scripts and tests)."""
     block = markdown.split("## Numbers", 1)[1].split("```json", 1)[1].split("```", 1)[0]
     return json.loads(block)
+
+
+def _label_quality_lines(quality: dict | None) -> list[str]:
+    """The project's inter-annotator statistics (annotation.quality), over all its judgments as last computed —
+    not only the exported ones."""
+    if quality is None:
+        return ["Inter-annotator statistics have not been computed for this project yet.", ""]
+    choice, strength = quality.get("choice") or {}, quality.get("strength") or {}
+    lines = [
+        f"Over the project's {quality['judgments']} judgments as of {quality['computed_at']} "
+        f"({choice.get('pairable_units', 0)} comparisons judged more than once):",
+        "",
+        f"- choices (ties a category of their own): Krippendorff's alpha (nominal) "
+        f"{_or_dash(choice.get('krippendorff_alpha'))}, Fleiss' kappa {_or_dash(choice.get('fleiss_kappa'))}",
+    ]
+    if strength:
+        lines.append(
+            f"- strength: Krippendorff's alpha ordinal {_or_dash(strength.get('krippendorff_alpha_ordinal'))}, "
+            f"interval {_or_dash(strength.get('krippendorff_alpha_interval'))}"
+        )
+    for key, figures in (quality.get("criteria") or {}).items():
+        lines.append(
+            f"- rating `{key}`: Krippendorff's alpha ordinal {_or_dash(figures.get('krippendorff_alpha_ordinal'))}, "
+            f"interval {_or_dash(figures.get('krippendorff_alpha_interval'))}"
+        )
+    for category, figures in (quality.get("spans") or {}).items():
+        lines.append(
+            f"- spans `{category}`: overlap F1 {_or_dash(figures.get('overlap_f1'))} "
+            f"over {figures.get('annotator_pairs', 0)} annotator pairs"
+        )
+    return [*lines, "", "```json", json.dumps({"label_quality": quality}, indent=2), "```", ""]
+
+
+def _or_dash(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _counts(counter: dict) -> str:

@@ -23,6 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from ..models import Project
+from ..quality.selectors import annotator_quality_for_export, project_quality_summary
 from .card import CardStats, _Bitmap, card_markdown
 from .filters import ExportFilter, ExportInvalid
 from .formats import FORMATS, WRITERS, Drain, FolderTarget, Piece, Target, Writer, ZipTarget, piece_dump, piece_load
@@ -67,7 +68,7 @@ class ExportRequest:
         }
 
 
-OPTION_NAMES = ("form", "ties", "margin_scale", "spreadsheet_safe")
+OPTION_NAMES = ("form", "ties", "margin_scale", "spreadsheet_safe", "quality")
 
 
 def export_request_parse(*, shape, file_format, filters=None, options=None, media=None) -> ExportRequest:
@@ -87,6 +88,8 @@ def export_request_parse(*, shape, file_format, filters=None, options=None, medi
     unknown = sorted(set(options) - set(OPTION_NAMES))
     if unknown:
         errors["options"] = [f"Unknown option(s): {', '.join(unknown)}. Known: {', '.join(OPTION_NAMES)}."]
+    if not isinstance(options.get("quality", False), bool):
+        errors["options.quality"] = ["Must be true or false."]
     if options.get("form", "standard") not in PAIR_FORMS:
         errors["options.form"] = [f"Must be one of {', '.join(PAIR_FORMS)}."]
     if options.get("ties", "drop") not in TIE_POLICIES:
@@ -214,6 +217,8 @@ class Export:
         self.base_url = base_url
         self.media_pack = _MediaPack() if request.media == "pack" else None
         self.card = ""
+        # Read once here: forked workers inherit it, and every row of the export uses the same figures.
+        self.annotator_quality = annotator_quality_for_export(project_id=project.pk) if request.options.quality else {}
 
     def _encoder(self):
         return self.writer_class.encoder(self.schema, spreadsheet_safe=self.request.options.spreadsheet_safe)
@@ -251,6 +256,7 @@ class Export:
             schema=self.schema,
             stats=self.stats,
             created_at=timezone.now().isoformat(timespec="seconds"),
+            label_quality=project_quality_summary(project_id=self.project.pk),
         )
         with self.target.open("README.md") as f:
             f.write(self.card.encode())
@@ -262,7 +268,7 @@ class Export:
 
         Rows are built, counted and encoded ``ENCODE_ROWS`` at a time, and a batch's encoded parts joined: a whole
         batch of rows held at once outgrows the CPU's caches, and that cost more than encoding them."""
-        builder = RowBuilder(self.request.shape, self.request.options, media)
+        builder = RowBuilder(self.request.shape, self.request.options, media, self.annotator_quality)
         encode = self._encoder()
         combine = self.writer_class.combine
         rows: list[dict] = []

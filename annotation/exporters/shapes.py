@@ -25,7 +25,7 @@ format; CSV also writes lists and objects as JSON text (what the importer reads)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -72,9 +72,24 @@ class ShapeOptions:
     margin_scale: float = 1.0  # pairs: margin = strength (how much better the winner is) × margin_scale
     # csv: a text cell a spreadsheet would run as a formula (starting with = + - @ TAB or CR) gets a leading '
     spreadsheet_safe: bool = False
+    quality: bool = False  # pairs, rankings, judgments: add the columns QUALITY_COLUMNS
+
+
+QUALITY_COLUMNS = [("weight", pa.float64()), ("annotator_reliability", pa.float64())]
+"""With ``quality``: the weight reward training gives the judgment's pairs (0 when its annotator is excluded; the
+annotator's reliability weight, annotation.quality) and the reliability model's accuracy estimate for the annotator
+(empty before the first quality computation)."""
 
 
 def schema_for(shape: str, options: ShapeOptions) -> pa.Schema:
+    schema = _schema_for(shape, options)
+    if options.quality and shape != "consensus":
+        for name, type_ in QUALITY_COLUMNS:
+            schema = schema.append(pa.field(name, type_))
+    return schema
+
+
+def _schema_for(shape: str, options: ShapeOptions) -> pa.Schema:
     if shape == "pairs":
         text = _MESSAGES if options.form == "conversational" else pa.string()
         return pa.schema(
@@ -174,11 +189,27 @@ def _round(origin: dict) -> str | None:
 class RowBuilder:
     """Rows of one shape. ``media(candidate)`` gives a media candidate's reference (URL or packed path)."""
 
-    def __init__(self, shape: str, options: ShapeOptions, media: Callable[[CandidateRow], str | None]):
+    def __init__(
+        self,
+        shape: str,
+        options: ShapeOptions,
+        media: Callable[[CandidateRow], str | None],
+        annotator_quality: Mapping[str, tuple[float, float | None]] | None = None,
+    ):
         self.shape = shape
         self.options = options
         self.media = media
         self.rows = getattr(self, f"_{shape}")
+        if options.quality and shape != "consensus":
+            self._plain_rows, self._annotator_quality = self.rows, annotator_quality or {}
+            self.rows = self._with_quality
+
+    def _with_quality(self, group: ComparisonGroup) -> Iterator[dict]:
+        """Each row with its judgment's weight and annotator's reliability (username → (weight, reliability))."""
+        known = self._annotator_quality
+        for row in self._plain_rows(group):
+            row["weight"], row["annotator_reliability"] = known.get(row["annotator"], (1.0, None))
+            yield row
 
     # (a) pairs ----------------------------------------------------------------------------------------------
     def _pairs(self, group: ComparisonGroup) -> Iterator[dict]:

@@ -29,7 +29,7 @@ from rest_framework.test import APIClient
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import Assignment, ExportJob, ImportJob, Judgment, Membership, Project, Role
+from annotation.models import AnnotatorExclusion, Assignment, ExportJob, ImportJob, Judgment, Membership, Project, Role
 from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, ProjectFactory, PromptFactory, UserFactory, make_comparison
@@ -104,6 +104,10 @@ ACCESS = [
     Access("POST",   "exports/<int:pk>/cancel/",                   Role.RESEARCHER,     200),
     Access("POST",   "exports/<int:pk>/retry/",                    Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/label-imports/",           Role.RESEARCHER,     201),
+    Access("GET",    "projects/<int:pk>/quality/",                 Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/quality/recompute/",       Role.RESEARCHER,     202),
+    Access("POST",   "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
+    Access("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
     # 409 for everyone allowed: this world has no span model (tests/rounds/test_spans.py covers the 200).
     Access("POST",   "projects/<int:pk>/span-scores/",             Role.RESEARCHER,     409),
 ]
@@ -265,7 +269,13 @@ def _label_import(world, user):
 
 
 def _project_path(suffix=""):
-    return lambda world, user: (f"/api/v1/projects/{world.project.pk}/{suffix}", {})
+    return lambda world, user: (f"/api/v1/projects/{world.project.pk}/{suffix.format(bob=world.bob.pk)}", {})
+
+
+def _bob_excluded(world, user):
+    """Restoring needs a standing exclusion: bob's."""
+    AnnotatorExclusion.objects.get_or_create(project=world.project, annotator=world.bob, restored_at=None)
+    return f"/api/v1/projects/{world.project.pk}/quality/annotators/{world.bob.pk}/exclusion/", {}
 
 
 def _with_body(make_path, body):
@@ -356,6 +366,12 @@ CALLS = {
         f"/api/v1/exports/{_failed(world, ExportJob, shape='pairs', file_format='jsonl').pk}/retry/",
         {},
     ),
+    ("GET", "projects/<int:pk>/quality/"): _project_path("quality/"),
+    ("POST", "projects/<int:pk>/quality/recompute/"): _project_path("quality/recompute/"),
+    ("POST", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/"): _with_body(
+        _project_path("quality/annotators/{bob}/exclusion/"), {"reason": "test"}
+    ),
+    ("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/"): _bob_excluded,
     ("GET", "exports/<int:pk>/download/"): lambda world, user: (
         f"/api/v1/exports/{_export_job(world).pk}/download/",
         {},

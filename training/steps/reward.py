@@ -12,6 +12,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
+
+from annotation.quality.exclusions import training_weights
+
 from .. import registry
 from ..backbone_policy import backbone_for_loading
 from ..errors import NothingToTrain
@@ -50,6 +54,7 @@ def run(ctx: RoundContext) -> None:
 
     progress.phase("evaluating", at=progress.train_range[1])
     metrics = _evaluate(ctx, model, pairs, train_seconds)
+    metrics["weighting"] = ctx.metrics["weighting"]
     activate = should_activate(config, metrics["eval"], metrics["previous_eval"], key="accuracy")
     del metrics["previous_eval"]
 
@@ -99,13 +104,17 @@ def _build_pairs(ctx: RoundContext, records):
     from training.ml.pairs import build_preference_pairs
 
     config = ctx.config
+    weighting = training_weights(project_id=ctx.project_id, use_reliability=config.annotator_weighting == "reliability")
     pairs = build_preference_pairs(
         records,
         tie_policy=config.tie_policy,
         use_strength_margin=config.use_strength_margin,
         eval_fraction=config.eval_fraction,
         seed=ctx.seed,
+        annotator_weights=weighting["weights"],
     )
+    ctx.metrics["weighting"] = _weighting_metrics(weighting)
+    ctx.progress.log(f"annotator weighting: {ctx.metrics['weighting']['summary']}")
     ctx.progress.log(
         f"{len(records)} judgments → {len(pairs.train)} train / {len(pairs.eval)} eval pairs "
         f"(snapshot {pairs.snapshot_id}; {pairs.stats.get('gold_excluded', 0)} gold excluded)"
@@ -114,6 +123,22 @@ def _build_pairs(ctx: RoundContext, records):
         raise NothingToTrain(f"Only {len(pairs.train)} training pairs (min_train_pairs is {config.min_train_pairs}).")
     ctx.outputs["pairs"] = pairs
     return pairs
+
+
+def _weighting_metrics(weighting: dict) -> dict:
+    """What the round's registered metrics say about its annotator weights: the scheme, who was excluded (by id
+    and name), and the weights used."""
+    names = dict(get_user_model().objects.filter(pk__in=weighting["weights"]).values_list("pk", "username"))
+    excluded = [{"id": pk, "username": names.get(pk, "")} for pk in weighting["excluded"]]
+    summary = weighting["scheme"]
+    if excluded:
+        summary += ": excluded " + ", ".join(e["username"] or str(e["id"]) for e in excluded)
+    return {
+        "scheme": weighting["scheme"],
+        "excluded_annotators": excluded,
+        "weights": {names.get(pk, str(pk)): round(w, 4) for pk, w in sorted(weighting["weights"].items())},
+        "summary": summary,
+    }
 
 
 def _train(ctx: RoundContext, pairs, backbone):

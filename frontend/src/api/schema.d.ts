@@ -617,6 +617,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/quality/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["v1_projects_quality_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/annotators/{user_id}/exclusion/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Exclude an annotator's labels from training (POST), or restore them (DELETE); both are in the audit log. */
+        post: operations["v1_projects_quality_annotators_exclusion_create"];
+        /** @description Exclude an annotator's labels from training (POST), or restore them (DELETE); both are in the audit log. */
+        delete: operations["v1_projects_quality_annotators_exclusion_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/recompute/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["v1_projects_quality_recompute_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/rounds/": {
         parameters: {
             query?: never;
@@ -742,6 +792,46 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AnnotatorQuality: {
+            annotator_id: number;
+            username: string;
+            judgments: number;
+            median_time_ms: number | null;
+            gold_judged: number;
+            /** Format: double */
+            gold_accuracy: number | null;
+            /**
+             * Format: double
+             * @description 95 % Wilson interval, lower end.
+             */
+            gold_accuracy_low: number | null;
+            /** Format: double */
+            gold_accuracy_high: number | null;
+            /**
+             * Format: double
+             * @description Estimated accuracy (one-coin Dawid–Skene).
+             */
+            reliability: number | null;
+            /**
+             * Format: double
+             * @description Training weight from the reliability.
+             */
+            weight: number | null;
+            /** Format: double */
+            agreement_with_consensus: number | null;
+            /** Format: double */
+            agreement_with_others: number | null;
+            /** Format: double */
+            left_share: number | null;
+            /** Format: double */
+            longer_share: number | null;
+            flags: components["schemas"]["Flag"][];
+            excluded: boolean;
+            /** Format: date-time */
+            excluded_at: string | null;
+            excluded_by: string | null;
+            exclusion_reason: string;
+        };
         Comparison: {
             id: number;
             external_id: string;
@@ -764,6 +854,10 @@ export interface components {
         };
         ComparisonsBuildResult: {
             created: number;
+        };
+        ExclusionRequestRequest: {
+            /** @default  */
+            reason: string;
         };
         ExportCreateRequest: {
             shape: components["schemas"]["ShapeEnum"];
@@ -837,6 +931,10 @@ export interface components {
             margin_scale?: number;
             /** @description csv only: text cells starting with = + - @ TAB or CR get a leading ' so spreadsheets run no formula (the label importer takes it off again). Off unless asked for; the dashboard asks for it. */
             spreadsheet_safe?: boolean;
+        };
+        Flag: {
+            code: string;
+            message: string;
         };
         /**
          * @description * `standard` - standard
@@ -1216,6 +1314,16 @@ export interface components {
             training_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
+        };
+        Quality: {
+            /** Format: date-time */
+            computed_at: string | null;
+            judgment_count: number;
+            /** @description Judgments since the figures were computed. */
+            new_judgments: number;
+            /** @description Agreement statistics: choice, strength, criteria, spans, by_round. */
+            statistics: unknown;
+            annotators: components["schemas"]["AnnotatorQuality"][];
         };
         /**
          * @description * `annotator` - Annotator
@@ -2787,6 +2895,153 @@ export interface operations {
             };
             /** @description Nothing left for you. */
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_annotators_exclusion_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ExclusionRequestRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["ExclusionRequestRequest"];
+                "multipart/form-data": components["schemas"]["ExclusionRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_annotators_exclusion_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_recompute_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -9,6 +9,7 @@ import { api, HttpError, type Schemas, unwrap } from "../api/client";
 import { BarChart, Progress } from "../components/Charts";
 import { JobActions } from "../jobs/JobActions";
 import { useJobActions } from "../jobs/useJobActions";
+import { QualityPanel } from "../quality/QualityPanel";
 import { RoundsPanel } from "../rounds/RoundsPanel";
 import { Link } from "../router";
 import { ExportOptions } from "./ExportOptions";
@@ -88,6 +89,7 @@ export function Dashboard({ projectId }: { projectId: number }) {
           </tbody>
         </table>
       </section>
+      <QualityPanel projectId={projectId} />
       <Imports projectId={projectId} modality={project.data.modality ?? "text"} />
       <Exports projectId={projectId} />
       <Members projectId={projectId} isAdmin={isAdmin} />

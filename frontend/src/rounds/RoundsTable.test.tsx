@@ -94,3 +94,8 @@ test("a round's reward accuracy shows its interval and says when preferring the 
   expect(good).toHaveTextContent("0.700 [0.610–0.770]");
   expect(good).not.toHaveTextContent("not above");
 });
+
+test("a round says which annotator weighting its reward model used", () => {
+  render(<RoundsTable isAdmin={false} onCancel={vi.fn()} rounds={[round(5, { metrics: { eval: { accuracy: 0.7 }, weighting: { summary: "uniform + exclusions: excluded lefty" } } })]} />);
+  expect(screen.getByTestId("round-weighting-5")).toHaveTextContent("excluded lefty");
+});

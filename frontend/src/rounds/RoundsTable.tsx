@@ -27,6 +27,7 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
           const evaluation = rewardEvaluation(round.metrics);
           // Why the reward model was not evaluated (training.steps.reward writes it when nothing was held out).
           const evalMissing = asRecord(round.metrics)?.eval_missing;
+          const weighting = asRecord(asRecord(round.metrics)?.weighting)?.summary;
           const rows = [
             <tr key={round.id} data-testid={`round-${round.id}`} className={round.status === "running" ? "live" : undefined}>
               <td>
@@ -57,6 +58,12 @@ export function RoundsTable({ rounds, isAdmin, onCancel }: { rounds: Round[]; is
                   </div>
                 ))}
                 {typeof evalMissing === "string" && <div className="hint">No held-out pairs: {evalMissing}</div>}
+                {/* Which annotator weighting the reward model trained with, and whom it excluded (label quality). */}
+                {typeof weighting === "string" && (
+                  <div className="hint" data-testid={`round-weighting-${round.id}`}>
+                    {weighting}
+                  </div>
+                )}
               </td>
               {isAdmin && (
                 <td>

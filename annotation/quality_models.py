@@ -1,0 +1,100 @@
+"""The label-quality tables (issue 18). Kept apart from ``models.py`` (imported at its end) so the quality work
+merges without touching the core models; Django sees them as ``annotation`` models all the same.
+
+Everything here except ``AnnotatorExclusion`` is derived: ``annotation.quality.service.quality_recompute``
+rewrites it from the judgments (a Celery task, after enough new judgments), never per request.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ProjectQuality(models.Model):
+    """When the project's quality figures were last computed, from which judgments, and the project-wide
+    agreement statistics (Krippendorff's alpha, Fleiss' kappa, span F1…)."""
+
+    project = models.OneToOneField("annotation.Project", on_delete=models.CASCADE, related_name="quality")
+    judgment_max_id = models.BigIntegerField(default=0, help_text="The newest judgment the figures include.")
+    judgment_count = models.PositiveIntegerField(default=0)
+    statistics = models.JSONField(default=dict, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"quality of project {self.project_id} up to judgment {self.judgment_max_id}"
+
+
+class AnnotatorQuality(models.Model):
+    """One annotator's figures in one project, as of the project's last quality computation."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    judgments = models.PositiveIntegerField(default=0)
+    median_time_ms = models.PositiveIntegerField(null=True, blank=True)
+    gold_judged = models.PositiveIntegerField(default=0)
+    gold_correct = models.FloatField(default=0.0, help_text="Ties against a gold winner count half.")
+    # Estimated accuracy from the reliability model (annotation.quality.reliability); null without choices.
+    reliability = models.FloatField(null=True, blank=True)
+    # The training weight derived from it (annotation.quality.reliability.reliability_weight).
+    weight = models.FloatField(null=True, blank=True)
+    agreement_with_consensus = models.FloatField(null=True, blank=True)
+    agreement_with_others = models.FloatField(null=True, blank=True)
+    left_share = models.FloatField(null=True, blank=True, help_text="Share of choices for the candidate shown left.")
+    longer_share = models.FloatField(null=True, blank=True, help_text="Share of choices for the longer text.")
+    # [{"code": "too_fast", "message": "..."}]: see annotation.quality.flags.
+    flags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="annotatorquality_one_per_annotator")
+        ]
+
+    def __str__(self) -> str:
+        return f"quality of user {self.annotator_id} in project {self.project_id}"
+
+
+class ComparisonConsensus(models.Model):
+    """The reliability model's answer for one comparison and the posterior probability it is right."""
+
+    comparison = models.OneToOneField(
+        "annotation.Comparison", on_delete=models.CASCADE, primary_key=True, related_name="consensus"
+    )
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    winner = models.ForeignKey("annotation.Candidate", on_delete=models.CASCADE, related_name="+")
+    confidence = models.FloatField()
+    judgments = models.PositiveIntegerField()
+
+    def __str__(self) -> str:
+        return f"consensus on comparison {self.comparison_id}: {self.winner_id} ({self.confidence:.2f})"
+
+
+class AnnotatorExclusion(models.Model):
+    """A researcher's decision that an annotator's labels do not train models of this project, until restored.
+
+    Rows are never deleted: restoring fills ``restored_at``, so the table is the history; each change is also
+    written to Django's admin log (annotation.quality.exclusions).
+    """
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField(blank=True)
+    excluded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    excluded_at = models.DateTimeField(auto_now_add=True)
+    restored_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one standing exclusion per annotator and project: excluding twice changes nothing.
+            models.UniqueConstraint(
+                fields=["project", "annotator"],
+                condition=Q(restored_at__isnull=True),
+                name="annotatorexclusion_one_standing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "restored" if self.restored_at else "excluded"
+        return f"user {self.annotator_id} {state} in project {self.project_id}"

@@ -1,0 +1,283 @@
+"""Label quality against bad annotators: simulated crowds label real hh-rlhf pairs through the queue, and a reward
+model trains on their labels with and without the reliability weights and flags of ``annotation.quality``.
+
+Prints figures; it is not a test.
+
+**Data**: ``training/data/hh-rlhf/harmless-base_test.public.jsonl`` (MIT), split by the dialogue's first human turn
+(as ``training.ml.hh_rlhf``): ~80 % of rows are imported as comparisons to annotate, ~20 % are the held-out set,
+scored against hh-rlhf's own labels. The hh-rlhf ``chosen`` answer is the truth the simulation knows.
+
+**Crowd**: 10 annotators, overlap 3 (each comparison judged by 3), 5 % of comparisons gold (answered by everyone).
+Honest annotators agree with hh-rlhf with probability ``--honest`` (0.85). In a *poisoned* crowd 2 of the 10 (20 %)
+are adversarial (always the worse answer), always-left, or random clickers (``annotation.demo.simulated_annotators``).
+Every label goes through ``comparison_claim`` and ``judgment_submit``, on a fresh SQLite database per crowd.
+
+**Arms** per crowd: ``uniform`` — every label weighs 1 (what training did before issue 18); ``quality`` —
+``quality_recompute`` then every annotator it flags is excluded (what a researcher reviewing the table would do)
+and the rest weigh their reliability weight (``training_weights``), exactly what a round passes to the pair builder.
+
+**Reward model**: a linear Bradley–Terry reward over hashed words and bigrams of the answer plus its log length,
+trained on the weighted pairs with ``training.ml.losses.bradley_terry_loss`` (full batch, Adam). It trains in
+seconds on a CPU so several crowds and seeds fit; it is far weaker than a round's fine-tuned model, so read the
+*differences* between arms, not the level. ``label accuracy`` — the weighted share of training pairs that agree
+with hh-rlhf — shows the defence directly.
+
+    .venv/bin/python bench/quality_bench.py                  # clean + 3 poisoned crowds, 3 seeds
+    .venv/bin/python bench/quality_bench.py --seeds 1 --crowds clean,adversarial   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop_workload import ROOT, django_setup, setup_env
+
+DATA = ROOT / "training" / "data" / "hh-rlhf" / "harmless-base_test.public.jsonl"
+CROWDS = ("clean", "adversarial", "always_left", "random")
+
+
+def hh_rows() -> list[dict]:
+    """``[{"first_turn", "prompt", "chosen", "rejected"}]`` as ``training.ml.hh_rlhf`` cuts them."""
+    rows = []
+    for line in DATA.read_text().splitlines():
+        row = json.loads(line)
+        chosen, rejected = row["chosen"], row["rejected"]
+        cut_c, cut_r = chosen.rfind("\n\nAssistant:") + 12, rejected.rfind("\n\nAssistant:") + 12
+        if cut_c < 12 or chosen[:cut_c] != rejected[:cut_r]:
+            continue
+        if (
+            not chosen[cut_c:].strip()
+            or not rejected[cut_r:].strip()
+            or chosen[cut_c:].strip() == rejected[cut_r:].strip()
+        ):
+            continue  # the importer refuses an empty candidate; identical answers teach nothing
+        rows.append(
+            {
+                "first_turn": row["chosen"].split("\n\nAssistant:", 1)[0],
+                "prompt": chosen[:cut_c],
+                "chosen": chosen[cut_c:].strip(),
+                "rejected": rejected[cut_r:].strip(),
+            }
+        )
+    return rows
+
+
+def split(rows: list[dict], eval_share: float = 0.2) -> tuple[list[dict], list[dict]]:
+    def side(row):
+        return int(hashlib.sha256(row["first_turn"].encode()).hexdigest()[:8], 16) / 16**8 < eval_share
+
+    return [r for r in rows if not side(r)], [r for r in rows if side(r)]
+
+
+class Featuriser:
+    """Text → hashed bag of words and bigrams (2^14 dimensions, L2-normalised counts) plus log length, dense.
+
+    Cheap on purpose: every arm of every crowd trains in seconds on a shared CPU. A frozen MiniLM was the first
+    choice; embedding the ~2,000 dialogues took longer than the whole bench may on this machine."""
+
+    def __init__(self):
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.vectoriser = HashingVectorizer(n_features=2**14, ngram_range=(1, 2), alternate_sign=False)
+
+    def __call__(self, texts: list[str]):
+        import numpy as np
+        import torch
+
+        words = torch.tensor(self.vectoriser.transform(texts).toarray(), dtype=torch.float32)  # (N, 16384)
+        lengths = torch.tensor(np.log1p([[len(t)] for t in texts]), dtype=torch.float32)  # (N, 1)
+        return torch.cat([words, lengths], dim=1)  # (N, 16385)
+
+
+def train_and_score(featurise, train: list[tuple[str, str, float]], held_out: list[dict], seed: int) -> float:
+    """Linear Bradley–Terry reward on the features: train on (chosen answer, rejected answer, weight), accuracy on
+    held-out rows (the last assistant turn is what differs between the two dialogues)."""
+    import torch
+
+    from training.ml.losses import bradley_terry_loss
+
+    torch.manual_seed(seed)
+    train = [t for t in train if t[2] > 0]
+    chosen, rejected = featurise([c for c, _, _ in train]), featurise([r for _, r, _ in train])  # (N, D) each
+    weight = torch.tensor([w for _, _, w in train])
+    head = torch.nn.Parameter(torch.zeros(chosen.shape[1]))  # (D,)
+    optimiser = torch.optim.Adam([head], lr=0.05)
+    for _ in range(200):
+        optimiser.zero_grad()
+        loss, _ = bradley_terry_loss(chosen @ head, rejected @ head, weight=weight)
+        loss = loss + 1e-3 * head.pow(2).sum()  # L2: 16k weights on ~800 prompts
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        good = featurise([r["chosen"] for r in held_out]) @ head
+        bad = featurise([r["rejected"] for r in held_out]) @ head
+    return (good > bad).float().mean().item()
+
+
+def crowd_run(*, crowd: str, rows: list[dict], seed: int, honest_accuracy: float) -> dict:
+    """Import ``rows``, let the crowd label them through the queue, and return the labels with both arms' weights."""
+    import random
+
+    from django.contrib.auth import get_user_model
+
+    from annotation.demo.simulated_annotators import (
+        ADVERSARIAL,
+        ALWAYS_LEFT,
+        RANDOM_CLICKER,
+        honest,
+        simulate_labelling,
+    )
+    from annotation.importers import import_file
+    from annotation.models import AnnotatorQuality, Candidate, Comparison, Judgment, Membership, Modality, Project, Role
+    from annotation.quality.exclusions import annotator_exclude, training_weights
+    from annotation.quality.service import quality_recompute
+
+    users = get_user_model()
+    owner, _ = users.objects.get_or_create(username="bench-owner")
+    project = Project.objects.create(
+        name=f"quality bench {crowd} {seed}",
+        modality=Modality.TEXT,
+        schema={"arity": 2, "allow_tie": True},
+        overlap=3,
+        gold_share=0.05,
+        created_by=owner,
+    )
+    bundle = Path(tempfile.mkdtemp()) / "bundle.jsonl"
+    with bundle.open("w") as f:
+        for n, row in enumerate(rows):
+            pid = f"hh-{n:04d}"
+            f.write(
+                json.dumps(
+                    {
+                        "id": pid,
+                        "text": row["prompt"],
+                        "comparisons": "pairs",
+                        "candidates": [
+                            {"id": f"{pid}-chosen", "text": row["chosen"]},
+                            {"id": f"{pid}-rejected", "text": row["rejected"]},
+                        ],
+                    }
+                )
+                + "\n"
+            )
+    import_file(project=project, kind="bundle", path=bundle)
+    chosen_of = {}
+    names = dict(Candidate.objects.filter(project=project).values_list("pk", "external_id"))
+    for comparison in Comparison.objects.filter(project=project):
+        chosen_of[comparison.pk] = next(c for c in comparison.candidate_ids if names[c].endswith("-chosen"))
+    rng = random.Random(seed)
+    gold = rng.sample(sorted(chosen_of), k=len(chosen_of) // 20)
+    for pk in gold:
+        Comparison.objects.filter(pk=pk).update(is_gold=True, gold_answer={"winner": chosen_of[pk]}, wanted=10)
+
+    bad = {"clean": None, "adversarial": ADVERSARIAL, "always_left": ALWAYS_LEFT, "random": RANDOM_CLICKER}[crowd]
+    behaviours = [honest(honest_accuracy)] * 8 + [bad or honest(honest_accuracy)] * 2
+    crowd_members = {}
+    for i, behaviour in enumerate(behaviours):
+        user, _ = users.objects.get_or_create(username=f"bench-{crowd}-{seed}-{i}")
+        Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+        crowd_members[user.pk] = behaviour
+    started = time.perf_counter()
+    written = simulate_labelling(project=project, annotators=crowd_members, better=chosen_of, seed=seed)
+    label_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    quality_recompute(project_id=project.pk)
+    recompute_seconds = time.perf_counter() - started
+    flagged = [q.annotator_id for q in AnnotatorQuality.objects.filter(project=project) if q.flags]
+    for annotator_id in flagged:
+        annotator_exclude(project=project, annotator_id=annotator_id, actor=owner, reason="flagged (bench)")
+    weights = training_weights(project_id=project.pk)["weights"]
+    bad_ids = set(list(crowd_members)[8:]) if bad else set()
+
+    texts = dict(Candidate.objects.filter(project=project).values_list("pk", "text"))
+    labels = []
+    for comparison_id, annotator_id, winner in Judgment.objects.filter(
+        project=project, comparison__is_gold=False
+    ).values_list("comparison_id", "annotator_id", "winner_id"):
+        loser = next(c for c in Comparison.objects.get(pk=comparison_id).candidate_ids if c != winner)
+        labels.append((texts[winner], texts[loser], annotator_id, winner == chosen_of[comparison_id]))
+    return {
+        "labels": labels,
+        "weights": weights,
+        "judgments": written,
+        "label_seconds": label_seconds,
+        "recompute_seconds": recompute_seconds,
+        "flagged_bad": len(set(flagged) & bad_ids),
+        "flagged_honest": len(set(flagged) - bad_ids),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--crowds", default=",".join(CROWDS))
+    parser.add_argument("--honest", type=float, default=0.85)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    setup_env(args.threads)
+    var_dir = Path(tempfile.mkdtemp(prefix="quality-bench-"))
+    django_setup(var_dir)
+
+    train_rows, held_out = split(hh_rows())
+    print(f"hh-rlhf: {len(train_rows)} rows to annotate, {len(held_out)} held out (split by first human turn)")
+    embed = Featuriser()
+    truth = [(r["chosen"], r["rejected"], 1.0) for r in train_rows]
+    oracle = [train_and_score(embed, truth, held_out, seed) for seed in range(args.seeds)]
+    shorter = statistics.mean(len(r["chosen"]) < len(r["rejected"]) for r in held_out)
+    print(
+        f"held out: 'the shorter answer' scores {shorter:.3f}; this reward model on hh-rlhf's own labels "
+        f"(one per pair) {statistics.mean(oracle):.3f}"
+    )
+
+    results: dict[str, dict[str, list[float]]] = {}
+    for crowd in args.crowds.split(","):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            run = crowd_run(crowd=crowd, rows=train_rows, seed=seed, honest_accuracy=args.honest)
+            uniform = [(c, r, 1.0) for c, r, _, _ in run["labels"]]
+            weighted = [(c, r, run["weights"].get(a, 1.0)) for c, r, a, _ in run["labels"]]
+            arms = {"uniform": train_and_score(embed, uniform, held_out, seed)}
+            arms["quality"] = train_and_score(embed, weighted, held_out, seed)
+            right = [ok for *_, ok in run["labels"]]
+            kept = sum(w for *_, w in weighted)
+            label_accuracy = {
+                "uniform": statistics.mean(right),
+                "quality": sum(w for (*_, w), ok in zip(weighted, right, strict=True) if ok) / kept,
+            }
+            for arm, accuracy in arms.items():
+                results.setdefault(crowd, {}).setdefault(arm, []).append(accuracy)
+                results[crowd].setdefault(f"{arm}_labels", []).append(label_accuracy[arm])
+            print(
+                f"{crowd:12s} seed {seed}: {run['judgments']} judgments "
+                f"({run['label_seconds']:.0f} s through the queue, "
+                f"label accuracy uniform {label_accuracy['uniform']:.3f} / weighted {label_accuracy['quality']:.3f}), "
+                f"recompute {run['recompute_seconds']:.1f} s, "
+                f"flagged {run['flagged_bad']} bad / {run['flagged_honest']} honest; "
+                f"held-out uniform {arms['uniform']:.3f}, quality {arms['quality']:.3f}",
+                flush=True,
+            )
+
+    def fmt(values):
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+    print("\nheld-out accuracy (label accuracy) per crowd, mean ± sd over seeds")
+    print("crowd        | uniform                          | quality (weights + flagged excluded)")
+    for crowd, arms in results.items():
+        print(
+            f"{crowd:12s} | {fmt(arms['uniform'])} ({fmt(arms['uniform_labels'])}) "
+            f"| {fmt(arms['quality'])} ({fmt(arms['quality_labels'])})"
+        )
+
+
+if __name__ == "__main__":
+    main()

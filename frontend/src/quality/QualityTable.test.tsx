@@ -1,0 +1,53 @@
+import { render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { type AnnotatorQuality, goldText, QualityTable } from "./QualityTable";
+
+const row = (over: Partial<AnnotatorQuality>): AnnotatorQuality => ({
+  annotator_id: 1,
+  username: "anna",
+  judgments: 40,
+  median_time_ms: 6200,
+  gold_judged: 10,
+  gold_accuracy: 0.9,
+  gold_accuracy_low: 0.596,
+  gold_accuracy_high: 0.982,
+  reliability: 0.91,
+  weight: 0.82,
+  agreement_with_consensus: 0.88,
+  agreement_with_others: 0.8,
+  left_share: 0.52,
+  longer_share: 0.5,
+  flags: [],
+  excluded: false,
+  excluded_at: null,
+  excluded_by: null,
+  exclusion_reason: "",
+  ...over,
+});
+
+test("each annotator's figures, flags and the exclude or restore action", async () => {
+  const onExclude = vi.fn();
+  const onRestore = vi.fn();
+  const flagged = row({ annotator_id: 2, username: "lefty", left_share: 1, flags: [{ code: "always_left", message: "picks the left answer 100% of 30 times" }] });
+  const excluded = row({ annotator_id: 3, username: "gone", excluded: true, excluded_by: "rita" });
+  render(<QualityTable rows={[row({}), flagged, excluded]} onExclude={onExclude} onRestore={onRestore} pending={null} />);
+
+  const anna = screen.getByTestId("quality-anna");
+  expect(anna).toHaveTextContent("6.2 s");
+  expect(anna).toHaveTextContent("90 % of 10 (60 %–98 %)");
+  expect(within(screen.getByTestId("quality-lefty")).getByRole("list", { name: "Flags of lefty" })).toHaveTextContent("always left");
+  await userEvent.click(screen.getByRole("button", { name: "Exclude lefty" }));
+  expect(onExclude).toHaveBeenCalledWith(flagged);
+  expect(screen.getByTestId("quality-gone")).toHaveTextContent("excluded by rita");
+  await userEvent.click(screen.getByRole("button", { name: "Restore gone" }));
+  expect(onRestore).toHaveBeenCalledWith(excluded);
+});
+
+test("the button of the annotator being changed waits for the server", () => {
+  render(<QualityTable rows={[row({})]} onExclude={vi.fn()} onRestore={vi.fn()} pending={1} />);
+  expect(screen.getByRole("button", { name: "Exclude anna" })).toBeDisabled();
+});
+
+test("gold accuracy reads as a dash without gold checks", () => {
+  expect(goldText(row({ gold_judged: 0, gold_accuracy: null, gold_accuracy_low: null, gold_accuracy_high: null }))).toBe("—");
+});

@@ -1,0 +1,91 @@
+/** The per-annotator label-quality table: volume, speed, gold accuracy with its 95 % interval, reliability,
+ * agreement, one-sidedness, flags, and the researcher's exclude / restore action. Presentational: the panel
+ * around it owns the server state. */
+import type { Schemas } from "../api/client";
+
+export type AnnotatorQuality = Schemas["AnnotatorQuality"];
+
+export function QualityTable({
+  rows,
+  onExclude,
+  onRestore,
+  pending,
+}: {
+  rows: AnnotatorQuality[];
+  onExclude: (row: AnnotatorQuality) => void;
+  onRestore: (row: AnnotatorQuality) => void;
+  pending: number | null;
+}) {
+  if (!rows.length) return <p className="hint">No figures yet: they are computed once enough judgments have arrived.</p>;
+  return (
+    <table className="quality">
+      <thead>
+        <tr>
+          <th scope="col">Annotator</th>
+          <th scope="col">Judgments</th>
+          <th scope="col">Median time</th>
+          <th scope="col">Gold accuracy (95 % interval)</th>
+          <th scope="col">Reliability</th>
+          <th scope="col">Agreement with consensus</th>
+          <th scope="col">Picks left</th>
+          <th scope="col">Flags</th>
+          <th scope="col">Training</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((row) => (
+          <tr key={row.annotator_id} data-testid={`quality-${row.username}`} className={row.excluded ? "excluded" : undefined}>
+            <th scope="row">{row.username}</th>
+            <td>{row.judgments}</td>
+            <td>{row.median_time_ms === null ? "—" : `${(row.median_time_ms / 1000).toFixed(1)} s`}</td>
+            <td>{goldText(row)}</td>
+            <td>{fraction(row.reliability)}</td>
+            <td>{percent(row.agreement_with_consensus)}</td>
+            <td>{percent(row.left_share)}</td>
+            <td>
+              {row.flags.length ? (
+                <ul aria-label={`Flags of ${row.username}`}>
+                  {row.flags.map((flag) => (
+                    <li key={flag.code} title={flag.message}>
+                      {flag.code.replaceAll("_", " ")}: {flag.message}
+                    </li>
+                  ))}
+                </ul>
+              ) : (
+                "—"
+              )}
+            </td>
+            <td>
+              {row.excluded ? (
+                <>
+                  <span>excluded{row.excluded_by ? ` by ${row.excluded_by}` : ""}</span>{" "}
+                  <button type="button" onClick={() => onRestore(row)} disabled={pending === row.annotator_id}>
+                    Restore {row.username}
+                  </button>
+                </>
+              ) : (
+                <button type="button" onClick={() => onExclude(row)} disabled={pending === row.annotator_id}>
+                  Exclude {row.username}
+                </button>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function goldText(row: Pick<AnnotatorQuality, "gold_judged" | "gold_accuracy" | "gold_accuracy_low" | "gold_accuracy_high">): string {
+  if (!row.gold_judged || row.gold_accuracy === null) return "—";
+  const range = row.gold_accuracy_low !== null && row.gold_accuracy_high !== null ? ` (${percent(row.gold_accuracy_low)}–${percent(row.gold_accuracy_high)})` : "";
+  return `${percent(row.gold_accuracy)} of ${row.gold_judged}${range}`;
+}
+
+function percent(value: number | null): string {
+  return value === null ? "—" : `${Math.round(value * 100)} %`;
+}
+
+function fraction(value: number | null): string {
+  return value === null ? "—" : value.toFixed(2);
+}
