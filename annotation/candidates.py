@@ -24,7 +24,6 @@ from django.db import transaction
 from .comparisons import comparison_external_id
 from .media import MediaInfo, MediaInvalid, media_check, media_discard, media_store
 from .models import Candidate, CandidateSource, Comparison, Project, Prompt
-from .queue import serve_order
 from .schema import parse_schema
 
 
@@ -138,11 +137,8 @@ def _push(
                     priority=comparison.priority,
                     wanted=project.overlap,
                     origin=comparison.origin,
-                    serve_order=serve_order(
-                        together=project.serve_prompt_pairs_together,
-                        prompt_id=comparison.prompt_id,
-                        external_id=external_id,
-                    ),
+                    # No hashed serve_order: a push comes in the order its caller wants served (active selection:
+                    # highest reward-model disagreement first), and equal serve_orders are served by id.
                 )
                 for external_id, comparison, candidate_ids in planned
                 if external_id not in existing

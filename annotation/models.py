@@ -181,8 +181,9 @@ class Comparison(models.Model):
     candidate_ids = models.JSONField()
     status = models.CharField(max_length=6, choices=ComparisonStatus.choices, default=ComparisonStatus.OPEN)
     priority = models.IntegerField(default=0, help_text="Higher is served first.")
-    # Order within a priority, fixed when the comparison is written (annotation.queue.serve_order):
-    # a hash, so prompts (and the train and eval splits) are served interleaved, not in file order.
+    # Order within a priority, fixed when the comparison is written (annotation.queue.serve_order): for imported
+    # and built comparisons a hash, so prompts (and the train and eval splits) are served interleaved, not in file
+    # order; 0 for those training pushes, which come in the order to serve them (then id order applies).
     serve_order = models.PositiveIntegerField(default=0)
     wanted = models.PositiveIntegerField()
     judged = models.PositiveIntegerField(default=0)

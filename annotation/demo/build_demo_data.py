@@ -58,7 +58,7 @@ def bundle_row(index: int, item: dict, split: str) -> dict:
         "text": item["question"],
         "context": context,
         "split": split,
-        "metadata": {"source": "FineGrainedRLHF qa_feedback dev", "source_row": index},
+        "metadata": {"source": "FineGrainedRLHF qa_feedback dev", "license": "Apache-2.0", "source_row": index},
         "candidates": [
             {"id": f"{prompt_id}-p{k}", "text": item[f"prediction {k}"], "metadata": {"prediction": k}}
             for k in range(1, PREDICTIONS + 1)

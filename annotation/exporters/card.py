@@ -16,7 +16,7 @@ from collections import Counter
 
 import pyarrow as pa
 
-from .shapes import ShapeOptions
+from .shapes import JSON_TEXT_COLUMNS, ShapeOptions
 from .source import ComparisonGroup
 
 SOURCE_KEYS_LIMIT = 50  # distinct source/licence entries listed; the rest are counted as "other"
@@ -213,7 +213,10 @@ def card_markdown(
     licenses = sorted({s["license"] for s in numbers["sources"] if s["license"] != "—"})
     front = ["---", f"pretty_name: {json.dumps(f'{project.name} ({shape})')}"]
     if len(licenses) == 1:
-        front.append(f"license: {json.dumps(licenses[0])}")
+        # The Hugging Face Hub's licence ids are SPDX ids in lower case ("apache-2.0", "cc-by-4.0").
+        front.append(f"license: {json.dumps(licenses[0].lower())}")
+    elif len(licenses) > 1:
+        front.append("license: other")  # several: the table under "Sources and licences" names each
     front += ["tags:", "  - human-feedback", "  - preference", f"  - {shape}", "---", ""]
     schema_rows = "\n".join(f"| `{f.name}` | `{f.type}` |" for f in schema)
     agreement = numbers["agreement"]
@@ -232,7 +235,7 @@ def card_markdown(
             "",
             "## Shape",
             "",
-            _SHAPE_TEXT[shape].format(options=options),
+            _SHAPE_TEXT[shape].format(options=options, ties=_TIES_TEXT[options.ties]),
             "",
             "## Schema",
             "",
@@ -240,8 +243,8 @@ def card_markdown(
             "| --- | --- |",
             schema_rows,
             "",
-            "Columns `ratings` and candidates' `origin` are JSON text. In CSV every list or object is JSON text and "
-            "an empty cell is a missing value. Media are "
+            _json_columns_text(schema)
+            + "In CSV every list or object is JSON text and an empty cell is a missing value. Media are "
             + ("packed under `media/`, referenced by relative path." if media == "pack" else "referenced by URL."),
             "",
             "## Label distribution",
@@ -324,16 +327,33 @@ def _or_dash(value) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _json_columns_text(schema: pa.Schema) -> str:
+    """Which of this file's columns hold JSON text in every format (only those it has)."""
+    names = [f"`{f.name}`" for f in schema if f.name in JSON_TEXT_COLUMNS]
+    candidates = schema.field("candidates").type if "candidates" in schema.names else None
+    if candidates is not None and pa.types.is_list(candidates) and pa.types.is_struct(candidates.value_type):
+        if candidates.value_type.get_field_index("origin") >= 0:
+            names.append("candidates' `origin`")
+    if not names:
+        return ""
+    verb = "is" if len(names) == 1 else "are"
+    return f"{' and '.join(names)} {verb} JSON text. "
+
+
 def _counts(counter: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in counter.items()) or "—"
 
 
+_TIES_TEXT = {
+    "drop": "Ties are dropped (they give no pair).",
+    "soft": "Ties are kept as soft labels: one pair per tied candidate pair, with `label` 0.5.",
+}
 _SHAPE_TEXT = {
     "pairs": (
         "TRL preference pairs (`prompt`, `chosen`, `rejected`) in the {options.form} form, with `margin` = "
         "|strength| × {options.margin_scale}. Expansion: a winner among K candidates gives K−1 pairs, a K-way "
-        "ranking all K(K−1)/2 ordered pairs, a tie is {options.ties} (soft: one pair per candidate pair with "
-        "`label` 0.5). These are the rules reward training uses (`preference.expansion`). Load with "
+        "ranking all K(K−1)/2 ordered pairs. {ties} These are the rules reward training uses "
+        "(`preference.expansion`). Load with "
         "`datasets.load_dataset` / `load_from_disk` and hand to TRL's `DPOTrainer` or `RewardTrainer`."
     ),
     "rankings": (

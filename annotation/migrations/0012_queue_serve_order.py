@@ -7,10 +7,11 @@ from django.db import migrations, models
 
 def spread_open_comparisons(apps, schema_editor):
     """Give the open comparisons already queued the spread-out order new ones get (annotation.queue.serve_order,
-    copied: a migration must not import code that may change)."""
+    copied: a migration must not import code that may change); a round's pushes keep their order (serve_order 0)."""
     Comparison = apps.get_model("annotation", "Comparison")
     batch = []
-    for pk, external_id in Comparison.objects.filter(status="open").values_list("pk", "external_id").iterator(5000):
+    queued = Comparison.objects.filter(status="open").exclude(origin__has_key="round")
+    for pk, external_id in queued.values_list("pk", "external_id").iterator(5000):
         batch.append(Comparison(pk=pk, serve_order=zlib.crc32(external_id.encode()) >> 1))
         if len(batch) == 5000:
             Comparison.objects.bulk_update(batch, ["serve_order"])

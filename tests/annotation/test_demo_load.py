@@ -80,3 +80,34 @@ def test_the_demo_project_ships_training_settings_a_round_accepts():
     project = Project.objects.get()
     config = round_config_build(project_settings=project.training_settings)
     assert (config.backbone, config.policy) == ("builtin:minilm", "builtin:smollm2")
+
+
+def test_a_demo_loaded_before_its_prompts_named_their_licence_loads_again(tmp_path):
+    demo_load()
+    for prompt in Prompt.objects.all():
+        del prompt.metadata["license"]
+        prompt.save(update_fields=["metadata"])
+    output = demo_load()
+    assert "prompts: 0 created, 60 already there" in output
+    assert set(Prompt.objects.values_list("metadata__license", flat=True)) == {"Apache-2.0"}
+
+
+def test_an_export_of_the_demo_names_its_licence_in_the_card(tmp_path):
+    from annotation.exporters import export_request_parse, export_to_folder
+    from annotation.queue import comparison_claim
+
+    from ..annotation.test_queue import submit
+
+    demo_load()
+    project = Project.objects.get()
+    annotator = get_user_model().objects.get(username="annotator")
+    for _ in range(3):
+        submit(
+            Comparison.objects.get(pk=comparison_claim(project=project, annotator_id=annotator.pk).comparison_id),
+            annotator,
+        )
+    export_to_folder(project, export_request_parse(shape="pairs", file_format="jsonl"), tmp_path / "out")
+    card = (tmp_path / "out" / "README.md").read_text()
+    front = card.split("---", 2)[1]
+    assert 'license: "apache-2.0"' in front.splitlines()
+    assert "| FineGrainedRLHF qa_feedback dev | Apache-2.0 | 3 |" in card

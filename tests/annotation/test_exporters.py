@@ -347,3 +347,19 @@ def test_options_or_filters_that_are_not_objects_are_named():
     with pytest.raises(ExportInvalid) as caught:
         export_request_parse(shape="pairs", file_format="csv", options="x", filters=["y"])
     assert {"options", "filters"} <= set(caught.value.errors)
+
+
+def test_a_pairs_card_names_only_its_own_columns_and_says_what_happens_to_ties(world, tmp_path):
+    _, _, folder = export(world, tmp_path, "pairs", "jsonl")
+    text = card(folder)
+    assert "`ratings`" not in text and "`origin`" not in text  # the pairs shape has neither column
+    assert "Ties are dropped (they give no pair)." in text and "a tie is drop" not in text
+    _, _, folder = export(world, tmp_path, "pairs", "jsonl", options={"ties": "soft"})
+    assert "Ties are kept as soft labels" in card(folder)
+    _, _, folder = export(world, tmp_path, "judgments", "jsonl")
+    assert "`ratings` and candidates' `origin` are JSON text." in card(folder)
+
+
+def test_the_cards_front_matter_names_the_licence_as_the_hub_spells_it(world, tmp_path):
+    _, _, folder = export(world, tmp_path, "pairs", "jsonl")
+    assert 'license: "cc-by-4.0"' in card(folder).split("---", 2)[1].splitlines()

@@ -167,3 +167,17 @@ def test_pushing_the_same_images_again_stores_nothing_new(image_project):
     generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
     again = generated_comparisons_push(project=image_project, batch="round-3", comparisons=[image_pair(prompt)])
     assert (again.candidates_created, again.comparisons_created) == (0, 0)
+
+
+def test_a_push_is_served_in_the_order_it_came_in(project, annotator):
+    # Active selection pushes its pairs most uncertain first: the queue's hashed order must not reshuffle them.
+    prompts = [PromptFactory(project=project) for _ in range(6)]
+    pushed = generated_comparisons_push(project=project, batch="round-8", comparisons=[pair(p) for p in prompts])
+    served = []
+    for _ in prompts:
+        claim = comparison_claim(project=project, annotator_id=annotator.pk)
+        comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
+        answer = JudgmentInput(winner=comparison.candidate_ids[0], shown_order=comparison.candidate_ids)
+        judgment_submit(comparison=comparison, annotator_id=annotator.pk, answer=answer, idempotency_key=str(claim))
+        served.append(comparison.pk)
+    assert served == pushed.comparison_ids

@@ -1,5 +1,6 @@
 """The queue: who is served what, in which order, and what happens to leases."""
 
+import io
 import itertools
 from datetime import timedelta
 
@@ -296,7 +297,7 @@ def test_the_demo_serves_eval_prompts_among_the_first_tasks_and_spreads_each_pro
 
     from annotation.models import Project, Split
 
-    call_command("demo_load", stdout=open("/dev/null", "w"))
+    call_command("demo_load", stdout=io.StringIO())
     project = Project.objects.get()
     annotator = project.memberships.get(user__username="annotator").user
     served = served_in_order(project, annotator, 30)

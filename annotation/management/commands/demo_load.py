@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotation.importers import import_file
-from annotation.models import Membership, Modality, Project, Role
+from annotation.models import Membership, Modality, Project, Prompt, Role
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_PASSWORD = "tandem-demo"  # noqa: S105 - the demo's published password, printed on every run
@@ -59,6 +59,21 @@ TRAINING_SETTINGS = {
 }
 
 
+DEMO_SOURCE = "FineGrainedRLHF qa_feedback dev"
+DEMO_LICENSE = "Apache-2.0"  # annotation/demo/LICENSE: the data's, named in each prompt's metadata (dataset cards)
+
+
+def _demo_prompts_licensed(project: Project) -> None:
+    """Prompts of a demo loaded before its metadata named the licence get it, so the import finds them unchanged
+    (a prompt stored with other metadata is an import error) and exports' cards name the licence."""
+    unlicensed = Prompt.objects.filter(project=project, metadata__source=DEMO_SOURCE).exclude(
+        metadata__has_key="license"
+    )
+    for prompt in unlicensed:
+        prompt.metadata = {"source": DEMO_SOURCE, "license": DEMO_LICENSE, **prompt.metadata}
+        prompt.save(update_fields=["metadata"])
+
+
 @transaction.atomic
 def demo_users() -> dict:
     """The demo users by name, created or reset to the demo password (the image demo, training's
@@ -82,6 +97,7 @@ class Command(BaseCommand):
         project = self._project(owner=users["admin"])
         for username, role in DEMO_USERS:
             Membership.objects.update_or_create(project=project, user=users[username], defaults={"role": role})
+        _demo_prompts_licensed(project)
         counts = import_file(project=project, kind="bundle", path=DEMO_DIR / "fgrlhf_qa_bundle.jsonl")
 
         self.stdout.write(f"Demo project #{project.pk} {project.name!r}:")

@@ -114,9 +114,9 @@ export function ModelVersions({
   );
 }
 
-/** Counts as integers, everything else to three decimals. */
+/** Counts (``n_pairs``…) as they are, every other metric to three decimals (an accuracy of 1 reads 1.000). */
 function formatMetric(name: string, value: number): string {
-  return name.startsWith("n_") || Number.isInteger(value) ? String(value) : value.toFixed(3);
+  return name.startsWith("n_") ? String(value) : value.toFixed(3);
 }
 
 function heldOutSeries(versions: ModelVersion[]) {

@@ -1,6 +1,7 @@
 /** The dashboard's rounds and models panel: the server state (rounds, model versions) and the writes (start,
  * cancel, activate, sample); what each part shows lives in its own component. */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef } from "react";
 import { api, type Schemas, unwrap } from "../api/client";
 import { ModelVersions } from "./ModelVersions";
 import { RoundsTable } from "./RoundsTable";
@@ -28,6 +29,12 @@ export function RoundsPanel({ projectId, isAdmin }: { projectId: number; isAdmin
   });
   const refreshRounds = () => queryClient.invalidateQueries({ queryKey: ["rounds", projectId] });
   const refreshVersions = () => queryClient.invalidateQueries({ queryKey: ["versions", projectId] });
+  // A round registers its versions as it ends: fetch them then, not at the next slow poll.
+  const wasLive = useRef(anyLive);
+  useEffect(() => {
+    if (wasLive.current && !anyLive) void queryClient.invalidateQueries({ queryKey: ["versions", projectId] });
+    wasLive.current = anyLive;
+  }, [anyLive, projectId, queryClient]);
   const start = useMutation({
     mutationFn: async (kind: RoundKind | undefined) =>
       unwrap(await api.POST("/api/v1/projects/{id}/rounds/", { ...path, body: kind ? { kind } : {} })),
