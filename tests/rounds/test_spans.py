@@ -149,7 +149,12 @@ def test_a_round_registers_an_evaluated_span_version_beside_the_reward_version(s
     assert set(held_out["per_category"]) == {"toxic", "off_topic"}
     assert all(c["support"] > 0 and c["f1"] is not None for c in held_out["per_category"].values())
     assert held_out["beats_baselines"] is True and held_out["f1"] > held_out["baselines"]["always_flag"]["f1"]
-    assert span.judgment_count == marked_judgments < 60  # judgments without a single mark give no span example
+    # Judgments without a single mark give no span example; held-out ones are counted apart from those it learnt from.
+    assert span.judgment_count == span.metrics["judgments"]["train"]
+    assert (
+        span.metrics["judgments"]["eval"] > 0
+        and span.judgment_count + span.metrics["judgments"]["eval"] == marked_judgments < 60
+    )
     assert "span model: held-out segment F1" in done.log_tail
 
     loaded = load_span_reward_model(artifact_location(span))

@@ -283,16 +283,18 @@ def _train_span_model(ctx: RoundContext, *, categories, rows, splits, backbone) 
     previous = registry.active_version(project_id=ctx.project_id, kind=ModelKind.SPAN)
     previous_eval = (previous.metrics or {}).get("eval") if previous else None
     judgment_ids = sorted({row.judgment_id for row in rows})
+    trained_from, evaluated_on = {row.judgment_id for row in train}, {row.judgment_id for row in held_out}
     return _Span(
         model=model,
         snapshot_id=snapshot_id_for(judgment_ids),
-        judgment_count=len(judgment_ids),
+        judgment_count=len(trained_from),  # as for the reward model: the held-out ones are counted apart
         activate=beats_baselines and should_activate(config, eval_metrics, previous_eval, key="f1"),
         metrics={
             "eval": eval_metrics,
             "vs_previous": compare_metrics(eval_metrics, previous_eval) if eval_metrics else {},
             "previous_version": previous.version if previous else None,
             "examples": {"train": len(train), "eval": len(held_out), "categories": list(categories)},
+            "judgments": {"train": len(trained_from), "eval": len(evaluated_on)},
             "train": {"seconds": round(train_seconds, 2), "steps": progress.train_total, "final_loss": progress.loss},
         },
     )
