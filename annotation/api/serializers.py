@@ -52,16 +52,12 @@ class ProjectSerializer(serializers.ModelSerializer):
             "updated_at",
             "my_role",
         ]
-        read_only_fields = ["created_at", "updated_at"]
+        # Written only through projects/{id}/training-settings/, which checks them against training/config.py.
+        read_only_fields = ["created_at", "updated_at", "training_settings"]
 
     def get_my_role(self, project) -> str | None:
         roles = self.context.get("roles", {})
         return roles.get(project.pk)
-
-    def validate_training_settings(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        return value
 
 
 class MembershipSerializer(serializers.ModelSerializer):

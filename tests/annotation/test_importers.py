@@ -355,7 +355,7 @@ def test_a_binary_file_named_csv_gets_one_clear_error(project, tmp_path):
     path.write_bytes(b"text\n\xff\xfe\x00\x01 not utf-8\n")
     errors = rejected(project, "prompts", path)
     assert len(errors) == 1
-    assert "not a CSV file in UTF-8" in errors[0]["message"]
+    assert errors[0]["line"] == 1 and errors[0]["message"].startswith("Not UTF-8 text: save the file as UTF-8")
 
 
 def test_a_csv_file_missing_a_required_column_gets_one_clear_error(with_prompts, tmp_path):

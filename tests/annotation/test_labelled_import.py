@@ -279,7 +279,7 @@ def test_a_spreadsheet_safe_csv_runs_no_formula_and_imports_back_unchanged(tmp_p
     for i, text in enumerate(FORMULAS):
         comparison = make_comparison(project, texts=[text, f"plain {i}"])
         Prompt.objects.filter(pk=comparison.prompt_id).update(text=f"=PROMPT({i})")
-        judge(comparison, anna, winner=0, strength=-2 if i % 2 else 2, rationale=f"-because {text}", ratings={})
+        judge(comparison, anna, winner=0, strength=1 if i % 2 else 2, rationale=f"-because {text}", ratings={})
     safe = _export(project, tmp_path / "safe", shape, "csv", options={"spreadsheet_safe": True})
     with open(safe, encoding="utf-8", newline="") as f:
         cells = [cell for row in csv.reader(f) for cell in row]

@@ -42,8 +42,8 @@ def _child_insert_sql(child: str, parent_id: int, project_id: int) -> tuple[str,
         )
     return (
         "INSERT INTO annotation_comparison (project_id, prompt_id, external_id, candidate_ids, status, priority,"
-        " wanted, judged, leased, is_gold, origin, created_at)"
-        " VALUES (%s, %s, %s, '[]', 'open', 0, 1, 0, 0, false, '{}', CURRENT_TIMESTAMP)",
+        " wanted, judged, leased, is_gold, origin, serve_order, created_at)"
+        " VALUES (%s, %s, %s, '[]', 'open', 0, 1, 0, 0, false, '{}', 0, CURRENT_TIMESTAMP)",
         [project_id, parent_id, f"raw-{parent_id}"],
     )
 

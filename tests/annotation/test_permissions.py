@@ -88,6 +88,8 @@ ACCESS = [
     Access("GET",    "judgments/<int:pk>/",                        Role.ANNOTATOR,      200),
     Access("GET",    "projects/<int:pk>/rounds/",                  Role.RESEARCHER,     200),
     Access("POST",   "projects/<int:pk>/rounds/",                  Role.ADMIN,          201),
+    Access("GET",    "projects/<int:pk>/training-settings/",       Role.RESEARCHER,     200),
+    Access("PUT",    "projects/<int:pk>/training-settings/",       Role.ADMIN,          200),
     Access("GET",    "rounds/<int:pk>/",                           Role.RESEARCHER,     200),
     Access("POST",   "rounds/<int:pk>/cancel/",                    Role.ADMIN,          200),
     Access("GET",    "projects/<int:pk>/model-versions/",          Role.RESEARCHER,     200),
@@ -365,6 +367,10 @@ CALLS = {
     ("POST", "exports/<int:pk>/retry/"): lambda world, user: (
         f"/api/v1/exports/{_failed(world, ExportJob, shape='pairs', file_format='jsonl').pk}/retry/",
         {},
+    ),
+    ("GET", "projects/<int:pk>/training-settings/"): _project_path("training-settings/"),
+    ("PUT", "projects/<int:pk>/training-settings/"): _with_body(
+        _project_path("training-settings/"), {"settings": {"epochs": 1}}
     ),
     ("GET", "projects/<int:pk>/quality/"): _project_path("quality/"),
     ("POST", "projects/<int:pk>/quality/recompute/"): _project_path("quality/recompute/"),

@@ -21,7 +21,7 @@ from tests.factories import MembershipFactory, ProjectFactory, UserFactory, make
 def world(db):
     """8 annotators (5 honest, an adversary, an always-left, a random clicker) on 60 comparisons, 4 judgments each,
     plus 10 gold checks everyone answers."""
-    project = ProjectFactory(overlap=4, gold_share=0.15, schema={"arity": 2, "allow_tie": True})
+    project = ProjectFactory(overlap=4, gold_share=0.3, schema={"arity": 2, "allow_tie": True})
     behaviours = [honest(0.9)] * 5 + [ADVERSARIAL, ALWAYS_LEFT, RANDOM_CLICKER]
     people = {}
     for i, behaviour in enumerate(behaviours):

@@ -93,6 +93,7 @@ def test_pair_options_rounds_and_media_reach_the_server(page, people):
         "ties": "soft",
         "margin_scale": 0.5,
         "spreadsheet_safe": False,  # not a CSV
+        "quality": False,
     }
     assert request["filters"]["rounds"] == ["none"]
     assert request["media"] == "pack"

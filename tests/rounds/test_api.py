@@ -184,6 +184,14 @@ def test_an_admin_replaces_the_training_settings_and_bad_ones_are_named_and_not_
     assert good.json()["settings"] == project.training_settings
 
 
+def test_the_project_endpoint_cannot_slip_unchecked_training_settings_past_the_checked_one(api, admin, project):
+    client = api.as_user(admin)
+    response = client.patch(f"/api/v1/projects/{project.pk}/", {"training_settings": {"epochs": 0}}, format="json")
+    assert response.status_code == 200 and response.json()["training_settings"] == {}
+    project.refresh_from_db()
+    assert project.training_settings == {}
+
+
 @pytest.mark.parametrize(
     ("persona", "read", "write"), [("researcher", 200, 403), ("annotator", 403, 403), ("outsider", 404, 404)]
 )

@@ -1245,7 +1245,6 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
-            training_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
@@ -1291,7 +1290,7 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
-            training_settings?: unknown;
+            readonly training_settings: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
             /** Format: date-time */
@@ -1311,7 +1310,6 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
-            training_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
