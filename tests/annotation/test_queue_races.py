@@ -164,8 +164,8 @@ def test_a_claim_never_turns_a_submitted_assignment_back_into_a_lease(project):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO annotation_comparison (project_id, prompt_id, external_id, candidate_ids, status, priority,"
-            " wanted, judged, leased, is_gold, origin, created_at)"
-            " SELECT %s, %s, 'full-' || g, %s::jsonb, 'open', 0, 1, 0, 1, false, '{}'::jsonb, now()"
+            " wanted, judged, leased, is_gold, origin, serve_order, created_at)"
+            " SELECT %s, %s, 'full-' || g, %s::jsonb, 'open', 0, 1, 0, 1, false, '{}'::jsonb, g, now()"
             " FROM generate_series(1, 300000) g",
             [project.pk, target.prompt_id, str(target.candidate_ids)],
         )

@@ -153,6 +153,7 @@ def test_on_the_demo_an_admin_fixes_the_training_settings_and_the_first_round_sh
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+    page.get_by_test_id("signed-in-as").wait_for()  # else the next page load can cut the sign-in short
     page.goto(f"/projects/{project.pk}")
 
     # The training settings: the demo's shown; a bad value is refused on its field and nothing is saved.
