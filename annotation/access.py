@@ -55,7 +55,9 @@ def job_for(*, user, model, job_id: int, at_least: Role = Role.RESEARCHER):
 # is deferred and loads on access, as with QuerySet.only().
 
 _PROJECT_FOR_QUEUE = """
-SELECT p.id, p.lease_seconds, p.gold_share, m.role
+SELECT p.id, p.lease_seconds, p.gold_share, m.role,
+  (SELECT ap.reason FROM annotation_annotatorpause ap
+   WHERE ap.project_id = p.id AND ap.annotator_id = %s AND ap.resumed_at IS NULL)
 FROM annotation_project p
 LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.id = %s
@@ -71,13 +73,16 @@ WHERE c.id = %s
 
 
 def project_for_queue(*, user, project_id: int) -> Project:
-    """``project_for`` for the queue: the project with id, lease and gold share loaded."""
+    """``project_for`` for the queue: the project with id, lease and gold share loaded, and ``paused_reason``: why
+    the user is paused in it (annotation.quality.gold), or None. The pause check rides on the same query."""
     with connection.cursor() as cursor:
-        cursor.execute(_PROJECT_FOR_QUEUE, [user.pk, project_id])
+        cursor.execute(_PROJECT_FOR_QUEUE, [user.pk, user.pk, project_id])
         row = cursor.fetchone()
     if row is None or (row[3] is None and not user.is_superuser):
         raise Http404("No project with this id that you are a member of.")
-    return _partial(Project, id=row[0], lease_seconds=row[1], gold_share=row[2])
+    project = _partial(Project, id=row[0], lease_seconds=row[1], gold_share=row[2])
+    project.paused_reason = row[4]
+    return project
 
 
 def comparison_for_submit(*, user, comparison_id: int) -> Comparison | None:

@@ -63,6 +63,9 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(default=600)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
     training_settings = models.JSONField(default=dict, blank=True)
+    # Optional gold-accuracy thresholds and whether annotators see their own accuracy; validated by
+    # annotation.quality.gold.parse_gold_settings. Empty: off.
+    gold_settings = models.JSONField(default=dict, blank=True)
     serve_prompt_pairs_together = models.BooleanField(
         default=False,
         help_text="Serve the comparisons of one prompt one after another (else the queue spreads them out).",
@@ -380,6 +383,7 @@ class ImportJob(BackgroundJob):
 from .export_models import ExportJob, ExportStatus  # noqa: E402, F401
 from .quality_models import (  # noqa: E402, F401
     AnnotatorExclusion,
+    AnnotatorPause,
     AnnotatorQuality,
     ComparisonConsensus,
     ProjectQuality,

@@ -98,3 +98,33 @@ class AnnotatorExclusion(models.Model):
     def __str__(self) -> str:
         state = "restored" if self.restored_at else "excluded"
         return f"user {self.annotator_id} {state} in project {self.project_id}"
+
+
+class AnnotatorPause(models.Model):
+    """The annotator fell below the project's gold pause threshold: ``next`` serves them nothing until a
+    researcher resumes them. Rows are never deleted (resuming fills ``resumed_at``), so the table is the history;
+    resuming is also written to Django's admin log (annotation.quality.gold)."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.TextField(help_text="Shown to the annotator in next's 403.")
+    gold_judged = models.PositiveIntegerField(help_text="Gold checks judged when paused.")
+    paused_at = models.DateTimeField(auto_now_add=True)
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # At most one standing pause; also the index next's pause check reads.
+            models.UniqueConstraint(
+                fields=["project", "annotator"],
+                condition=Q(resumed_at__isnull=True),
+                name="annotatorpause_one_standing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "resumed" if self.resumed_at else "paused"
+        return f"user {self.annotator_id} {state} in project {self.project_id}"

@@ -10,6 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
 from .models import Assignment, AssignmentState, Comparison, ComparisonStatus, Judgment, Membership, Project, Role
+from .quality.gold import own_gold_status
 
 REMAINING_COUNT_CAP = 1000
 """``remaining`` is counted up to this many: past it the exact figure tells an annotator nothing, and an exact
@@ -25,7 +26,7 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
     now = now or timezone.now()
     roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(pk__in=roles)
-    projects = list(projects.order_by("-pk").only("pk", "name", "modality"))
+    projects = list(projects.order_by("-pk").only("pk", "name", "modality", "gold_settings"))
     project_ids = [p.pk for p in projects]
     answered = Assignment.objects.filter(
         comparison=OuterRef("pk"),
@@ -44,6 +45,7 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
         .annotate(n=Count("id"))
         .order_by()
     )
+    gold = own_gold_status(user=user, projects=projects)
     return [
         {
             "project": p.pk,
@@ -54,6 +56,7 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
             "remaining": min(remaining[p.pk], REMAINING_COUNT_CAP),
             "remaining_capped": remaining[p.pk] > REMAINING_COUNT_CAP,
             "done_today": today.get(p.pk, 0),
+            **gold[p.pk],
         }
         for p in projects
     ]

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from ..access import project_for
 from ..models import Role
 from ..quality.exclusions import ExclusionError, annotator_exclude, annotator_restore
+from ..quality.gold import PauseError, annotator_resume
 from ..quality.selectors import quality_table
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
@@ -42,6 +43,9 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     excluded_at = serializers.DateTimeField(allow_null=True)
     excluded_by = serializers.CharField(allow_null=True)
     exclusion_reason = serializers.CharField(allow_blank=True)
+    paused = serializers.BooleanField(help_text="Below the project's gold pause threshold: next serves them nothing.")
+    paused_at = serializers.DateTimeField(allow_null=True)
+    pause_reason = serializers.CharField(allow_blank=True)
 
 
 class QualitySerializer(serializers.Serializer):
@@ -95,5 +99,18 @@ class ExclusionView(APIView):
         try:
             annotator_restore(project=project, annotator_id=user_id, actor=request.user)
         except ExclusionError as exc:
+            raise ValidationError({"user_id": [str(exc)]}) from None
+        return Response(QualitySerializer(quality_table(project_id=project.pk)).data)
+
+
+class PauseView(APIView):
+    """Resume an annotator paused for low gold accuracy (DELETE); recorded in the audit log."""
+
+    @extend_schema(responses={200: QualitySerializer, 400: ERROR, 403: ERROR})
+    def delete(self, request, pk: int, user_id: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        try:
+            annotator_resume(project=project, annotator_id=user_id, actor=request.user)
+        except PauseError as exc:
             raise ValidationError({"user_id": [str(exc)]}) from None
         return Response(QualitySerializer(quality_table(project_id=project.pk)).data)

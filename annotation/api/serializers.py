@@ -9,6 +9,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 
 from ..judgments import JudgmentInput, SpanInput, span_as_dict
 from ..models import ImportJob, JobStatus, Judgment, Membership, Project, Role, SpanMark
+from ..quality.gold import GoldSettingsError, parse_gold_settings
 from ..schema import SchemaError, parse_schema
 from ..work import REMAINING_COUNT_CAP
 
@@ -28,12 +29,29 @@ class LabelingSchemaField(serializers.JSONField):
             ) from exc
 
 
+class GoldSettingsField(serializers.JSONField):
+    """A project's gold thresholds; validated by annotation.quality.gold.parse_gold_settings."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        try:
+            return parse_gold_settings(data).to_json()
+        except GoldSettingsError as exc:
+            raise serializers.ValidationError([f"{key}: {msg}" for key, msg in exc.errors.items()]) from exc
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     schema = LabelingSchemaField(required=False, help_text="Labeling schema; see annotation/schema.py.")
     my_role = serializers.SerializerMethodField()
     overlap = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     gold_share = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+    gold_settings = GoldSettingsField(
+        required=False,
+        help_text="Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before "
+        "either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the "
+        "upper end of the 95 % interval.",
+    )
 
     class Meta:
         model = Project
@@ -47,6 +65,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "lease_seconds",
             "guidelines",
             "training_settings",
+            "gold_settings",
             "serve_prompt_pairs_together",
             "created_at",
             "updated_at",
@@ -323,6 +342,13 @@ class MeSerializer(serializers.Serializer):
     can_create_projects = serializers.BooleanField()
 
 
+class OwnGoldSerializer(serializers.Serializer):
+    judged = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+    low = serializers.FloatField(help_text="95 % Wilson interval, lower end.")
+    high = serializers.FloatField()
+
+
 class WorkRowSerializer(serializers.Serializer):
     project = serializers.IntegerField()
     name = serializers.CharField()
@@ -333,6 +359,15 @@ class WorkRowSerializer(serializers.Serializer):
     )
     remaining_capped = serializers.BooleanField(help_text="True when there are more than `remaining` left for you.")
     done_today = serializers.IntegerField(help_text="Your judgments in this project since midnight UTC.")
+    gold_warning = serializers.CharField(
+        allow_null=True, help_text="Why your gold accuracy is below the project's warning threshold, else null."
+    )
+    paused = serializers.CharField(
+        allow_null=True, help_text="Why you are paused in this project (next answers 403 until resumed), else null."
+    )
+    gold = OwnGoldSerializer(
+        allow_null=True, help_text="Your own gold accuracy, only where the project shows it to annotators."
+    )
 
 
 class StatsSerializer(serializers.Serializer):

@@ -60,4 +60,9 @@ urlpatterns = [
         quality_views.ExclusionView.as_view(),
         name="annotator-exclusion",
     ),
+    path(
+        "projects/<id:pk>/quality/annotators/<id:user_id>/pause/",
+        quality_views.PauseView.as_view(),
+        name="annotator-pause",
+    ),
 ]

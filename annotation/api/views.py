@@ -268,13 +268,19 @@ class NextView(APIView):
                 description="1: the task after your current one (a second lease), not the current one.",
             )
         ],
-        responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing left for you.")},
+        responses={
+            200: s.TaskSerializer,
+            204: OpenApiResponse(description="Nothing left for you."),
+            403: OpenApiResponse(description="Paused for low gold accuracy: the message says why."),
+        },
     )
     def get(self, request, pk: int):
         ahead = request.query_params.get("ahead", "0")
         if ahead not in ("0", "1"):
             raise ValidationError({"ahead": "Must be 0 or 1."})
         project = project_for_queue(user=request.user, project_id=pk)
+        if project.paused_reason is not None:
+            raise PermissionDenied(f"You are paused in this project. {project.paused_reason}")
         claim = queue.comparison_claim(project=project, annotator_id=request.user.pk, ahead=ahead == "1")
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from preference.stats import wilson_interval
 
 from ..models import Judgment
-from ..quality_models import AnnotatorExclusion, AnnotatorQuality, ProjectQuality
+from ..quality_models import AnnotatorExclusion, AnnotatorPause, AnnotatorQuality, ProjectQuality
 from .exclusions import training_weights
 
 
@@ -45,16 +45,19 @@ def quality_table(*, project_id: int) -> dict:
             "excluded_by"
         )
     }
+    pauses = {p.annotator_id: p for p in AnnotatorPause.objects.filter(project_id=project_id, resumed_at__isnull=True)}
     rows = []
     figures = AnnotatorQuality.objects.filter(project_id=project_id).select_related("annotator")
     seen = set()
     for q in figures.order_by("-judgments", "annotator_id"):
         seen.add(q.annotator_id)
-        rows.append(_row(q.annotator_id, q.annotator.username, q, standing.get(q.annotator_id)))
+        rows.append(
+            _row(q.annotator_id, q.annotator.username, q, standing.get(q.annotator_id), pauses.get(q.annotator_id))
+        )
     missing = set(standing) - seen
     if missing:
         names = dict(get_user_model().objects.filter(pk__in=missing).values_list("pk", "username"))
-        rows += [_row(pk, names.get(pk, ""), None, standing[pk]) for pk in sorted(missing)]
+        rows += [_row(pk, names.get(pk, ""), None, standing[pk], pauses.get(pk)) for pk in sorted(missing)]
     since = quality.judgment_max_id if quality else 0
     return {
         "computed_at": quality.computed_at if quality else None,
@@ -65,7 +68,13 @@ def quality_table(*, project_id: int) -> dict:
     }
 
 
-def _row(annotator_id: int, username: str, q: AnnotatorQuality | None, exclusion: AnnotatorExclusion | None) -> dict:
+def _row(
+    annotator_id: int,
+    username: str,
+    q: AnnotatorQuality | None,
+    exclusion: AnnotatorExclusion | None,
+    pause: AnnotatorPause | None,
+) -> dict:
     gold_accuracy = gold_low = gold_high = None
     if q is not None and q.gold_judged:
         gold_accuracy = q.gold_correct / q.gold_judged
@@ -90,4 +99,7 @@ def _row(annotator_id: int, username: str, q: AnnotatorQuality | None, exclusion
         "excluded_at": exclusion.excluded_at if exclusion else None,
         "excluded_by": exclusion.excluded_by.username if exclusion and exclusion.excluded_by else None,
         "exclusion_reason": exclusion.reason if exclusion else "",
+        "paused": pause is not None,
+        "paused_at": pause.paused_at if pause else None,
+        "pause_reason": pause.reason if pause else "",
     }

@@ -25,6 +25,7 @@ from ..models import Candidate, Judgment, Project, SpanMark
 from ..quality_models import AnnotatorQuality, ComparisonConsensus, ProjectQuality
 from . import agreement
 from .flags import FlagRules, annotator_flags
+from .gold import gold_pauses_apply
 from .reliability import Label, reliability_fit, reliability_weight
 
 TIE = "tie"
@@ -190,6 +191,8 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
                 "computed_at": timezone.now(),
             },
         )
+        # The gold pause threshold reads the figures just stored.
+        gold_pauses_apply(project=project)
     return quality
 
 

@@ -29,7 +29,17 @@ from rest_framework.test import APIClient
 
 from annotation import queue
 from annotation.judgments import JudgmentInput, judgment_submit
-from annotation.models import AnnotatorExclusion, Assignment, ExportJob, ImportJob, Judgment, Membership, Project, Role
+from annotation.models import (
+    AnnotatorExclusion,
+    AnnotatorPause,
+    Assignment,
+    ExportJob,
+    ImportJob,
+    Judgment,
+    Membership,
+    Project,
+    Role,
+)
 from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, ProjectFactory, PromptFactory, UserFactory, make_comparison
@@ -110,6 +120,7 @@ ACCESS = [
     Access("POST",   "projects/<int:pk>/quality/recompute/",       Role.RESEARCHER,     202),
     Access("POST",   "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
     Access("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
+    Access("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/pause/", Role.RESEARCHER, 200),
     # 409 for everyone allowed: this world has no span model (tests/rounds/test_spans.py covers the 200).
     Access("POST",   "projects/<int:pk>/span-scores/",             Role.RESEARCHER,     409),
 ]
@@ -280,6 +291,14 @@ def _bob_excluded(world, user):
     return f"/api/v1/projects/{world.project.pk}/quality/annotators/{world.bob.pk}/exclusion/", {}
 
 
+def _bob_paused(world, user):
+    """Resuming needs a standing pause: bob's."""
+    AnnotatorPause.objects.get_or_create(
+        project=world.project, annotator=world.bob, resumed_at=None, defaults={"reason": "test", "gold_judged": 10}
+    )
+    return f"/api/v1/projects/{world.project.pk}/quality/annotators/{world.bob.pk}/pause/", {}
+
+
 def _with_body(make_path, body):
     def call(world, user):
         path, kwargs = make_path(world, user)
@@ -378,6 +397,7 @@ CALLS = {
         _project_path("quality/annotators/{bob}/exclusion/"), {"reason": "test"}
     ),
     ("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/"): _bob_excluded,
+    ("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/pause/"): _bob_paused,
     ("GET", "exports/<int:pk>/download/"): lambda world, user: (
         f"/api/v1/exports/{_export_job(world).pk}/download/",
         {},

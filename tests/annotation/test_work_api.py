@@ -42,6 +42,9 @@ def test_work_counts_what_is_left_for_me_and_what_i_did_today(api, project, anno
             "remaining": 2,
             "remaining_capped": False,
             "done_today": 0,
+            "gold_warning": None,
+            "paused": None,
+            "gold": None,
         }
     ]
 

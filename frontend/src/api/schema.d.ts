@@ -651,6 +651,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/quality/annotators/{user_id}/pause/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Resume an annotator paused for low gold accuracy (DELETE); recorded in the audit log. */
+        delete: operations["v1_projects_quality_annotators_pause_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/quality/recompute/": {
         parameters: {
             query?: never;
@@ -831,6 +848,11 @@ export interface components {
             excluded_at: string | null;
             excluded_by: string | null;
             exclusion_reason: string;
+            /** @description Below the project's gold pause threshold: next serves them nothing. */
+            paused: boolean;
+            /** Format: date-time */
+            paused_at: string | null;
+            pause_reason: string;
         };
         Comparison: {
             id: number;
@@ -1166,6 +1188,18 @@ export interface components {
         ModelVersionStatusEnum: "ready" | "failed" | "archived";
         /** @enum {unknown} */
         NullEnum: null;
+        OwnGold: {
+            judged: number;
+            /** Format: double */
+            accuracy: number;
+            /**
+             * Format: double
+             * @description 95 % Wilson interval, lower end.
+             */
+            low: number;
+            /** Format: double */
+            high: number;
+        };
         PaginatedComparisonList: {
             /**
              * Format: uri
@@ -1245,6 +1279,8 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
@@ -1291,6 +1327,8 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             readonly training_settings: unknown;
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
             /** Format: date-time */
@@ -1310,6 +1348,8 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
@@ -1598,6 +1638,12 @@ export interface components {
             remaining_capped: boolean;
             /** @description Your judgments in this project since midnight UTC. */
             done_today: number;
+            /** @description Why your gold accuracy is below the project's warning threshold, else null. */
+            gold_warning: string | null;
+            /** @description Why you are paused in this project (next answers 403 until resumed), else null. */
+            paused: string | null;
+            /** @description Your own gold accuracy, only where the project shows it to annotators. */
+            gold: components["schemas"]["OwnGold"] | null;
         };
     };
     responses: never;
@@ -2898,6 +2944,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Paused for low gold accuracy: the message says why. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     v1_projects_quality_retrieve: {
@@ -2978,6 +3031,42 @@ export interface operations {
         };
     };
     v1_projects_quality_annotators_exclusion_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Quality"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_annotators_pause_destroy: {
         parameters: {
             query?: never;
             header?: never;

@@ -29,7 +29,24 @@ export function Projects() {
         <tbody>
           {work.data.map((row) => (
             <tr key={row.project} data-testid={`project-${row.project}`}>
-              <td>{row.name}</td>
+              <td>
+                {row.name}
+                {row.paused && (
+                  <p className="error" data-testid="paused">
+                    Paused: {row.paused}
+                  </p>
+                )}
+                {row.gold_warning && (
+                  <p className="warning" data-testid="gold-warning">
+                    {row.gold_warning}
+                  </p>
+                )}
+                {row.gold && (
+                  <p className="hint" data-testid="own-gold">
+                    Your gold accuracy: {pct(row.gold.accuracy)} of {row.gold.judged} checks ({pct(row.gold.low)}–{pct(row.gold.high)})
+                  </p>
+                )}
+              </td>
               <td>{row.modality}</td>
               <td data-testid="remaining">{row.remaining_capped ? `${row.remaining.toLocaleString("en")}+` : row.remaining}</td>
               <td>{row.done_today}</td>
@@ -46,4 +63,8 @@ export function Projects() {
       </table>
     </section>
   );
+}
+
+function pct(value: number): string {
+  return `${Math.round(value * 100)} %`;
 }

@@ -1,5 +1,5 @@
 /** The dashboard's label-quality panel: project agreement statistics and the per-annotator table, with the
- * exclude / restore action and a recompute request. Researchers only (the API refuses everyone else). */
+ * exclude / restore and resume actions and a recompute request. Researchers only (the API refuses everyone else). */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap } from "../api/client";
 import { type AnnotatorQuality, QualityTable } from "./QualityTable";
@@ -30,13 +30,17 @@ export function QualityPanel({ projectId }: { projectId: number }) {
     mutationFn: async (row: AnnotatorQuality) => unwrap(await api.DELETE("/api/v1/projects/{id}/quality/annotators/{user_id}/exclusion/", exclusionPath(row))),
     onSuccess: setData,
   });
+  const resume = useMutation({
+    mutationFn: async (row: AnnotatorQuality) => unwrap(await api.DELETE("/api/v1/projects/{id}/quality/annotators/{user_id}/pause/", exclusionPath(row))),
+    onSuccess: setData,
+  });
   const recompute = useMutation({
     mutationFn: async () => unwrap(await api.POST("/api/v1/projects/{id}/quality/recompute/", path)),
   });
-  const failure = quality.error ?? exclude.error ?? restore.error ?? recompute.error;
+  const failure = quality.error ?? exclude.error ?? restore.error ?? resume.error ?? recompute.error;
   const data = quality.data;
   const choice = (data?.statistics as Statistics | undefined)?.choice;
-  const pending = exclude.isPending ? exclude.variables.annotator_id : restore.isPending ? restore.variables.annotator_id : null;
+  const pending = [exclude, restore, resume].find((m) => m.isPending)?.variables?.annotator_id ?? null;
   return (
     <section aria-label="Label quality">
       <h2>Label quality</h2>
@@ -57,7 +61,15 @@ export function QualityPanel({ projectId }: { projectId: number }) {
           {recompute.isSuccess && <span role="status"> Recomputing; refresh in a moment.</span>}
         </p>
       )}
-      {data && <QualityTable rows={data.annotators} onExclude={(row) => exclude.mutate(row)} onRestore={(row) => restore.mutate(row)} pending={pending} />}
+      {data && (
+        <QualityTable
+          rows={data.annotators}
+          onExclude={(row) => exclude.mutate(row)}
+          onRestore={(row) => restore.mutate(row)}
+          onResume={(row) => resume.mutate(row)}
+          pending={pending}
+        />
+      )}
     </section>
   );
 }

@@ -22,6 +22,9 @@ const row = (over: Partial<AnnotatorQuality>): AnnotatorQuality => ({
   excluded_at: null,
   excluded_by: null,
   exclusion_reason: "",
+  paused: false,
+  paused_at: null,
+  pause_reason: "",
   ...over,
 });
 
@@ -30,7 +33,7 @@ test("each annotator's figures, flags and the exclude or restore action", async 
   const onRestore = vi.fn();
   const flagged = row({ annotator_id: 2, username: "lefty", left_share: 1, flags: [{ code: "always_left", message: "picks the left answer 100% of 30 times" }] });
   const excluded = row({ annotator_id: 3, username: "gone", excluded: true, excluded_by: "rita" });
-  render(<QualityTable rows={[row({}), flagged, excluded]} onExclude={onExclude} onRestore={onRestore} pending={null} />);
+  render(<QualityTable rows={[row({}), flagged, excluded]} onExclude={onExclude} onRestore={onRestore} onResume={vi.fn()} pending={null} />);
 
   const anna = screen.getByTestId("quality-anna");
   expect(anna).toHaveTextContent("6.2 s");
@@ -44,10 +47,21 @@ test("each annotator's figures, flags and the exclude or restore action", async 
 });
 
 test("the button of the annotator being changed waits for the server", () => {
-  render(<QualityTable rows={[row({})]} onExclude={vi.fn()} onRestore={vi.fn()} pending={1} />);
+  render(<QualityTable rows={[row({})]} onExclude={vi.fn()} onRestore={vi.fn()} onResume={vi.fn()} pending={1} />);
   expect(screen.getByRole("button", { name: "Exclude anna" })).toBeDisabled();
 });
 
 test("gold accuracy reads as a dash without gold checks", () => {
   expect(goldText(row({ gold_judged: 0, gold_accuracy: null, gold_accuracy_low: null, gold_accuracy_high: null }))).toBe("—");
+});
+
+test("an annotator paused by the gold threshold shows why and can be resumed", async () => {
+  const onResume = vi.fn();
+  const paused = row({ annotator_id: 4, username: "pat", paused: true, pause_reason: "Your answers on gold checks are right 40% of the time" });
+  render(<QualityTable rows={[row({}), paused]} onExclude={vi.fn()} onRestore={vi.fn()} onResume={onResume} pending={null} />);
+  expect(screen.getByTestId("quality-anna")).toHaveTextContent("active");
+  expect(screen.queryByRole("button", { name: "Resume anna" })).toBeNull();
+  expect(within(screen.getByTestId("quality-pat")).getByTitle(/right 40% of the time/)).toHaveTextContent("paused");
+  await userEvent.click(screen.getByRole("button", { name: "Resume pat" }));
+  expect(onResume).toHaveBeenCalledWith(paused);
 });

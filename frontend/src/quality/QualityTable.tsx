@@ -1,5 +1,6 @@
 /** The per-annotator label-quality table: volume, speed, gold accuracy with its 95 % interval, reliability,
- * agreement, one-sidedness, flags, and the researcher's exclude / restore action. Presentational: the panel
+ * agreement, one-sidedness, flags, the researcher's exclude / restore action, and resume for an annotator paused by
+ * the project's gold threshold. Presentational: the panel
  * around it owns the server state. */
 import type { Schemas } from "../api/client";
 
@@ -9,11 +10,13 @@ export function QualityTable({
   rows,
   onExclude,
   onRestore,
+  onResume,
   pending,
 }: {
   rows: AnnotatorQuality[];
   onExclude: (row: AnnotatorQuality) => void;
   onRestore: (row: AnnotatorQuality) => void;
+  onResume: (row: AnnotatorQuality) => void;
   pending: number | null;
 }) {
   if (!rows.length) return <p className="hint">No figures yet: they are computed once enough judgments have arrived.</p>;
@@ -29,6 +32,7 @@ export function QualityTable({
           <th scope="col">Agreement with consensus</th>
           <th scope="col">Picks left</th>
           <th scope="col">Flags</th>
+          <th scope="col">Labelling</th>
           <th scope="col">Training</th>
         </tr>
       </thead>
@@ -53,6 +57,18 @@ export function QualityTable({
                 </ul>
               ) : (
                 "—"
+              )}
+            </td>
+            <td>
+              {row.paused ? (
+                <>
+                  <span title={row.pause_reason}>paused (low gold accuracy)</span>{" "}
+                  <button type="button" onClick={() => onResume(row)} disabled={pending === row.annotator_id}>
+                    Resume {row.username}
+                  </button>
+                </>
+              ) : (
+                "active"
               )}
             </td>
             <td>
