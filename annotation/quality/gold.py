@@ -88,7 +88,8 @@ def gold_verdict(settings: GoldSettings, *, gold_correct: float, gold_judged: in
         if threshold is not None and high < threshold:
             return level, (
                 f"Your answers on gold checks are right {gold_correct / gold_judged:.0%} of the time over "
-                f"{gold_judged} checks (at most {high:.0%} at 95 % confidence), below this project's "
+                f"{gold_judged} check{'' if gold_judged == 1 else 's'} (at most {high:.0%} at 95 % confidence), "
+                f"below this project's "
                 f"{threshold:.0%} {level} threshold."
                 + (" A researcher of the project has to resume you." if level == "pause" else "")
             )

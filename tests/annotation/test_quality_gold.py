@@ -48,7 +48,7 @@ def test_an_annotator_below_the_pause_threshold_gets_a_403_naming_the_reason_unt
     refused = _next(api, bob, world.project)
     assert refused.status_code == 403
     message = refused.json()["message"]
-    assert "paused" in message and "0% of the time over 1 checks" in message and "85% pause threshold" in message
+    assert "paused" in message and "0% of the time over 1 check (" in message and "85% pause threshold" in message
     assert _work_row(api, bob, world.project)["paused"] and _work_row(api, bob, world.project)["gold_warning"] is None
     assert _next(api, anna, world.project).status_code == 200  # anna judged no gold: never paused
 
@@ -75,7 +75,7 @@ def test_an_annotator_below_the_warning_threshold_sees_the_warning_and_still_wor
     _, bob, cara = world.users
     _set_gold(world, warn_below=0.9)
     row = _work_row(api, bob, world.project)
-    assert "0% of the time over 1 checks" in row["gold_warning"] and "90% warn threshold" in row["gold_warning"]
+    assert "0% of the time over 1 check (" in row["gold_warning"] and "90% warn threshold" in row["gold_warning"]
     assert row["paused"] is None and _next(api, bob, world.project).status_code == 200
     assert _work_row(api, cara, world.project)["gold_warning"] is None
 
