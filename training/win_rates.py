@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from annotation.models import Comparison, Judgment
-
-from .ml.stats import wilson_interval
+from preference.stats import wilson_interval
 
 HEAD_TO_HEAD = "policy_vs_previous"
 

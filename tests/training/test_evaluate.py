@@ -6,9 +6,9 @@ pytest.importorskip("torch")
 
 import torch
 
+from preference.stats import wilson_interval
 from training.ml.evaluate import compare_metrics, expected_calibration_error, reward_metrics
 from training.ml.pairs import PreferencePair
-from training.ml.stats import wilson_interval
 
 
 def pair(i, *, chosen="aaaa", rejected="bb", label=1.0, agreement=None, chosen_shown_first=None):

@@ -10,10 +10,10 @@ pytest.importorskip("transformers")
 
 import torch
 
+from preference.stats import wilson_interval
 from training.ml import policy_eval
 from training.ml.generation import SamplingConfig, generate_candidates, load_causal_lm, prompt_token_ids
 from training.ml.policy_eval import evaluate_policy, sequence_logprobs
-from training.ml.stats import wilson_interval
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import torch
 
+from preference.stats import wilson_interval
+
 from .pairs import PreferencePair
-from .stats import wilson_interval
 
 AGREEMENT_LEVELS = ("single", "unanimous", "majority", "contested")
 """``single``: one judgment on the candidate pair; ``unanimous``: all agree (1.0); ``majority``: more than half;

@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from preference.stats import wilson_interval
+
 from .generation.text import prompt_token_ids
-from .stats import wilson_interval
 
 RewardScoreFn = Callable[[Sequence[str], Sequence[str]], torch.Tensor]
 """``score(prompts, responses) -> (M, N)`` per-member rewards, e.g. ``RewardModel.score``."""
