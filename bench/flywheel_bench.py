@@ -20,7 +20,7 @@ Figures: each seed's per-round table (as ``manage.py flywheel`` prints it); per 
 of the hidden reward; over seeds its mean ± sample std, the spread (std) of the round-0 measurement (same base
 policy, only the sampling seeds differ) and of the last round's.
 
-    .venv/bin/python bench/flywheel_bench.py                       # 3 rounds x 3 seeds: ~40 min, quiet 2 cores (est.)
+    .venv/bin/python bench/flywheel_bench.py                       # 3 rounds x 3 seeds (time: bench/README.md)
     .venv/bin/python bench/flywheel_bench.py --rounds 2 --seeds 2  # what fits
     .venv/bin/python bench/flywheel_bench.py --quick               # smoke run
 """

@@ -25,7 +25,7 @@ harmless-base first turns: short prompts, the hh-rlhf answers as candidates).
 Every arm (and the round) runs in its own spawned child process, one after the other; the head-to-head arms
 alternate order across ``--repeats`` (A B, B A) so slow phases of a shared machine hit both.
 
-    .venv/bin/python bench/round_bench.py                 # defaults: ~15 min on a quiet 2-core CPU (estimated)
+    .venv/bin/python bench/round_bench.py                 # the defaults (time: bench/README.md)
     .venv/bin/python bench/round_bench.py --quick         # smoke run: tiny sizes, 1 repeat
     .venv/bin/python bench/round_bench.py --parts dpo --modes lora,full --dpo-steps 12 --repeats 3
 """
