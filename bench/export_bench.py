@@ -114,9 +114,9 @@ def _seed(judgments: int) -> int:
             cur.execute(
                 f"""
                 INSERT INTO annotation_comparison (project_id, prompt_id, external_id, candidate_ids, status,
-                    priority, wanted, judged, leased, is_gold, origin, created_at)
+                    priority, wanted, judged, leased, is_gold, origin, created_at, serve_order)
                 SELECT {p}, c.prompt_id, 'cmp-' || c.prompt_id, jsonb_build_array(min(c.id), max(c.id)), 'done',
-                       0, 2, 2, 0, false, '{{}}'::jsonb, now()
+                       0, 2, 2, 0, false, '{{}}'::jsonb, now(), c.prompt_id
                 FROM annotation_candidate c WHERE c.project_id = {p} GROUP BY c.prompt_id""",
             )
             cur.execute(
@@ -146,6 +146,39 @@ def _seed(judgments: int) -> int:
     return project.pk
 
 
+def _rss_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak since the last reset) of this process, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _stream_child(project, request) -> None:
+    """The streamed download (``export_stream``, what ``GET …/exports/stream/`` sends), its chunks discarded as
+    a client would take them; twice, since a web worker serves many: how far RSS rises above where it started."""
+    from annotation.exporters import export_stream
+
+    runs = []
+    for _ in range(2):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        before, started, sent, largest = _rss_mb("VmRSS"), time.perf_counter(), 0, 0
+        for chunk in export_stream(project, request):
+            sent += len(chunk)
+            largest = max(largest, len(chunk))
+        runs.append(
+            {
+                "seconds": time.perf_counter() - started,
+                "bytes": sent,
+                "largest_chunk_mb": largest / 2**20,
+                "rss_before_mb": before,
+                "rss_growth_mb": _rss_mb("VmHWM") - before,
+                "rss_after_mb": _rss_mb("VmRSS"),
+            }
+        )
+    print(json.dumps({"stream": runs}))
+
+
 def _child(args) -> None:
     _django(args.database_url)
     from annotation.exporters import Export, export_request_parse
@@ -154,6 +187,9 @@ def _child(args) -> None:
 
     project = Project.objects.get(pk=args.project)
     request = export_request_parse(shape=args.shape, file_format=args.child)
+    if args.stream:
+        _stream_child(project, request)
+        return
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
         started, cpu_started = time.perf_counter(), time.process_time()
         export = Export(project, request, FolderTarget(Path(tmp)), processes=args.processes)
@@ -209,6 +245,7 @@ def _run(args, project_id: int, file_format: str, shape: str, processes: int, po
         str(processes),
         "--database-url",
         args.database_url,
+        *(["--stream"] if args.stream else []),
     ]
     postgres_before = _postgres_cpu_s(postmaster)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=ROOT)
@@ -217,6 +254,8 @@ def _run(args, project_id: int, file_format: str, shape: str, processes: int, po
     if status != 0:
         raise SystemExit(f"export child failed ({status}): {output.decode()}")
     result = json.loads(output.decode().strip().splitlines()[-1])
+    if args.stream:
+        return result
     result["postgres_cpu_s"] = _postgres_cpu_s(postmaster) - postgres_before
     result["rows_per_s"] = result["rows"] / result["seconds"]
     result["rows_per_cpu_s"] = result["rows"] / (result["export_cpu_s"] + result["workers_cpu_s"])
@@ -230,6 +269,7 @@ def main() -> None:
     parser.add_argument("--formats", default="jsonl,csv,parquet,hf")
     parser.add_argument("--shapes", default="judgments,pairs")
     parser.add_argument("--processes", help="worker processes per export, comma-separated (default: the setting)")
+    parser.add_argument("--stream", action="store_true", help="the streamed download instead: seconds, RSS growth")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--shape", default="judgments", help=argparse.SUPPRESS)
@@ -261,6 +301,17 @@ def main() -> None:
                     r = _run(args, project_id, file_format, shape, n, postmaster)
                     r.update(size=size, shape=shape, format=file_format, processes=n, load=load)
                     results.append(r)
+                    if args.stream:
+                        for i, run in enumerate(r["stream"], 1):
+                            print(
+                                f"{size:>9,} judgments  {shape:<9} {file_format:<7} streamed, run {i}"
+                                f"  {run['seconds']:6.2f} s  {run['bytes'] / 2**20:7.1f} MB sent"
+                                f" (largest chunk {run['largest_chunk_mb']:.1f} MB)  RSS {run['rss_before_mb']:.0f} MB"
+                                f" before, +{run['rss_growth_mb']:.0f} MB at peak, {run['rss_after_mb']:.0f} MB after"
+                                f"  (load {load:.1f})",
+                                flush=True,
+                            )
+                        continue
                     print(
                         f"{size:>9,} judgments  {shape:<9} {file_format:<7} {n} proc  {r['rows']:>9,} rows"
                         f"  {r['seconds']:6.1f} s  {r['rows_per_s']:>8,.0f} rows/s"

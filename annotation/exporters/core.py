@@ -29,12 +29,16 @@ from .filters import ExportFilter, ExportInvalid
 from .formats import FORMATS, WRITERS, Drain, FolderTarget, Piece, Target, Writer, ZipTarget, piece_dump, piece_load
 from .parallel import Send, Workers
 from .shapes import PAIR_FORMS, SHAPES, TIE_POLICIES, RowBuilder, ShapeOptions, schema_for
-from .source import EVERY_COMPARISON, CandidateRow, ComparisonRange, comparison_groups, comparison_ranges
+from .source import CHUNK_ROWS, EVERY_COMPARISON, CandidateRow, ComparisonRange, comparison_groups, comparison_ranges
 
 logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 10_000
-"""Rows per write: one Parquet row group, one Arrow record batch, one chunk of a streamed response."""
+"""Rows per write: one Parquet row group, one Arrow record batch."""
+STREAM_BATCH_ROWS = 1000
+"""Rows per write of a streamed text download (JSON Lines, CSV): one chunk of the response. What a batch holds
+(rows, their encoded parts, the zip entry's bytes, the chunk) is alive at once in a web worker, and a web worker
+keeps the high-water mark of its heap: small chunks keep it flat."""
 ENCODE_ROWS = 1000
 """Rows built and encoded at a time (a batch is joined from these parts; see :meth:`Export._range_pieces`)."""
 PARALLEL_MIN_JUDGMENTS = 50_000
@@ -208,9 +212,11 @@ class Export:
         *,
         base_url: str = "",
         processes: int | None = None,
+        batch_rows: int = BATCH_ROWS,
     ):
         self.project, self.request, self.target = project, request, target
         self.processes = settings.EXPORT_PROCESSES if processes is None else processes
+        self.batch_rows = batch_rows
         self.schema = schema_for(request.shape, request.options)
         self.writer_class = WRITERS[request.file_format]
         self.stats = CardStats()
@@ -274,15 +280,17 @@ class Export:
         rows: list[dict] = []
         parts: list[Piece] = []
         done = 0  # rows of this batch already encoded (in parts)
-        for group in comparison_groups(self.project, self.request.filters, comparisons):
+        # Never read more judgments at once than a batch writes (a streamed download's batches are small).
+        chunk_rows = min(CHUNK_ROWS, self.batch_rows)
+        for group in comparison_groups(self.project, self.request.filters, comparisons, chunk_rows=chunk_rows):
             stats.add_group(group)
             rows.extend(builder.rows(group))
-            if len(rows) >= ENCODE_ROWS or done + len(rows) >= BATCH_ROWS:
+            if len(rows) >= ENCODE_ROWS or done + len(rows) >= self.batch_rows:
                 stats.add_rows(rows)
                 parts.append(encode(rows))
                 done += len(rows)
                 rows = []
-                if done >= BATCH_ROWS:
+                if done >= self.batch_rows:
                     yield combine(parts)
                     parts, done = [], 0
         if rows:
@@ -384,9 +392,11 @@ def export_to_folder(
 def export_stream(project: Project, request: ExportRequest, *, base_url: str = "") -> Iterator[bytes]:
     """A zip archive of the export, produced as it is written (for a streamed HTTP response)."""
     drain = Drain()
+    # Arrow formats keep their row groups (their buffers go back to Arrow's pool, not the worker's heap).
+    batch_rows = BATCH_ROWS if WRITERS[request.file_format].arrow else STREAM_BATCH_ROWS
     # Serial: a web process serves other requests from its threads, and forking it is unsafe (a thread may hold
     # a lock the workers would need). Large exports are jobs.
-    export = Export(project, request, ZipTarget(drain), base_url=base_url, processes=1)
+    export = Export(project, request, ZipTarget(drain), base_url=base_url, processes=1, batch_rows=batch_rows)
     for _ in export.run():
         if data := drain.take():
             yield data

@@ -145,9 +145,14 @@ EVERY_COMPARISON = ComparisonRange()
 
 
 def comparison_groups(
-    project: Project, filters: ExportFilter, comparisons: ComparisonRange = EVERY_COMPARISON
+    project: Project,
+    filters: ExportFilter,
+    comparisons: ComparisonRange = EVERY_COMPARISON,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Iterator[ComparisonGroup]:
-    """Every comparison in ``comparisons`` with exported judgments, in id order, its judgments by annotator id.
+    """Every comparison in ``comparisons`` with exported judgments, in id order, its judgments by annotator id,
+    read ``chunk_rows`` judgments at a time.
 
     ``filters.min_agreement`` is applied here, per comparison.
     """
@@ -160,7 +165,7 @@ def comparison_groups(
     kept = filters.comparisons().order_by().values_list(*_COMPARISON_COLUMNS)
     usernames: dict[int, str] = {}  # by user id: at most one entry per annotator
     pending: list[JudgmentRow] = []
-    for raw_chunk in _judgment_chunks(query, CHUNK_ROWS):
+    for raw_chunk in _judgment_chunks(query, chunk_rows):
         shared = _comparisons(kept, raw_chunk)
         chunk = _judgment_rows(raw_chunk, shared, _usernames(usernames, raw_chunk))
         if not chunk:  # every comparison of the chunk filtered out

@@ -17,6 +17,7 @@ from annotation.exporters import (
     export_request_parse,
     export_to_folder,
 )
+from annotation.exporters import core as export_core
 from annotation.exporters import source as export_source
 from annotation.exporters.filters import ExportFilter
 from annotation.models import Candidate, ExportJob, Judgment, Membership, Role, SpanMark
@@ -276,6 +277,24 @@ def test_a_direct_download_streams_a_zip_with_the_data_and_its_card(world, api, 
     rows = pq.read_table(io.BytesIO(archive.read("data.parquet"))).to_pylist()
     assert rows and {r["annotator"] for r in rows} == {"anna"}
     assert card_numbers(archive.read("README.md").decode())["rows"] == len(rows)
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv"])
+def test_a_streamed_text_download_comes_in_small_chunks_and_matches_the_job_export(
+    world, api, researcher_of, tmp_path, monkeypatch, file_format
+):
+    # A web worker holds one batch at a time: with batches of 3 rows, the 13 judgments arrive in several chunks.
+    monkeypatch.setattr(export_core, "STREAM_BATCH_ROWS", 3)
+    response = api.as_user(researcher_of).get(
+        f"/api/v1/projects/{world.project.pk}/exports/stream/?shape=judgments&file_format={file_format}"
+    )
+    chunks = list(response.streaming_content)
+    assert len(chunks) >= 5
+    streamed = tmp_path / "streamed"
+    zipfile.ZipFile(io.BytesIO(b"".join(chunks))).extractall(streamed)
+    rows, numbers, _ = export(world, tmp_path, "judgments", file_format)
+    assert read_rows(streamed, file_format) == rows
+    assert card_numbers(card(streamed)) == numbers
 
 
 def test_a_bad_stream_request_is_a_400_naming_the_field(world, api, researcher_of):
