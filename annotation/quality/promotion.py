@@ -221,7 +221,13 @@ def gold_promotion_overview(*, project: Project) -> dict:
     promoted = list(
         Comparison.objects.filter(project=project, is_gold=True, origin__has_key=PROMOTION)
         .order_by(f"-origin__{PROMOTION}__at", "-pk")
-        .values_list("pk", "gold_answer", "origin", "judged")[:LIST_LIMIT]
+        .values_list("pk", "gold_answer", "origin")[:LIST_LIMIT]
+    )
+    judged = dict(
+        Judgment.objects.filter(comparison_id__in=[pk for pk, *_ in promoted])
+        .values_list("comparison_id")
+        .annotate(n=Count("id"))
+        .order_by()
     )
 
     ids = [pk for pk, _, _ in ready] + [pk for pk, *_ in promoted]
@@ -239,7 +245,7 @@ def gold_promotion_overview(*, project: Project) -> dict:
     confidence = dict(ComparisonConsensus.objects.filter(comparison_id__in=ids).values_list("comparison", "confidence"))
     names = dict(
         get_user_model()
-        .objects.filter(pk__in={origin[PROMOTION].get("by") for _, _, origin, _ in promoted})
+        .objects.filter(pk__in={origin[PROMOTION].get("by") for _, _, origin in promoted})
         .values_list("pk", "username")
     )
 
@@ -260,12 +266,12 @@ def gold_promotion_overview(*, project: Project) -> dict:
         "ready": [item(pk, _gold_answer(answer), n) for pk, answer, n in ready],
         "promoted": [
             {
-                **item(pk, answer, judged),
+                **item(pk, answer, judged.get(pk, 0)),
                 "judgments_before": len(origin[PROMOTION].get("judgments", ())),
                 "promoted_at": origin[PROMOTION].get("at"),
                 "promoted_by": names.get(origin[PROMOTION].get("by")),
             }
-            for pk, answer, origin, judged in promoted
+            for pk, answer, origin in promoted
         ],
     }
 
