@@ -5,7 +5,9 @@ applies (gold excluded, rankings expanded, ties, strength as margin) live in ``t
 translate rows, in a few queries whatever the number of judgments:
 
 - **Which judgments**: every judgment of the project with id ≤ ``max_judgment_id`` (the round's cut-off), gold
-  comparisons included but flagged ``is_gold`` so the builder can exclude them and count them.
+  checks included but flagged ``is_gold`` so the builder can exclude them and count them. The judgments a
+  comparison had before a researcher promoted it to gold are ordinary labels, not gold checks
+  (``annotation.quality.promotion.is_gold_check``).
 - **Prompt text**: the prompt's chat context (if any) rendered as ``role: content`` lines, then the prompt text.
 - **Split**: ``Prompt.split`` defaults to ``train``, so it is only an explicit choice once a researcher marked
   some prompt ``eval``. When any prompt with a non-gold judgment is marked ``eval``, every prompt's stored
@@ -23,9 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from annotation.models import Candidate, Judgment, Prompt, SpanMark, Split
+from annotation.quality.promotion import is_gold_check, judgments_before_promotion
 from annotation.schema import SchemaError, parse_schema
 from preference.prompts import render_prompt
 from training.ml.pairs import JudgmentRecord
@@ -57,8 +60,11 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             "ranking",
             "strength",
             "shown_order",
+            "comparison__origin",
         )
     )
+    # Whether each judgment is a gold check, in place of its comparison's flag.
+    rows = [(*row[:4], is_gold_check(is_gold=row[4], origin=row[11], judgment_id=row[0]), *row[5:11]) for row in rows]
     prompt_ids = {row[2] for row in rows}
     prompts = {
         pk: (text, context, split)
@@ -72,7 +78,7 @@ def judgment_records(*, project_id: int, max_judgment_id: int | None) -> list[Ju
             Candidate.objects.values_list("pk", "text", "media"), {c for row in rows for c in row[3]}
         )
     }
-    trained_prompts = {row[2] for row in rows if not row[4]}  # row[4]: the comparison is gold
+    trained_prompts = {row[2] for row in rows if not row[4]}  # row[4]: a gold check
     explicit_split = any(prompts[pk][2] == Split.EVAL for pk in trained_prompts)
 
     records = []
@@ -122,8 +128,9 @@ def span_categories(project) -> tuple[str, ...]:
 
 
 def span_examples(*, project_id: int, max_judgment_id: int | None, categories: Sequence[str]) -> list[SpanExampleRow]:
-    """Every non-gold judgment up to the cut-off with at least one text mark of ``categories``, as one example per
-    candidate it showed: the candidate's text, the prompt it answers and the marks this judgment put on it.
+    """Every judgment up to the cut-off that is not a gold check, with at least one text mark of ``categories``, as
+    one example per candidate it showed: the candidate's text, the prompt it answers and the marks this judgment put
+    on it.
 
     Rule: an annotator who marked something in a comparison is taken to have read all of it, so a candidate of
     that judgment without marks is an example of clean text (every segment negative). Judgments without any
@@ -134,11 +141,15 @@ def span_examples(*, project_id: int, max_judgment_id: int | None, categories: S
 
     if max_judgment_id is None or not categories:
         return []
+    not_gold_checks = Q(judgment__comparison__is_gold=False)
+    before_promotion = judgments_before_promotion(project_id=project_id)
+    if before_promotion:
+        not_gold_checks |= Q(judgment_id__in=before_promotion)
     marks = list(
         SpanMark.objects.filter(
+            not_gold_checks,
             judgment__project_id=project_id,
             judgment_id__lte=max_judgment_id,
-            judgment__comparison__is_gold=False,
             category__in=list(categories),
             start__isnull=False,
             end__isnull=False,

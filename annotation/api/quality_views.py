@@ -5,7 +5,7 @@ flags, so every view here needs the researcher role (annotation.access) — an a
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,7 +13,14 @@ from ..access import project_for
 from ..models import Role
 from ..quality.exclusions import ExclusionError, annotator_exclude, annotator_restore
 from ..quality.gold import PauseError, annotator_resume
-from ..quality.selectors import quality_table
+from ..quality.promotion import (
+    ComparisonNotFound,
+    PromotionError,
+    comparison_demote,
+    comparison_promote,
+    gold_promotion_overview,
+)
+from ..quality.selectors import agreement_detail, quality_table
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
 
@@ -114,3 +121,97 @@ class PauseView(APIView):
         except PauseError as exc:
             raise ValidationError({"user_id": [str(exc)]}) from None
         return Response(QualitySerializer(quality_table(project_id=project.pk)).data)
+
+
+class GoldItemSerializer(serializers.Serializer):
+    comparison_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    prompt = serializers.CharField(help_text="The prompt's first 200 characters (imported text: show as text).")
+    answer = serializers.JSONField(help_text='The gold answer: {"winner": id} | {"ranking": [ids]} | {"tie": true}.')
+    answer_text = serializers.CharField(allow_blank=True, help_text="The answer's candidate text(s), shortened.")
+    judgments = serializers.IntegerField()
+    confidence = serializers.FloatField(allow_null=True, help_text="The reliability model's consensus confidence.")
+
+
+class PromotedGoldSerializer(GoldItemSerializer):
+    judgments_before = serializers.IntegerField(
+        help_text="Judgments given before the promotion: ordinary labels, not gold checks."
+    )
+    promoted_at = serializers.DateTimeField(allow_null=True)
+    promoted_by = serializers.CharField(allow_null=True)
+
+
+class GoldPromotionSerializer(serializers.Serializer):
+    min_judgments = serializers.IntegerField(help_text="The project's promote_min_judgments.")
+    ready = GoldItemSerializer(many=True, help_text="Unanimous, with at least min_judgments judgments, not gold.")
+    promoted = PromotedGoldSerializer(many=True, help_text="Promoted from the dashboard, newest first.")
+
+
+class GoldPromotionView(APIView):
+    """Comparisons ready to become gold, and the promoted ones."""
+
+    @extend_schema(responses={200: GoldPromotionSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        return Response(GoldPromotionSerializer(gold_promotion_overview(project=project)).data)
+
+
+class GoldComparisonView(APIView):
+    """Promote a unanimous comparison to gold (POST), or demote a promoted one (DELETE); both in the audit log."""
+
+    def _change(self, request, pk: int, comparison_id: int, change):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        try:
+            change(project=project, comparison_id=comparison_id, actor=request.user)
+        except ComparisonNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except PromotionError as exc:
+            raise ValidationError({"comparison_id": [str(exc)]}) from None
+        return Response(GoldPromotionSerializer(gold_promotion_overview(project=project)).data)
+
+    @extend_schema(request=None, responses={200: GoldPromotionSerializer, 400: ERROR, 403: ERROR, 404: ERROR})
+    def post(self, request, pk: int, comparison_id: int):
+        return self._change(request, pk, comparison_id, comparison_promote)
+
+    @extend_schema(responses={200: GoldPromotionSerializer, 400: ERROR, 403: ERROR, 404: ERROR})
+    def delete(self, request, pk: int, comparison_id: int):
+        return self._change(request, pk, comparison_id, comparison_demote)
+
+
+class WeekAgreementSerializer(serializers.Serializer):
+    week = serializers.DateField(help_text="The week's Monday (UTC).")
+    judgments = serializers.IntegerField(help_text="Judgments of the comparisons counted in this week.")
+    comparisons = serializers.IntegerField(help_text="Comparisons whose latest judgment falls in this week.")
+    pairable_comparisons = serializers.IntegerField(help_text="Of those, judged more than once.")
+    krippendorff_alpha = serializers.FloatField(allow_null=True, help_text="Null below min_week_comparisons.")
+
+
+class AnnotatorNameSerializer(serializers.Serializer):
+    annotator_id = serializers.IntegerField()
+    username = serializers.CharField()
+
+
+class AnnotatorPairSerializer(serializers.Serializer):
+    first = serializers.IntegerField()
+    second = serializers.IntegerField()
+    kappa = serializers.FloatField(allow_null=True, help_text="Cohen's kappa; null below min_shared.")
+    shared = serializers.IntegerField(help_text="Comparisons both judged.")
+    agreement = serializers.FloatField(allow_null=True, help_text="Share of those where they gave the same answer.")
+
+
+class AgreementSerializer(serializers.Serializer):
+    computed_at = serializers.DateTimeField(allow_null=True)
+    min_shared = serializers.IntegerField()
+    min_week_comparisons = serializers.IntegerField()
+    over_time = WeekAgreementSerializer(many=True)
+    annotators = AnnotatorNameSerializer(many=True)
+    pairs = AnnotatorPairSerializer(many=True, help_text="Every two annotators who share a comparison.")
+
+
+class AgreementView(APIView):
+    """Agreement over time (Krippendorff's alpha of choices per week) and between annotators (Cohen's kappa)."""
+
+    @extend_schema(responses={200: AgreementSerializer, 403: ERROR, 404: ERROR})
+    def get(self, request, pk: int):
+        project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
+        return Response(AgreementSerializer(agreement_detail(project_id=project.pk)).data)

@@ -30,14 +30,17 @@ class LabelingSchemaField(serializers.JSONField):
 
 
 class GoldSettingsField(serializers.JSONField):
-    """A project's gold thresholds; validated by annotation.quality.gold.parse_gold_settings."""
+    """A project's gold thresholds; validated by annotation.quality.gold.parse_gold_settings. Each bad setting is an
+    error of its own (``gold_settings.warn_below``), so a form can show it beside its input."""
 
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
         try:
             return parse_gold_settings(data).to_json()
         except GoldSettingsError as exc:
-            raise serializers.ValidationError([f"{key}: {msg}" for key, msg in exc.errors.items()]) from exc
+            if set(exc.errors) == {"gold_settings"}:  # not an object at all
+                raise serializers.ValidationError([exc.errors["gold_settings"]]) from exc
+            raise serializers.ValidationError({key: [msg] for key, msg in exc.errors.items()}) from exc
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -49,8 +52,9 @@ class ProjectSerializer(serializers.ModelSerializer):
     gold_settings = GoldSettingsField(
         required=False,
         help_text="Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before "
-        "either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the "
-        "upper end of the 95 % interval.",
+        "either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), "
+        "promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. "
+        "Accuracy is compared with the upper end of the 95 % interval.",
     )
 
     class Meta:

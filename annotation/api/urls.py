@@ -65,4 +65,11 @@ urlpatterns = [
         quality_views.PauseView.as_view(),
         name="annotator-pause",
     ),
+    path("projects/<id:pk>/quality/agreement/", quality_views.AgreementView.as_view(), name="project-agreement"),
+    path("projects/<id:pk>/quality/gold/", quality_views.GoldPromotionView.as_view(), name="project-gold"),
+    path(
+        "projects/<id:pk>/quality/gold/<id:comparison_id>/",
+        quality_views.GoldComparisonView.as_view(),
+        name="project-gold-comparison",
+    ),
 ]

@@ -7,28 +7,16 @@ and why is on record.
 
 from __future__ import annotations
 
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import Membership, Project
 from ..quality_models import AnnotatorExclusion, AnnotatorQuality
+from .audit import audit_log
 
 
 class ExclusionError(ValueError):
     """The exclusion or restoration cannot be done; the message says why."""
-
-
-def _log(*, actor, project: Project, message: str) -> None:
-    LogEntry.objects.create(
-        user_id=actor.pk,
-        content_type_id=ContentType.objects.get_for_model(Project).pk,
-        object_id=str(project.pk),
-        object_repr=str(project)[:200],
-        action_flag=CHANGE,
-        change_message=message,
-    )
 
 
 def annotator_exclude(*, project: Project, annotator_id: int, actor, reason: str = "") -> AnnotatorExclusion:
@@ -49,7 +37,9 @@ def annotator_exclude(*, project: Project, annotator_id: int, actor, reason: str
                 )
         except IntegrityError:  # a concurrent exclusion won the race: its row stands
             return AnnotatorExclusion.objects.get(project=project, annotator_id=annotator_id, restored_at__isnull=True)
-        _log(actor=actor, project=project, message=f"Excluded annotator {annotator_id} from training: {reason}".strip())
+        audit_log(
+            actor=actor, project=project, message=f"Excluded annotator {annotator_id} from training: {reason}".strip()
+        )
     return exclusion
 
 
@@ -61,7 +51,7 @@ def annotator_restore(*, project: Project, annotator_id: int, actor) -> Annotato
         ).update(restored_at=timezone.now(), restored_by=actor)
         if not updated:
             raise ExclusionError(f"User {annotator_id} is not excluded in this project.")
-        _log(actor=actor, project=project, message=f"Restored annotator {annotator_id} to training")
+        audit_log(actor=actor, project=project, message=f"Restored annotator {annotator_id} to training")
     return AnnotatorExclusion.objects.filter(project=project, annotator_id=annotator_id).latest("pk")
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,8 +17,9 @@ from preference.stats import wilson_interval
 
 from ..models import Project
 from ..quality_models import AnnotatorPause, AnnotatorQuality
+from .audit import audit_log
 
-_KEYS = {"warn_below", "pause_below", "min_gold", "show_own_accuracy"}
+_KEYS = {"warn_below", "pause_below", "min_gold", "show_own_accuracy", "promote_min_judgments"}
 
 
 class GoldSettingsError(ValueError):
@@ -37,6 +36,8 @@ class GoldSettings:
     pause_below: float | None = None
     min_gold: int = 10
     show_own_accuracy: bool = False
+    # Judgments, all agreeing, a comparison needs before a researcher may promote it to gold (quality.promotion).
+    promote_min_judgments: int = 3
 
     def to_json(self) -> dict:
         return {
@@ -44,6 +45,7 @@ class GoldSettings:
             "pause_below": self.pause_below,
             "min_gold": self.min_gold,
             "show_own_accuracy": self.show_own_accuracy,
+            "promote_min_judgments": self.promote_min_judgments,
         }
 
 
@@ -54,7 +56,7 @@ def parse_gold_settings(data) -> GoldSettings:
     if not isinstance(data, dict):
         raise GoldSettingsError({"gold_settings": "Must be an object."})
     errors = {
-        key: "Unknown setting; use warn_below, pause_below, min_gold or show_own_accuracy."
+        key: "Unknown setting; use warn_below, pause_below, min_gold, show_own_accuracy or promote_min_judgments."
         for key in data.keys() - _KEYS
     }
     for key in ("warn_below", "pause_below"):
@@ -66,6 +68,9 @@ def parse_gold_settings(data) -> GoldSettings:
         errors["min_gold"] = "Must be a whole number of gold checks, at least 1."
     if not isinstance(data.get("show_own_accuracy", False), bool):
         errors["show_own_accuracy"] = "Must be true or false."
+    promote = data.get("promote_min_judgments", 3)
+    if isinstance(promote, bool) or not isinstance(promote, int) or promote < 2:
+        errors["promote_min_judgments"] = "Must be a whole number of judgments, at least 2."
     warn, pause = data.get("warn_below"), data.get("pause_below")
     if not errors and warn is not None and pause is not None and pause > warn:
         errors["pause_below"] = f"Must not be above warn_below ({warn}): annotators are warned before they are paused."
@@ -76,6 +81,7 @@ def parse_gold_settings(data) -> GoldSettings:
         pause_below=None if pause is None else float(pause),
         min_gold=min_gold,
         show_own_accuracy=data.get("show_own_accuracy", False),
+        promote_min_judgments=promote,
     )
 
 
@@ -135,14 +141,7 @@ def annotator_resume(*, project: Project, annotator_id: int, actor) -> Annotator
         ).update(resumed_at=timezone.now(), resumed_by=actor)
         if not updated:
             raise PauseError(f"User {annotator_id} is not paused in this project.")
-        LogEntry.objects.create(
-            user_id=actor.pk,
-            content_type_id=ContentType.objects.get_for_model(Project).pk,
-            object_id=str(project.pk),
-            object_repr=str(project)[:200],
-            action_flag=CHANGE,
-            change_message=f"Resumed annotator {annotator_id} after a gold-accuracy pause",
-        )
+        audit_log(actor=actor, project=project, message=f"Resumed annotator {annotator_id} after a gold-accuracy pause")
     return AnnotatorPause.objects.filter(project=project, annotator_id=annotator_id).latest("pk")
 
 

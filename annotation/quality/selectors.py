@@ -9,6 +9,11 @@ from preference.stats import wilson_interval
 from ..models import Judgment
 from ..quality_models import AnnotatorExclusion, AnnotatorPause, AnnotatorQuality, ProjectQuality
 from .exclusions import training_weights
+from .service import MIN_SHARED, MIN_WEEK_UNITS
+
+DETAIL_STATISTICS = ("cohen_kappa_pairs", "over_time")
+"""Statistics with one entry per annotator pair or per week: served by :func:`agreement_detail`, not in the table
+the dashboard polls."""
 
 
 def annotator_quality_for_export(*, project_id: int) -> dict[str, tuple[float, float | None]]:
@@ -63,8 +68,41 @@ def quality_table(*, project_id: int) -> dict:
         "computed_at": quality.computed_at if quality else None,
         "judgment_count": quality.judgment_count if quality else 0,
         "new_judgments": Judgment.objects.filter(project_id=project_id, pk__gt=since).count(),
-        "statistics": quality.statistics if quality else {},
+        "statistics": {k: v for k, v in (quality.statistics if quality else {}).items() if k not in DETAIL_STATISTICS},
         "annotators": rows,
+    }
+
+
+def agreement_detail(*, project_id: int) -> dict:
+    """Agreement over time (Krippendorff's alpha of choices per week) and between each two annotators (Cohen's
+    kappa with the number of comparisons they share), as last computed. Kappa is None below ``min_shared`` shared
+    comparisons and a week's alpha None below ``min_week_comparisons`` comparisons judged more than once."""
+    quality = ProjectQuality.objects.filter(project_id=project_id).first()
+    statistics = quality.statistics if quality else {}
+    pairs = statistics.get("cohen_kappa_pairs", [])
+    ids = set(AnnotatorQuality.objects.filter(project_id=project_id).values_list("annotator_id", flat=True))
+    ids |= {pk for pair in pairs for pk in pair["annotators"]}
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+    return {
+        "computed_at": quality.computed_at if quality else None,
+        "min_shared": MIN_SHARED,
+        "min_week_comparisons": MIN_WEEK_UNITS,
+        "over_time": statistics.get("over_time", []),
+        "annotators": [
+            {"annotator_id": pk, "username": name} for pk, name in sorted(names.items(), key=lambda kv: kv[1])
+        ],
+        "pairs": [
+            {
+                "first": first,
+                "second": second,
+                "kappa": pair["kappa"],
+                "shared": pair["shared"],
+                "agreement": pair["agreement"],
+            }
+            for pair in pairs
+            for first, second in [pair["annotators"]]
+            if first in names and second in names
+        ],
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics as stats
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +27,7 @@ from ..quality_models import AnnotatorQuality, ComparisonConsensus, ProjectQuali
 from . import agreement
 from .flags import FlagRules, annotator_flags
 from .gold import gold_pauses_apply
+from .promotion import is_gold_check
 from .reliability import Label, reliability_fit, reliability_weight
 
 TIE = "tie"
@@ -33,6 +35,12 @@ MIN_EVIDENCE = 10
 """Choices an annotator must have made on comparisons someone else also judged, or on gold, before their
 reliability (and training weight) is estimated: without overlap or gold the model can only say 0.5 for everyone,
 which as a weight would drop every label of a project with overlap 1."""
+
+MIN_SHARED = 5
+"""Comparisons two annotators must share before their Cohen's kappa is given (the heat map leaves the cell blank)."""
+
+MIN_WEEK_UNITS = 5
+"""Comparisons judged more than once a week needs before its Krippendorff's alpha is given (a gap in the chart)."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,10 @@ class _Row:
     shown_order: list
     time_spent_ms: int | None
     candidate_ids: tuple
-    is_gold: bool
+    is_gold: bool  # graded as a gold check (annotation.quality.promotion.is_gold_check)
     gold_answer: dict | None
     origin_round: object
+    created_at: datetime
 
 
 def _choice(winner_id, tie, ranking):
@@ -85,10 +94,11 @@ def _rows(project_id: int, max_id: int) -> list[_Row]:
             "comparison__is_gold",
             "comparison__gold_answer",
             "comparison__origin",
+            "created_at",
         )
     )
     rows = []
-    for pk, cmp, ann, winner, tie, ranking, strength, ratings, shown, ms, ids, gold, answer, origin in values:
+    for pk, cmp, ann, winner, tie, ranking, strength, ratings, shown, ms, ids, gold, answer, origin, at in values:
         rows.append(
             _Row(
                 project_id=project_id,
@@ -101,9 +111,10 @@ def _rows(project_id: int, max_id: int) -> list[_Row]:
                 shown_order=list(shown or []),
                 time_spent_ms=ms,
                 candidate_ids=tuple(ids),
-                is_gold=gold,
+                is_gold=is_gold_check(is_gold=gold, origin=origin, judgment_id=pk),
                 gold_answer=answer,
                 origin_round=(origin or {}).get("round"),
+                created_at=at,
             )
         )
     return rows
@@ -120,18 +131,18 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
         "judgments": len(rows),
         "annotators": len({r.annotator_id for r in rows}),
         "choice": _choice_statistics(choices),
-        # Cohen's kappa of every two annotators who judged at least 5 comparisons in common (the heat map's cells).
+        # Every two annotators who judged a comparison in common (the heat map's cells): Cohen's kappa from
+        # MIN_SHARED shared comparisons on, None below.
         "cohen_kappa_pairs": [
             {
                 "annotators": [a, b],
-                "kappa": _rounded(v["kappa"]),
+                "kappa": _rounded(v["kappa"]) if v["shared"] >= MIN_SHARED else None,
                 "shared": v["shared"],
                 "agreement": _rounded(v["agreement"]),
             }
-            for (a, b), v in sorted(
-                agreement.cohen_kappa_pairs(choices, min_shared=5).items(), key=lambda kv: str(kv[0])
-            )
+            for (a, b), v in sorted(agreement.cohen_kappa_pairs(choices).items(), key=lambda kv: str(kv[0]))
         ],
+        "over_time": _weekly_choice_agreement([r for r in rows if not r.is_gold]),
         "strength": _strength_statistics(rows),
         "criteria": _criteria_statistics(rows),
         "spans": _span_statistics(project_id, max_id, rows),
@@ -231,6 +242,43 @@ def _choice_statistics(units) -> dict:
         "krippendorff_alpha": _rounded(agreement.krippendorff_alpha(units, level="nominal")),
         "fleiss_kappa": _rounded(agreement.fleiss_kappa(units)),
     }
+
+
+def _weekly_choice_agreement(rows: list[_Row]) -> list[dict]:
+    """Krippendorff's alpha of choices per week (weeks start on Monday, UTC), every week from the first to the last.
+
+    A comparison counts in the week of its latest judgment, with all its judgments: agreement needs two answers to
+    the same comparison, and annotators answer one comparison days apart, so bucketing judgments by their own week
+    would split most pairs. Gold checks are left out (served to everyone over the project's life, they would all
+    land in its last week). ``krippendorff_alpha`` is None where fewer than :data:`MIN_WEEK_UNITS` comparisons of
+    the week were judged more than once.
+    """
+    latest: dict[int, date] = {}
+    for r in rows:
+        day = r.created_at.astimezone(UTC).date()
+        latest[r.comparison_id] = max(latest.get(r.comparison_id, day), day)
+    if not latest:
+        return []
+    monday = {cmp: day - timedelta(days=day.weekday()) for cmp, day in latest.items()}
+    by_week: defaultdict[date, list[_Row]] = defaultdict(list)
+    for r in rows:
+        by_week[monday[r.comparison_id]].append(r)
+    weeks, week, last = [], min(by_week), max(by_week)
+    while week <= last:
+        units = _units(by_week.get(week, []), lambda r: r.choice)
+        pairable = sum(1 for ratings in units.values() if len(ratings) >= 2)
+        alpha = agreement.krippendorff_alpha(units, level="nominal") if pairable >= MIN_WEEK_UNITS else None
+        weeks.append(
+            {
+                "week": week.isoformat(),
+                "judgments": len(by_week.get(week, [])),
+                "comparisons": len(units),
+                "pairable_comparisons": pairable,
+                "krippendorff_alpha": _rounded(alpha),
+            }
+        )
+        week += timedelta(days=7)
+    return weeks
 
 
 def _signed_strength(r: _Row) -> float | None:

@@ -40,6 +40,7 @@ from annotation.models import (
     Project,
     Role,
 )
+from annotation.quality.promotion import comparison_promote
 from training.models import ModelVersion, Round
 
 from ..factories import CandidateFactory, MembershipFactory, ProjectFactory, PromptFactory, UserFactory, make_comparison
@@ -121,6 +122,10 @@ ACCESS = [
     Access("POST",   "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
     Access("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/", Role.RESEARCHER, 200),
     Access("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/pause/", Role.RESEARCHER, 200),
+    Access("GET",    "projects/<int:pk>/quality/agreement/",       Role.RESEARCHER,     200),
+    Access("GET",    "projects/<int:pk>/quality/gold/",            Role.RESEARCHER,     200),
+    Access("POST",   "projects/<int:pk>/quality/gold/<int:comparison_id>/", Role.RESEARCHER, 200),
+    Access("DELETE", "projects/<int:pk>/quality/gold/<int:comparison_id>/", Role.RESEARCHER, 200),
     # 409 for everyone allowed: this world has no span model (tests/rounds/test_spans.py covers the 200).
     Access("POST",   "projects/<int:pk>/span-scores/",             Role.RESEARCHER,     409),
 ]
@@ -299,6 +304,20 @@ def _bob_paused(world, user):
     return f"/api/v1/projects/{world.project.pk}/quality/annotators/{world.bob.pk}/pause/", {}
 
 
+def _unanimous(world, user):
+    """Promoting needs a comparison answered alike by enough people: bob, anna and rita answer the world's one."""
+    for key, judge in enumerate((world.bob, world.users["annotator"], world.users["researcher"])):
+        _judge(world.comparison, judge, key=f"gold-{key}")
+    return f"/api/v1/projects/{world.project.pk}/quality/gold/{world.comparison.pk}/", {}
+
+
+def _promoted(world, user):
+    """Demoting needs a comparison promoted to gold."""
+    path = _unanimous(world, user)
+    comparison_promote(project=world.project, comparison_id=world.comparison.pk, actor=world.users["admin"])
+    return path
+
+
 def _with_body(make_path, body):
     def call(world, user):
         path, kwargs = make_path(world, user)
@@ -398,6 +417,10 @@ CALLS = {
     ),
     ("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/exclusion/"): _bob_excluded,
     ("DELETE", "projects/<int:pk>/quality/annotators/<int:user_id>/pause/"): _bob_paused,
+    ("GET", "projects/<int:pk>/quality/agreement/"): _project_path("quality/agreement/"),
+    ("GET", "projects/<int:pk>/quality/gold/"): _project_path("quality/gold/"),
+    ("POST", "projects/<int:pk>/quality/gold/<int:comparison_id>/"): _unanimous,
+    ("DELETE", "projects/<int:pk>/quality/gold/<int:comparison_id>/"): _promoted,
     ("GET", "exports/<int:pk>/download/"): lambda world, user: (
         f"/api/v1/exports/{_export_job(world).pk}/download/",
         {},

@@ -115,12 +115,12 @@ def test_researchers_set_gold_thresholds_on_the_project_and_bad_ones_are_refused
         "pause_below": 0.5,
         "min_gold": 10,
         "show_own_accuracy": False,
+        "promote_min_judgments": 3,
     }
     bad = api.as_user(admin).patch(url, {"gold_settings": {"pause_below": 0.8, "warn_below": 0.7}}, format="json")
-    assert (
-        bad.status_code == 400
-        and "pause_below: Must not be above warn_below" in bad.json()["errors"]["gold_settings"][0]
-    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"]["gold_settings.pause_below"][0].startswith("Must not be above warn_below")
+    assert bad.json()["message"].startswith("gold_settings.pause_below: Must not be above warn_below (0.7)")
     with pytest.raises(GoldSettingsError) as exc:
         parse_gold_settings({"min_gold": 0, "warn_below": 2, "colour": "red"})
     assert set(exc.value.errors) == {"min_gold", "warn_below", "colour"}

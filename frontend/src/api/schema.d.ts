@@ -633,6 +633,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/quality/agreement/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Agreement over time (Krippendorff's alpha of choices per week) and between annotators (Cohen's kappa). */
+        get: operations["v1_projects_quality_agreement_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/quality/annotators/{user_id}/exclusion/": {
         parameters: {
             query?: never;
@@ -663,6 +680,41 @@ export interface paths {
         post?: never;
         /** @description Resume an annotator paused for low gold accuracy (DELETE); recorded in the audit log. */
         delete: operations["v1_projects_quality_annotators_pause_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/gold/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Comparisons ready to become gold, and the promoted ones. */
+        get: operations["v1_projects_quality_gold_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/quality/gold/{comparison_id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Promote a unanimous comparison to gold (POST), or demote a promoted one (DELETE); both in the audit log. */
+        post: operations["v1_projects_quality_gold_create"];
+        /** @description Promote a unanimous comparison to gold (POST), or demote a promoted one (DELETE); both in the audit log. */
+        delete: operations["v1_projects_quality_gold_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -809,6 +861,36 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Agreement: {
+            /** Format: date-time */
+            computed_at: string | null;
+            min_shared: number;
+            min_week_comparisons: number;
+            over_time: components["schemas"]["WeekAgreement"][];
+            annotators: components["schemas"]["AnnotatorName"][];
+            /** @description Every two annotators who share a comparison. */
+            pairs: components["schemas"]["AnnotatorPair"][];
+        };
+        AnnotatorName: {
+            annotator_id: number;
+            username: string;
+        };
+        AnnotatorPair: {
+            first: number;
+            second: number;
+            /**
+             * Format: double
+             * @description Cohen's kappa; null below min_shared.
+             */
+            kappa: number | null;
+            /** @description Comparisons both judged. */
+            shared: number;
+            /**
+             * Format: double
+             * @description Share of those where they gave the same answer.
+             */
+            agreement: number | null;
+        };
         AnnotatorQuality: {
             annotator_id: number;
             username: string;
@@ -971,6 +1053,30 @@ export interface components {
          * @enum {string}
          */
         GoldEnum: "exclude" | "include" | "only";
+        GoldItem: {
+            comparison_id: number;
+            external_id: string;
+            /** @description The prompt's first 200 characters (imported text: show as text). */
+            prompt: string;
+            /** @description The gold answer: {"winner": id} | {"ranking": [ids]} | {"tie": true}. */
+            answer: unknown;
+            /** @description The answer's candidate text(s), shortened. */
+            answer_text: string;
+            judgments: number;
+            /**
+             * Format: double
+             * @description The reliability model's consensus confidence.
+             */
+            confidence: number | null;
+        };
+        GoldPromotion: {
+            /** @description The project's promote_min_judgments. */
+            min_judgments: number;
+            /** @description Unanimous, with at least min_judgments judgments, not gold. */
+            ready: components["schemas"]["GoldItem"][];
+            /** @description Promoted from the dashboard, newest first. */
+            promoted: components["schemas"]["PromotedGold"][];
+        };
         /**
          * @description * `jsonl` - jsonl
          *     * `csv` - csv
@@ -1279,7 +1385,7 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
-            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
@@ -1327,7 +1433,7 @@ export interface components {
             /** @description Markdown shown to annotators. */
             guidelines?: string;
             readonly training_settings: unknown;
-            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
@@ -1348,10 +1454,31 @@ export interface components {
             lease_seconds?: number;
             /** @description Markdown shown to annotators. */
             guidelines?: string;
-            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false)}. Compared with the upper end of the 95 % interval. */
+            /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
+        };
+        PromotedGold: {
+            comparison_id: number;
+            external_id: string;
+            /** @description The prompt's first 200 characters (imported text: show as text). */
+            prompt: string;
+            /** @description The gold answer: {"winner": id} | {"ranking": [ids]} | {"tie": true}. */
+            answer: unknown;
+            /** @description The answer's candidate text(s), shortened. */
+            answer_text: string;
+            judgments: number;
+            /**
+             * Format: double
+             * @description The reliability model's consensus confidence.
+             */
+            confidence: number | null;
+            /** @description Judgments given before the promotion: ordinary labels, not gold checks. */
+            judgments_before: number;
+            /** Format: date-time */
+            promoted_at: string | null;
+            promoted_by: string | null;
         };
         Quality: {
             /** Format: date-time */
@@ -1609,6 +1736,24 @@ export interface components {
          * @enum {string}
          */
         TriggerEnum: "manual" | "schedule" | "command";
+        WeekAgreement: {
+            /**
+             * Format: date
+             * @description The week's Monday (UTC).
+             */
+            week: string;
+            /** @description Judgments of the comparisons counted in this week. */
+            judgments: number;
+            /** @description Comparisons whose latest judgment falls in this week. */
+            comparisons: number;
+            /** @description Of those, judged more than once. */
+            pairable_comparisons: number;
+            /**
+             * Format: double
+             * @description Null below min_week_comparisons.
+             */
+            krippendorff_alpha: number | null;
+        };
         WinRate: {
             wins: number;
             losses: number;
@@ -2988,6 +3133,41 @@ export interface operations {
             };
         };
     };
+    v1_projects_quality_agreement_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Agreement"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     v1_projects_quality_annotators_exclusion_create: {
         parameters: {
             query?: never;
@@ -3095,6 +3275,127 @@ export interface operations {
             };
             /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_gold_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoldPromotion"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_gold_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                comparison_id: number;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoldPromotion"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    v1_projects_quality_gold_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                comparison_id: number;
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoldPromotion"];
+                };
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Error: {"message": "...", "errors": {"field": ["..."]}} */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,7 +1,11 @@
 /** The dashboard's label-quality panel: project agreement statistics and the per-annotator table, with the
- * exclude / restore and resume actions and a recompute request. Researchers only (the API refuses everyone else). */
+ * exclude / restore and resume actions and a recompute request; then agreement over time and between annotators,
+ * promoting unanimous comparisons to gold, and the gold settings. Researchers only (the API refuses everyone else). */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap } from "../api/client";
+import { Agreement } from "./Agreement";
+import { GoldPromotion } from "./GoldPromotion";
+import { GoldSettingsForm } from "./GoldSettingsForm";
 import { type AnnotatorQuality, QualityTable } from "./QualityTable";
 
 type Statistics = { choice?: { krippendorff_alpha?: number | null; fleiss_kappa?: number | null; pairable_units?: number } };
@@ -70,6 +74,9 @@ export function QualityPanel({ projectId }: { projectId: number }) {
           pending={pending}
         />
       )}
+      <Agreement projectId={projectId} />
+      <GoldPromotion projectId={projectId} />
+      <GoldSettingsForm projectId={projectId} />
     </section>
   );
 }

@@ -13,6 +13,7 @@ import { api, type JudgmentRequest, type Project, type Task, unwrap, type WorkRo
 import { Link } from "../router";
 import { type Draft, type LabelingSchema, judgmentReducer, missing, newDraft, readSchema, spanId, toRequest } from "./judgment";
 import { isTypingTarget, keyAction, shortcuts } from "./keymap";
+import { GoldBanner } from "./GoldBanner";
 import { Markdown } from "./Markdown";
 import { newTransport, SyncedMedia, ZoomImage } from "./Media";
 import { sliceCodePoints } from "./offsets";
@@ -56,6 +57,8 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
   const work = useQuery({
     queryKey: ["work"],
     queryFn: async () => unwrap(await api.GET("/api/v1/me/work/")),
+    // Now and then, not per label: a gold warning from the latest quality computation shows up in a long session.
+    refetchInterval: 5 * 60_000,
   });
   const task = useQuery({
     queryKey: ["task", projectId],
@@ -148,7 +151,8 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
   if (project.isError) return <p role="alert">{String(project.error.message)}</p>;
   if (task.isError) return <p role="alert">Could not load a task: {task.error.message}</p>;
   if (!project.data || task.isPending) return <p aria-busy="true">Loading…</p>;
-  const today = work.data?.find((row) => row.project === projectId)?.done_today ?? 0;
+  const workRow = work.data?.find((row) => row.project === projectId);
+  const today = workRow?.done_today ?? 0;
   const schema = readSchema(project.data.schema);
 
   return (
@@ -158,6 +162,7 @@ export function Workbench({ projectId, userId }: { projectId: number; userId: nu
         <h1>{project.data.name}</h1>
         <span className="today" data-testid="today-count">Today: {today}</span>
       </header>
+      <GoldBanner row={workRow} />
       {notice && (
         <p className="notice" role="status">
           {notice}
