@@ -67,6 +67,26 @@ def _choice(winner_id, tie, ranking):
     return winner_id if winner_id is not None else (ranking[0] if ranking else None)
 
 
+def _category(r) -> object:
+    """The answer as an agreement statistic's category: the chosen candidate's stored position among how many
+    (``(position, k)``), or ``"tie"``. Categories must be shared across comparisons, since chance agreement comes from
+    how often each is used overall: candidate ids, new in every comparison, would put it near zero."""
+    if r.choice == TIE:
+        return TIE
+    return (r.candidate_ids.index(r.choice), len(r.candidate_ids)) if r.choice in r.candidate_ids else None
+
+
+def _mirrored(units: dict) -> dict:
+    """Each unit twice, as stored and with its positions reversed. The stored order of a comparison's candidates
+    means nothing, so chance agreement must not depend on it: a project whose better answers happen to be stored
+    first would otherwise read as agreeing by chance (the prevalence paradox). Observed agreement is unchanged."""
+    out = {}
+    for key, ratings in units.items():
+        out[(key, "stored")] = ratings
+        out[(key, "reversed")] = {c: v if v == TIE else (v[1] - 1 - v[0], v[1]) for c, v in ratings.items()}
+    return out
+
+
 def _gold_choice(answer: dict | None):
     if not answer:
         return None
@@ -126,28 +146,18 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
     max_id = Judgment.objects.filter(project_id=project_id).aggregate(m=Max("pk"))["m"] or 0
     rows = _rows(project_id, max_id)
 
-    choices = _units(rows, lambda r: r.choice)
+    choices = _units(rows, _category)
     project_stats = {
         "judgments": len(rows),
         "annotators": len({r.annotator_id for r in rows}),
         "choice": _choice_statistics(choices),
-        # Every two annotators who judged a comparison in common (the heat map's cells): Cohen's kappa from
-        # MIN_SHARED shared comparisons on, None below.
-        "cohen_kappa_pairs": [
-            {
-                "annotators": [a, b],
-                "kappa": _rounded(v["kappa"]) if v["shared"] >= MIN_SHARED else None,
-                "shared": v["shared"],
-                "agreement": _rounded(v["agreement"]),
-            }
-            for (a, b), v in sorted(agreement.cohen_kappa_pairs(choices).items(), key=lambda kv: str(kv[0]))
-        ],
+        "cohen_kappa_pairs": _kappa_pairs(choices),
         "over_time": _weekly_choice_agreement([r for r in rows if not r.is_gold]),
         "strength": _strength_statistics(rows),
         "criteria": _criteria_statistics(rows),
         "spans": _span_statistics(project_id, max_id, rows),
         "by_round": {
-            str(key): _choice_statistics(_units([r for r in rows if r.origin_round == key], lambda r: r.choice))
+            str(key): _choice_statistics(_units([r for r in rows if r.origin_round == key], _category))
             for key in sorted({r.origin_round for r in rows if r.origin_round is not None}, key=str)
         },
     }
@@ -234,13 +244,28 @@ def _rounded(x, digits=4):
     return None if x is None else round(x, digits)
 
 
+def _kappa_pairs(choices: dict) -> list[dict]:
+    """Every two annotators who judged a comparison in common (the heat map's cells): Cohen's kappa from
+    MIN_SHARED shared comparisons on, None below; chance from both orders (see :func:`_mirrored`)."""
+    kappas = agreement.cohen_kappa_pairs(_mirrored(choices))
+    return [
+        {
+            "annotators": [a, b],
+            "kappa": _rounded(kappas[(a, b)]["kappa"]) if v["shared"] >= MIN_SHARED else None,
+            "shared": v["shared"],
+            "agreement": _rounded(v["agreement"]),
+        }
+        for (a, b), v in sorted(agreement.cohen_kappa_pairs(choices).items(), key=lambda kv: str(kv[0]))
+    ]
+
+
 def _choice_statistics(units) -> dict:
     pairable = sum(1 for ratings in units.values() if len(ratings) >= 2)
     return {
         "units": len(units),
         "pairable_units": pairable,
-        "krippendorff_alpha": _rounded(agreement.krippendorff_alpha(units, level="nominal")),
-        "fleiss_kappa": _rounded(agreement.fleiss_kappa(units)),
+        "krippendorff_alpha": _rounded(agreement.krippendorff_alpha(_mirrored(units), level="nominal")),
+        "fleiss_kappa": _rounded(agreement.fleiss_kappa(_mirrored(units))),
     }
 
 
@@ -265,9 +290,9 @@ def _weekly_choice_agreement(rows: list[_Row]) -> list[dict]:
         by_week[monday[r.comparison_id]].append(r)
     weeks, week, last = [], min(by_week), max(by_week)
     while week <= last:
-        units = _units(by_week.get(week, []), lambda r: r.choice)
+        units = _units(by_week.get(week, []), _category)
         pairable = sum(1 for ratings in units.values() if len(ratings) >= 2)
-        alpha = agreement.krippendorff_alpha(units, level="nominal") if pairable >= MIN_WEEK_UNITS else None
+        alpha = agreement.krippendorff_alpha(_mirrored(units), level="nominal") if pairable >= MIN_WEEK_UNITS else None
         weeks.append(
             {
                 "week": week.isoformat(),

@@ -60,13 +60,17 @@ def test_the_card_reports_agreement_that_matches_the_reference_package(tmp_path)
 
     quality_recompute(project_id=world.project.pk)
     _, text = _export(world.project, tmp_path, "pairs")
-    # The same choices coded for the package: annotators × comparisons, the winner (or a ranking's top) or a tie.
+    # The same choices coded for the package: annotators × comparisons, the chosen candidate's stored position (a
+    # ranking's top) or a tie; every comparison twice, as stored and with its positions reversed.
     users = sorted({j.annotator_id for j in Judgment.objects.filter(project=world.project)})
     comparisons = sorted({j.comparison_id for j in Judgment.objects.filter(project=world.project)})
-    codes, matrix = {}, [[float("nan")] * len(comparisons) for _ in users]
-    for j in Judgment.objects.filter(project=world.project):
-        choice = "tie" if j.tie else (j.winner_id or j.ranking[0])
-        matrix[users.index(j.annotator_id)][comparisons.index(j.comparison_id)] = codes.setdefault(choice, len(codes))
+    codes, matrix = {}, [[float("nan")] * (2 * len(comparisons)) for _ in users]
+    for j in Judgment.objects.filter(project=world.project).select_related("comparison"):
+        k = len(j.comparison.candidate_ids)
+        at = j.comparison.candidate_ids.index(j.winner_id or j.ranking[0]) if not j.tie else None
+        for column, choice in enumerate(["tie" if j.tie else (at, k), "tie" if j.tie else (k - 1 - at, k)]):
+            index = 2 * comparisons.index(j.comparison_id) + column
+            matrix[users.index(j.annotator_id)][index] = codes.setdefault(choice, len(codes))
     alpha = krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal")
     assert f"Krippendorff's alpha (nominal) {alpha:.3f}" in text
     assert "- strength: Krippendorff's alpha ordinal" in text

@@ -179,8 +179,9 @@ def test_a_bad_gold_setting_is_named_on_its_own_field(api, gold_world, admin):
 
 @pytest.fixture
 def agreement_world(researcher):
-    """Week of 2 March: ann and ben judge five comparisons and agree on four. Week of 16 March: ann and cat judge
-    two (agreeing), ben one alone. Nothing the week between."""
+    """Week of 2 March: ann and ben judge five comparisons and agree on four (both pick the first candidate on two,
+    the second on two). Week of 16 March: ann and cat judge two (agreeing), ben one alone. Nothing the week
+    between."""
     project = ProjectFactory()
     ann, ben, cat = (UserFactory(username=name) for name in ("ann", "ben", "cat"))
     for user in (ann, ben, cat):
@@ -188,8 +189,9 @@ def agreement_world(researcher):
     project.memberships.create(user=researcher, role=Role.RESEARCHER)
     for i in range(5):
         comparison = make_comparison(project)
-        judge(comparison, ann, winner=0, day=1)  # 2026-03-02, a Monday
-        judge(comparison, ben, winner=0 if i < 4 else 1, day=3)
+        first = 0 if i < 2 else 1
+        judge(comparison, ann, winner=first, day=1)  # 2026-03-02, a Monday
+        judge(comparison, ben, winner=first if i < 4 else 0, day=3)
     for _ in range(2):
         comparison = make_comparison(project)
         judge(comparison, ann, winner=1, day=15)
@@ -203,11 +205,12 @@ def test_agreement_over_time_and_between_annotators_match_a_hand_computed_exampl
     project, ann, ben, cat = agreement_world
     body = api.as_user(researcher).get(f"/api/v1/projects/{project.pk}/quality/agreement/").json()
     assert (body["min_shared"], body["min_week_comparisons"]) == (5, 5)
-    # Week 1, by hand: values are candidate ids; four units agree (n_c = 2 each), one disagrees (two values once).
-    # n = 10, D_o = 2/10, D_e = (10² − (4·2² + 1 + 1)) / (10·9) = 82/90, alpha = 1 − 0.2 / (82/90) = 64/82.
+    # Week 1, by hand: values are the chosen candidate's position, first (0) or second (1): units (0,0) (0,0) (1,1)
+    # (1,1) (1,0), and each again with positions reversed, so n_0 = n_1 = 10 of n = 20; D_o = 4/20,
+    # D_e = (20² − 10² − 10²) / (20·19) = 200/380, alpha = 1 − 0.2 / (200/380) = 0.62.
     assert body["over_time"] == [
         {"week": "2026-03-02", "judgments": 10, "comparisons": 5, "pairable_comparisons": 5,
-         "krippendorff_alpha": round(64 / 82, 4)},
+         "krippendorff_alpha": 0.62},
         {"week": "2026-03-09", "judgments": 0, "comparisons": 0, "pairable_comparisons": 0,
          "krippendorff_alpha": None},
         {"week": "2026-03-16", "judgments": 5, "comparisons": 3, "pairable_comparisons": 2,
@@ -215,9 +218,10 @@ def test_agreement_over_time_and_between_annotators_match_a_hand_computed_exampl
     ]  # fmt: skip
     assert [a["username"] for a in body["annotators"]] == ["ann", "ben", "cat"]
     pairs = {frozenset((p["first"], p["second"])): p for p in body["pairs"]}
-    # ann × ben, by hand: observed 4/5; chance Σ p_ann(c)·p_ben(c) = 4 · (1/5)² = 4/25; kappa = (0.8 − 0.16) / 0.84.
+    # ann × ben, by hand: observed 4/5; over both orders each picks first and second 5 times of 10: chance 1/2;
+    # kappa = (0.8 − 0.5) / 0.5.
     ann_ben = pairs[frozenset((ann.pk, ben.pk))]
-    assert (ann_ben["kappa"], ann_ben["shared"], ann_ben["agreement"]) == (round(0.64 / 0.84, 4), 5, 0.8)
+    assert (ann_ben["kappa"], ann_ben["shared"], ann_ben["agreement"]) == (0.6, 5, 0.8)
     ann_cat = pairs[frozenset((ann.pk, cat.pk))]
     assert (ann_cat["kappa"], ann_cat["shared"]) == (None, 2)  # too few shared: a blank cell
     assert frozenset((ben.pk, cat.pk)) not in pairs
