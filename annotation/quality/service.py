@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
 from ..models import Candidate, Judgment, Project, SpanMark
-from ..quality_models import AnnotatorQuality, ComparisonConsensus, ProjectQuality
+from ..quality_models import AnnotatorQuality, ComparisonConsensus, PositionCheck, PositionCheckState, ProjectQuality
 from . import agreement
 from .flags import FlagRules, annotator_flags
 from .gold import gold_pauses_apply
@@ -52,7 +52,8 @@ class _Row:
     origin_round: object
 
 
-def _choice(winner_id, tie, ranking):
+def answer_choice(winner_id, tie, ranking):
+    """What an answer chose: the winner's candidate id, the top of a ranking, or ``TIE``."""
     if tie:
         return TIE
     return winner_id if winner_id is not None else (ranking[0] if ranking else None)
@@ -95,7 +96,7 @@ def _rows(project_id: int, max_id: int) -> list[_Row]:
                 judgment_id=pk,
                 comparison_id=cmp,
                 annotator_id=ann,
-                choice=_choice(winner, tie, ranking),
+                choice=answer_choice(winner, tie, ranking),
                 strength=strength,
                 ratings=ratings or {},
                 shown_order=list(shown or []),
@@ -149,6 +150,9 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
     ]
     fit = reliability_fit(labels, gold={c: g for c, g in gold.items() if g not in (None, TIE)})
     per_annotator = _annotator_figures(rows, fit, choices, gold)
+    for annotator_id, checks in _position_figures(project_id, max_id).items():
+        if annotator_id in per_annotator:
+            per_annotator[annotator_id].update(checks)
     project_stats["reliability"] = {"iterations": fit.iterations, "converged": fit.converged, "labels": len(labels)}
 
     timed_medians = [f["median_time_ms"] for f in per_annotator.values() if f["median_time_ms"] is not None]
@@ -207,7 +211,19 @@ _STORED = {
     "agreement_with_others",
     "left_share",
     "longer_share",
+    "position_checks",
+    "position_consistent",
 }
+
+
+def _position_figures(project_id: int, max_id: int) -> dict[int, dict]:
+    """Per annotator: position checks answered (of judgments up to ``max_id``) and how many were consistent."""
+    answered = (
+        PositionCheck.objects.filter(project_id=project_id, state=PositionCheckState.ANSWERED, judgment_id__lte=max_id)
+        .values("annotator_id")
+        .annotate(n=Count("id"), same=Count("id", filter=Q(consistent=True)))
+    )
+    return {r["annotator_id"]: {"position_checks": r["n"], "position_consistent": r["same"]} for r in answered}
 
 
 def _units(rows, value) -> dict:
