@@ -14,6 +14,7 @@ from django.http import Http404
 from rest_framework.exceptions import PermissionDenied
 
 from .models import ROLE_RANK, Comparison, Membership, Project, Role
+from .quality.position import open_checks_sql
 
 
 def project_for(*, user, project_id: int, at_least: Role = Role.ANNOTATOR) -> tuple[Project, Role]:
@@ -54,17 +55,25 @@ def job_for(*, user, model, job_id: int, at_least: Role = Role.RESEARCHER):
 # model instances with only the fields the queue needs loaded; any other field
 # is deferred and loads on access, as with QuerySet.only().
 
-_PROJECT_FOR_QUEUE = """
+# With position checks off the CASE never runs its subquery: the query costs what it did without them.
+_PROJECT_FOR_QUEUE = (
+    """
 SELECT p.id, p.lease_seconds, p.gold_share, m.role,
   (SELECT ap.reason FROM annotation_annotatorpause ap
-   WHERE ap.project_id = p.id AND ap.annotator_id = %s AND ap.resumed_at IS NULL)
+   WHERE ap.project_id = p.id AND ap.annotator_id = %s AND ap.resumed_at IS NULL),
+  p.position_check_share, p.position_check_after_min,
+  CASE WHEN p.position_check_share > 0 THEN """
+    + open_checks_sql("p.id")
+    + """ END
 FROM annotation_project p
 LEFT JOIN annotation_membership m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.id = %s
 """
+)
 
 _COMPARISON_FOR_SUBMIT = """
-SELECT c.id, c.project_id, c.candidate_ids, p.schema, p.modality, m.role
+SELECT c.id, c.project_id, c.candidate_ids, p.schema, p.modality, m.role,
+  c.is_gold, p.position_check_share, p.position_check_after_min, p.position_check_after_max
 FROM annotation_comparison c
 JOIN annotation_project p ON p.id = c.project_id
 LEFT JOIN annotation_membership m ON m.project_id = c.project_id AND m.user_id = %s
@@ -73,29 +82,49 @@ WHERE c.id = %s
 
 
 def project_for_queue(*, user, project_id: int) -> Project:
-    """``project_for`` for the queue: the project with id, lease and gold share loaded, and ``paused_reason``: why
-    the user is paused in it (annotation.quality.gold), or None. The pause check rides on the same query."""
+    """``project_for`` for the queue: the project with id, lease, gold and position-check settings loaded,
+    ``paused_reason``: why the user is paused in it (annotation.quality.gold), or None, and ``position_checks``: the
+    user's open position checks there (annotation.quality.position: ``DUE``, ``WAITING`` or None). The pause and
+    check probes ride on the same query."""
     with connection.cursor() as cursor:
-        cursor.execute(_PROJECT_FOR_QUEUE, [user.pk, user.pk, project_id])
+        cursor.execute(_PROJECT_FOR_QUEUE, [user.pk, user.pk, user.pk, project_id])
         row = cursor.fetchone()
     if row is None or (row[3] is None and not user.is_superuser):
         raise Http404("No project with this id that you are a member of.")
-    project = _partial(Project, id=row[0], lease_seconds=row[1], gold_share=row[2])
+    project = _partial(
+        Project,
+        id=row[0],
+        lease_seconds=row[1],
+        gold_share=row[2],
+        position_check_share=row[5],
+        position_check_after_min=row[6],
+    )
     project.paused_reason = row[4]
+    project.position_checks = row[7]
     return project
 
 
 def comparison_for_submit(*, user, comparison_id: int) -> Comparison | None:
-    """The comparison with its candidate ids, and its project with schema and modality,
-    if the user is a member of that project; else None."""
+    """The comparison with its candidate ids and gold flag, and its project with schema, modality and position-check
+    settings, if the user is a member of that project; else None."""
     with connection.cursor() as cursor:
         cursor.execute(_COMPARISON_FOR_SUBMIT, [user.pk, comparison_id])
         row = cursor.fetchone()
     if row is None or (row[5] is None and not user.is_superuser):
         return None
-    comparison_pk, project_pk, candidate_ids, schema, modality, _ = row
-    comparison = _partial(Comparison, id=comparison_pk, project_id=project_pk, candidate_ids=_json(candidate_ids))
-    comparison.project = _partial(Project, id=project_pk, schema=_json(schema), modality=modality)
+    comparison_pk, project_pk, candidate_ids, schema, modality, _, is_gold, share, after_min, after_max = row
+    comparison = _partial(
+        Comparison, id=comparison_pk, project_id=project_pk, candidate_ids=_json(candidate_ids), is_gold=bool(is_gold)
+    )
+    comparison.project = _partial(
+        Project,
+        id=project_pk,
+        schema=_json(schema),
+        modality=modality,
+        position_check_share=share,
+        position_check_after_min=after_min,
+        position_check_after_max=after_max,
+    )
     return comparison
 
 

@@ -26,6 +26,7 @@ from .models import (
     Modality,
     SpanMark,
 )
+from .quality import position
 from .queue import NoLiveLease, QueueError, single_statement
 from .schema import LabelingSchema, parse_schema
 
@@ -235,11 +236,19 @@ def judgment_submit(
         existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
         if existing is not None:
             if not _same_answer(existing, answer):
-                raise IdempotencyKeyReused(
-                    f"Idempotency-Key {idempotency_key!r} was already used for a different answer to this "
-                    "comparison; a retry must send the same answer, a new answer needs a new key."
-                ) from None
+                raise _key_reused(idempotency_key) from None
             return existing, False
+        # Or the comparison is on the annotator's screen again as a position check (looked up only here, off
+        # the ordinary path): the answer is kept on the check, and no judgment is written.
+        try:
+            repeat = position.position_check_answer(
+                comparison_id=comparison.pk, annotator_id=annotator_id, answer=answer, idempotency_key=idempotency_key
+            )
+        except position.CheckKeyReused:
+            raise _key_reused(idempotency_key) from None
+        if repeat is not None:
+            check, created = repeat
+            return _check_as_judgment(check), created
         raise NotNeeded("You have already judged this comparison.") from None
     if not written:
         raise NotNeeded(
@@ -248,7 +257,54 @@ def judgment_submit(
         )
     # The spans just written, so callers can show the judgment without reading it back.
     judgment._prefetched_objects_cache = {"spans": spans}
+    project = comparison.project
+    if project.position_check_share > 0 and not comparison.is_gold:
+        position.position_check_schedule(
+            project=project, judgment_id=judgment.pk, comparison_id=comparison.pk, annotator_id=annotator_id
+        )
     return judgment, True
+
+
+def _key_reused(key: str) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"Idempotency-Key {key!r} was already used for a different answer to this "
+        "comparison; a retry must send the same answer, a new answer needs a new key."
+    )
+
+
+def _check_as_judgment(check) -> Judgment:
+    """A position check's answer in the shape of a judgment (never saved), so the submit response looks like any
+    other: the annotator cannot tell a check from a task. Its id is the first judgment's."""
+    given = check.answer
+    judgment = Judgment(
+        pk=check.judgment_id,
+        project_id=check.project_id,
+        comparison_id=check.comparison_id,
+        annotator_id=check.annotator_id,
+        winner_id=given["winner"],
+        tie=given["tie"],
+        ranking=given["ranking"],
+        strength=given["strength"],
+        ratings={str(k): v for k, v in given["ratings"].items()},
+        rationale=given["rationale"],
+        shown_order=given["shown_order"],
+        time_spent_ms=given["time_spent_ms"],
+        idempotency_key=check.idempotency_key,
+        created_at=check.answered_at,
+    )
+    spans = [
+        SpanMark(
+            candidate_id=s["candidate"],
+            start=s["start"],
+            end=s["end"],
+            box=s["box"],
+            category=s["category"],
+            note=s["note"],
+        )
+        for s in given["spans"]
+    ]
+    judgment._prefetched_objects_cache = {"spans": spans}
+    return judgment
 
 
 class _AlreadyAnswered(Exception):
@@ -258,9 +314,7 @@ class _AlreadyAnswered(Exception):
 def _same_answer(judgment: Judgment, answer: JudgmentInput) -> bool:
     """Whether a retry says what the judgment recorded: the answer itself (winner, tie, ranking, strength,
     ratings, rationale, spans), not how long it took or the order it was shown in."""
-    spans = sorted(
-        (s.candidate_id, s.category, s.start, s.end, s.box, s.note) for s in SpanMark.objects.filter(judgment=judgment)
-    )
+    spans = sorted((s.candidate_id, s.category, s.start, s.end, s.box, s.note) for s in judgment.spans.all())
     return (
         judgment.winner_id == answer.winner
         and judgment.tie == answer.tie
@@ -273,7 +327,8 @@ def _same_answer(judgment: Judgment, answer: JudgmentInput) -> bool:
 
 
 def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgment | None:
-    judgment = Judgment.objects.filter(annotator_id=annotator_id, idempotency_key=key).first()
+    # With its spans: the caller answers with them, without reading the judgment again.
+    judgment = Judgment.objects.filter(annotator_id=annotator_id, idempotency_key=key).prefetch_related("spans").first()
     if judgment is not None and judgment.comparison_id != comparison_id:
         raise IdempotencyKeyReused(
             f"Idempotency-Key {key!r} was already used for comparison {judgment.comparison_id}; use a new key."

@@ -66,6 +66,11 @@ class Project(models.Model):
     # Optional gold-accuracy thresholds and whether annotators see their own accuracy; validated by
     # annotation.quality.gold.parse_gold_settings. Empty: off.
     gold_settings = models.JSONField(default=dict, blank=True)
+    # Position-bias checks (annotation.quality.position): the share of ordinary judgments whose comparison is
+    # served again, swapped, to the same annotator, between after_min and after_max new tasks later. 0: off.
+    position_check_share = models.FloatField(default=0.0)
+    position_check_after_min = models.PositiveSmallIntegerField(default=5)
+    position_check_after_max = models.PositiveSmallIntegerField(default=20)
     serve_prompt_pairs_together = models.BooleanField(
         default=False,
         help_text="Serve the comparisons of one prompt one after another (else the queue spreads them out).",
@@ -78,6 +83,16 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(gold_share__gte=0, gold_share__lte=1), name="project_gold_share_0_1"),
+            models.CheckConstraint(
+                condition=Q(position_check_share__gte=0, position_check_share__lte=1),
+                name="project_position_check_share_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    position_check_after_min__gte=1, position_check_after_max__gte=F("position_check_after_min")
+                ),
+                name="project_position_check_after_range",
+            ),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_at_least_10s"),
         ]
 
@@ -386,5 +401,7 @@ from .quality_models import (  # noqa: E402, F401
     AnnotatorPause,
     AnnotatorQuality,
     ComparisonConsensus,
+    PositionCheck,
+    PositionCheckState,
     ProjectQuality,
 )

@@ -41,6 +41,10 @@ class AnnotatorQuality(models.Model):
     agreement_with_others = models.FloatField(null=True, blank=True)
     left_share = models.FloatField(null=True, blank=True, help_text="Share of choices for the candidate shown left.")
     longer_share = models.FloatField(null=True, blank=True, help_text="Share of choices for the longer text.")
+    # Position-bias checks answered, and how many of them gave the same answer as the first time
+    # (annotation.quality.position).
+    position_checks = models.PositiveIntegerField(default=0)
+    position_consistent = models.PositiveIntegerField(default=0)
     # [{"code": "too_fast", "message": "..."}]: see annotation.quality.flags.
     flags = models.JSONField(default=list, blank=True)
 
@@ -128,3 +132,57 @@ class AnnotatorPause(models.Model):
     def __str__(self) -> str:
         state = "resumed" if self.resumed_at else "paused"
         return f"user {self.annotator_id} {state} in project {self.project_id}"
+
+
+class PositionCheckState(models.TextChoices):
+    WAITING = "waiting"  # scheduled; due once ``wait`` reaches 0
+    SERVED = "served"  # on the annotator's screen (until ``expires_at``)
+    ANSWERED = "answered"
+    SKIPPED = "skipped"  # the annotator skipped it: not served again
+    DROPPED = "dropped"  # given back (released or run out) a second time
+
+
+class PositionCheck(models.Model):
+    """A comparison served again to the annotator who judged it, the candidates in reversed order: a deliberate,
+    recorded exception to "nobody sees a comparison twice" (annotation.quality.position). The repeat answer lives
+    here, never as a ``Judgment``: it counts toward nothing (``judged``, ``wanted``, consensus, exports)."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    comparison = models.ForeignKey("annotation.Comparison", on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The first answer; one check per judgment at most.
+    judgment = models.OneToOneField("annotation.Judgment", on_delete=models.CASCADE, related_name="position_check")
+    state = models.CharField(max_length=8, choices=PositionCheckState.choices, default=PositionCheckState.WAITING)
+    wait = models.PositiveSmallIntegerField(help_text="New tasks the annotator is still to be served before it is due.")
+    given_back = models.PositiveSmallIntegerField(default=0, help_text="Times released or run out unanswered.")
+    served_order = models.JSONField(default=list, blank=True, help_text="Candidate ids as served, left to right.")
+    served_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # The repeat answer as submitted: winner, tie, ranking, strength, ratings, spans, rationale, shown_order,
+    # time_spent_ms.
+    answer = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    consistent = models.BooleanField(
+        null=True, blank=True, help_text="The same winner (or top of the ranking, or tie) as the first time."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(state="answered") | Q(answer__isnull=False, consistent__isnull=False),
+                name="positioncheck_answered_has_answer",
+            ),
+        ]
+        indexes = [
+            # The queue's probe for an annotator's open checks (annotation.access, annotation.quality.position).
+            models.Index(
+                fields=["annotator", "project"],
+                condition=Q(state__in=["waiting", "served"]),
+                name="positioncheck_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"position check of comparison {self.comparison_id} for user {self.annotator_id}: {self.state}"

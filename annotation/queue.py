@@ -25,6 +25,9 @@ Correctness rests on three facts (DESIGN §4):
    that a submission, skip or the reaper holds (it takes the rows it needs with
    ``SKIP LOCKED``), so one annotator's concurrent requests neither double-lease
    nor deadlock (``_PG_CLAIM``; tests/annotation/test_queue_races.py).
+5. **Position checks** (``annotation.quality.position``) are the one deliberate
+   exception to "not judged by me": a due check is served instead of the next new
+   task, and costs nothing while a project has them off.
 
 The claim is one statement on Postgres (one commit); on SQLite it is two
 statements inside one immediate transaction.
@@ -43,7 +46,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from .models import Assignment, AssignmentState, Comparison, Project
-from .selectors import TASK_CONTENT_SQL_POSTGRES, TaskContent, task_content_from_rows
+from .quality import position
+from .selectors import TASK_CONTENT_SQL_POSTGRES, TaskCandidate, TaskContent, candidates_order, task_content_from_rows
 
 # Live assignment states that keep a comparison from being served to the same
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
@@ -87,10 +91,20 @@ class Claim:
     expires_at: datetime
     resumed: bool  # True when this is the annotator's existing live lease
     content: TaskContent | None = None  # the task itself, when the claim could read it in the same statement
+    # Candidate ids left to right, where the claim decides them (a position check's swap); else candidates_order.
+    shown_order: tuple[int, ...] | None = None
+
+
+_READ = object()
 
 
 def comparison_claim(
-    *, project: Project, annotator_id: int, ahead: bool = False, now: datetime | None = None
+    *,
+    project: Project,
+    annotator_id: int,
+    ahead: bool = False,
+    now: datetime | None = None,
+    position_checks: int | object | None = _READ,
 ) -> Claim | None:
     """Lease the next comparison in ``project`` to the annotator, or return ``None``
     when nothing is left for them.
@@ -98,9 +112,44 @@ def comparison_claim(
     An annotator holding a live lease in the project gets their oldest one back (a
     reload must not burn a second task). With ``ahead``, the task after that one:
     the second live lease if they hold two, else a new lease (the prefetch), so
-    an annotator holds at most two. Gold checks are served at ``project.gold_share``.
+    an annotator holds at most two. Gold checks are served at ``project.gold_share``;
+    position checks, when due, before new work (annotation.quality.position).
+    ``position_checks`` is the annotator's open-check state if the caller read it
+    already (``project_for_queue`` does, in its one query); else it is read here,
+    only when the project has position checks on.
     """
     now = now or timezone.now()
+    if project.position_check_share <= 0:
+        position_checks = None
+    elif position_checks is _READ:
+        position_checks = position.open_checks(project_id=project.pk, annotator_id=annotator_id)
+    advance = position_checks == position.WAITING
+    if position_checks == position.DUE:
+        turn = position.position_check_turn(project=project, annotator_id=annotator_id, ahead=ahead, now=now)
+        if turn.check is not None:
+            check = turn.check
+            return Claim(
+                comparison_id=check.comparison_id,
+                expires_at=check.expires_at,
+                resumed=turn.resumed,
+                shown_order=tuple(check.served_order),
+            )
+        ahead, advance = turn.ahead, turn.advance
+    claim = _claim_new_or_held(project, annotator_id, ahead, now)
+    if advance and claim is not None and not claim.resumed:
+        position.position_checks_advance(project_id=project.pk, annotator_id=annotator_id)
+    return claim
+
+
+def claim_candidates(claim: Claim, content: TaskContent, *, annotator_id: int) -> list[TaskCandidate]:
+    """The claimed task's candidates, left to right as the annotator is to see them."""
+    order = claim.shown_order or candidates_order(
+        [c.id for c in content.candidates], comparison_id=claim.comparison_id, annotator_id=annotator_id
+    )
+    return content.in_order(order)
+
+
+def _claim_new_or_held(project: Project, annotator_id: int, ahead: bool, now: datetime) -> Claim | None:
     expires_at = now + timedelta(seconds=project.lease_seconds)
     pools = [False]
     if project.gold_share > 0 and random.random() < project.gold_share and _regular_work_left(project.pk, annotator_id):
@@ -376,12 +425,25 @@ def leases_expire(*, now: datetime | None = None, batch: int = EXPIRE_BATCH) -> 
 
 def comparison_skip(*, comparison: Comparison, annotator_id: int) -> None:
     """Record that the annotator skipped the comparison; it is never served to them again."""
-    _lease_end(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.SKIPPED)
+    _lease_end_or_check(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.SKIPPED)
 
 
 def lease_release(*, comparison: Comparison, annotator_id: int) -> None:
     """Give a live lease back unanswered; the comparison may be served to the annotator again."""
-    _lease_end(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.RELEASED)
+    _lease_end_or_check(comparison=comparison, annotator_id=annotator_id, outcome=AssignmentState.RELEASED)
+
+
+def _lease_end_or_check(*, comparison: Comparison, annotator_id: int, outcome: AssignmentState) -> None:
+    try:
+        _lease_end(comparison=comparison, annotator_id=annotator_id, outcome=outcome)
+    except AlreadyAnswered:
+        # A comparison the annotator answered is on their screen again only as a position check: that is what
+        # they skip or release (annotation.quality.position), looked up only here, off the ordinary path.
+        skipped = outcome == AssignmentState.SKIPPED
+        if not position.position_check_give_back(
+            comparison_id=comparison.pk, annotator_id=annotator_id, skipped=skipped
+        ):
+            raise
 
 
 def _lease_end(*, comparison: Comparison, annotator_id: int, outcome: AssignmentState) -> None:

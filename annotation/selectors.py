@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import zlib
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
@@ -30,6 +32,22 @@ class TaskContent:
     prompt_text: str
     prompt_context: list
     candidates: list[TaskCandidate]  # in the comparison's stored order
+
+    def in_order(self, ids) -> list[TaskCandidate]:
+        """The candidates in the order of ``ids`` (left to right as shown)."""
+        by_id = {c.id: c for c in self.candidates}
+        return [by_id[i] for i in ids]
+
+
+def candidates_order(candidate_ids, *, comparison_id: int, annotator_id: int) -> list[int]:
+    """Left to right, the order in which an annotator is shown a comparison's candidates: a shuffle seeded by the
+    comparison and the annotator, so the stored order (often "chosen first" in imported pairs) never reaches the
+    screen, a reload shows the same order, and two annotators' orders are independent. The server decides it (the
+    web app shows candidates in the order served) so that a position check (annotation.quality.position) can
+    show the reverse of what the annotator saw."""
+    order = list(candidate_ids)
+    random.Random(zlib.crc32(f"{comparison_id}:{annotator_id}".encode())).shuffle(order)
+    return order
 
 
 # One query for the whole task: this runs once per label served (inside the

@@ -9,7 +9,18 @@ from datetime import datetime
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
-from .models import Assignment, AssignmentState, Comparison, ComparisonStatus, Judgment, Membership, Project, Role
+from .models import (
+    Assignment,
+    AssignmentState,
+    Comparison,
+    ComparisonStatus,
+    Judgment,
+    Membership,
+    PositionCheck,
+    PositionCheckState,
+    Project,
+    Role,
+)
 from .quality.gold import own_gold_status
 
 REMAINING_COUNT_CAP = 1000
@@ -22,7 +33,8 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
     ``remaining`` counts the open, non-gold comparisons that still want judgments
     and that the user has neither answered nor skipped (a live lease of theirs
     counts as remaining), at most :data:`REMAINING_COUNT_CAP` (``remaining_capped``
-    says so); ``done_today`` their judgments since midnight UTC."""
+    says so); ``done_today`` their judgments since midnight UTC, and the position checks they answered (to them a
+    check is a task like any other: annotation.quality.position)."""
     now = now or timezone.now()
     roles = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
     projects = Project.objects.all() if user.is_superuser else Project.objects.filter(pk__in=roles)
@@ -45,6 +57,16 @@ def work_overview(*, user, now: datetime | None = None) -> list[dict]:
         .annotate(n=Count("id"))
         .order_by()
     )
+    checks = (
+        PositionCheck.objects.filter(
+            annotator=user, project_id__in=project_ids, state=PositionCheckState.ANSWERED, answered_at__gte=midnight
+        )
+        .values_list("project_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for project_id, n in checks:
+        today[project_id] = today.get(project_id, 0) + n
     gold = own_gold_status(user=user, projects=projects)
     return [
         {

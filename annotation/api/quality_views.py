@@ -45,6 +45,14 @@ class AnnotatorQualitySerializer(serializers.Serializer):
     agreement_with_others = serializers.FloatField(allow_null=True)
     left_share = serializers.FloatField(allow_null=True)
     longer_share = serializers.FloatField(allow_null=True)
+    position_checks = serializers.IntegerField(
+        help_text="Position-bias checks answered (a comparison served again, swapped)."
+    )
+    position_consistency = serializers.FloatField(
+        allow_null=True, help_text="Share of position checks answered as the first time; null without checks."
+    )
+    position_consistency_low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, lower end.")
+    position_consistency_high = serializers.FloatField(allow_null=True)
     flags = FlagSerializer(many=True)
     excluded = serializers.BooleanField()
     excluded_at = serializers.DateTimeField(allow_null=True)

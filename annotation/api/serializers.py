@@ -49,6 +49,19 @@ class ProjectSerializer(serializers.ModelSerializer):
     overlap = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     gold_share = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+    position_check_share = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="Share of ordinary judgments whose comparison is served again, later, to the same annotator with "
+        "the candidates swapped (position-bias checks; 0: off).",
+    )
+    position_check_after_min = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="A check comes at least this many new tasks later."
+    )
+    position_check_after_max = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="…and at most this many."
+    )
     gold_settings = GoldSettingsField(
         required=False,
         help_text="Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before "
@@ -70,6 +83,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "guidelines",
             "training_settings",
             "gold_settings",
+            "position_check_share",
+            "position_check_after_min",
+            "position_check_after_max",
             "serve_prompt_pairs_together",
             "created_at",
             "updated_at",
@@ -77,6 +93,18 @@ class ProjectSerializer(serializers.ModelSerializer):
         ]
         # Written only through projects/{id}/training-settings/, which checks them against training/config.py.
         read_only_fields = ["created_at", "updated_at", "training_settings"]
+
+    def validate(self, attrs):
+        def current(name):
+            return attrs.get(name, getattr(self.instance, name, Project._meta.get_field(name).default))
+
+        low, high = current("position_check_after_min"), current("position_check_after_max")
+        if high < low:
+            field = "position_check_after_max" if "position_check_after_max" in attrs else "position_check_after_min"
+            raise serializers.ValidationError(
+                {field: [f"position_check_after_max ({high}) must not be below position_check_after_min ({low})."]}
+            )
+        return attrs
 
     def get_my_role(self, project) -> str | None:
         roles = self.context.get("roles", {})
@@ -127,7 +155,9 @@ class TaskSerializer(serializers.Serializer):
     comparison = serializers.IntegerField()
     project = serializers.IntegerField()
     prompt = TaskPromptSerializer()
-    candidates = TaskCandidateSerializer(many=True)
+    candidates = TaskCandidateSerializer(
+        many=True, help_text="Left to right, in the order to show them (the server shuffles; do not reorder)."
+    )
     lease_expires_at = serializers.DateTimeField()
     resumed = serializers.BooleanField(help_text="True when this is a lease you already held.")
 

@@ -281,10 +281,17 @@ class NextView(APIView):
         project = project_for_queue(user=request.user, project_id=pk)
         if project.paused_reason is not None:
             raise PermissionDenied(f"You are paused in this project. {project.paused_reason}")
-        claim = queue.comparison_claim(project=project, annotator_id=request.user.pk, ahead=ahead == "1")
+        claim = queue.comparison_claim(
+            project=project,
+            annotator_id=request.user.pk,
+            ahead=ahead == "1",
+            position_checks=project.position_checks,
+        )
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         task = claim.content or task_content(comparison_id=claim.comparison_id)
+        # Left to right as shown: the web app keeps this order (a position check's swap must reach the screen).
+        candidates = queue.claim_candidates(claim, task, annotator_id=request.user.pk)
         return Response(
             {
                 "comparison": task.comparison_id,
@@ -297,7 +304,7 @@ class NextView(APIView):
                         "mime_type": c.mime_type,
                         "media_url": request.build_absolute_uri(c.media_url) if c.media_url else None,
                     }
-                    for c in task.candidates
+                    for c in candidates
                 ],
                 "lease_expires_at": claim.expires_at,
                 "resumed": claim.resumed,
@@ -351,12 +358,9 @@ class JudgmentCreateView(APIView):
         judgment, created = judgment_submit(
             comparison=comparison, annotator_id=request.user.pk, answer=body.to_answer(), idempotency_key=key
         )
-        if created:
-            # The judgment, its annotator and its spans are already in memory: answer
-            # without reading them back (this is the hot path of labelling).
-            judgment.annotator = request.user
-        else:
-            judgment = Judgment.objects.select_related("annotator").prefetch_related("spans").get(pk=judgment.pk)
+        # The judgment and its spans are in memory (a retry's too), and its annotator is the caller: answer
+        # without reading them back (this is the hot path of labelling).
+        judgment.annotator = request.user
         return Response(s.judgment_data(judgment), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

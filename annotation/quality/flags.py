@@ -27,6 +27,11 @@ class FlagRules:
     of annotators' medians."""
     one_sided: float = 0.8
     """Flag when the 95 % interval of the left (or longer) share lies wholly above this, or wholly below 1 − it."""
+    min_position_checks: int = 10
+    consistency_below: float = 0.6
+    """Flag when even the upper end of the 95 % interval of the position-check consistency (the same answer with
+    the candidates swapped) is below this: a careful annotator repeats most answers, one who clicks a side repeats
+    none, a random clicker about half (annotation.quality.position)."""
 
 
 def annotator_flags(figures: dict, *, project_median_ms: float | None, rules: FlagRules | None = None) -> list[dict]:
@@ -70,4 +75,14 @@ def annotator_flags(figures: dict, *, project_median_ms: float | None, rules: Fl
             which = side if share > 0.5 else ("right" if side == "left" else "shorter")
             message = f"picks the {which} answer {max(share, 1 - share):.0%} of {n} times"
             flags.append({"code": code, "message": message})
+    checks = figures.get("position_checks", 0)
+    if checks >= rules.min_position_checks:
+        same = figures.get("position_consistent", 0)
+        high = wilson_interval(same, checks)[1]
+        if high < rules.consistency_below:
+            message = (
+                f"gives the same answer with the candidates swapped on {same / checks:.0%} of {checks} position "
+                f"checks (at most {high:.0%} at 95 % confidence)"
+            )
+            flags.append({"code": "inconsistent", "message": message})
     return flags

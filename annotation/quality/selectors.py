@@ -41,8 +41,8 @@ def project_quality_summary(*, project_id: int) -> dict | None:
 
 def quality_table(*, project_id: int) -> dict:
     """The researcher's view: project statistics, and one row per annotator with their figures, gold accuracy and
-    its 95 % Wilson interval, flags and exclusion. Figures are as of the last computation (``computed_at``);
-    ``new_judgments`` says how many arrived since."""
+    position-check consistency with their 95 % Wilson intervals, flags and exclusion. Figures are as of the last
+    computation (``computed_at``); ``new_judgments`` says how many arrived since."""
     quality = ProjectQuality.objects.filter(project_id=project_id).first()
     standing = {
         e.annotator_id: e
@@ -117,6 +117,10 @@ def _row(
     if q is not None and q.gold_judged:
         gold_accuracy = q.gold_correct / q.gold_judged
         gold_low, gold_high = wilson_interval(q.gold_correct, q.gold_judged)
+    consistency = consistency_low = consistency_high = None
+    if q is not None and q.position_checks:
+        consistency = q.position_consistent / q.position_checks
+        consistency_low, consistency_high = wilson_interval(q.position_consistent, q.position_checks)
     return {
         "annotator_id": annotator_id,
         "username": username,
@@ -132,6 +136,10 @@ def _row(
         "agreement_with_others": q.agreement_with_others if q else None,
         "left_share": q.left_share if q else None,
         "longer_share": q.longer_share if q else None,
+        "position_checks": q.position_checks if q else 0,
+        "position_consistency": consistency,
+        "position_consistency_low": consistency_low,
+        "position_consistency_high": consistency_high,
         "flags": q.flags if q else [],
         "excluded": exclusion is not None,
         "excluded_at": exclusion.excluded_at if exclusion else None,

@@ -18,19 +18,19 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
 from ..models import Candidate, Judgment, Project, SpanMark
-from ..quality_models import AnnotatorQuality, ComparisonConsensus, ProjectQuality
+from ..quality_models import AnnotatorQuality, ComparisonConsensus, PositionCheck, PositionCheckState, ProjectQuality
 from . import agreement
+from .answers import TIE, answer_choice
 from .flags import FlagRules, annotator_flags
 from .gold import gold_pauses_apply
 from .promotion import is_gold_check
 from .reliability import Label, reliability_fit, reliability_weight
 
-TIE = "tie"
 MIN_EVIDENCE = 10
 """Choices an annotator must have made on comparisons someone else also judged, or on gold, before their
 reliability (and training weight) is estimated: without overlap or gold the model can only say 0.5 for everyone,
@@ -59,12 +59,6 @@ class _Row:
     gold_answer: dict | None
     origin_round: object
     created_at: datetime
-
-
-def _choice(winner_id, tie, ranking):
-    if tie:
-        return TIE
-    return winner_id if winner_id is not None else (ranking[0] if ranking else None)
 
 
 def _category(r) -> object:
@@ -125,7 +119,7 @@ def _rows(project_id: int, max_id: int) -> list[_Row]:
                 judgment_id=pk,
                 comparison_id=cmp,
                 annotator_id=ann,
-                choice=_choice(winner, tie, ranking),
+                choice=answer_choice(winner, tie, ranking),
                 strength=strength,
                 ratings=ratings or {},
                 shown_order=list(shown or []),
@@ -170,6 +164,9 @@ def quality_recompute(*, project_id: int, rules: FlagRules | None = None) -> Pro
     ]
     fit = reliability_fit(labels, gold={c: g for c, g in gold.items() if g not in (None, TIE)})
     per_annotator = _annotator_figures(rows, fit, choices, gold)
+    for annotator_id, checks in _position_figures(project_id, max_id).items():
+        if annotator_id in per_annotator:
+            per_annotator[annotator_id].update(checks)
     project_stats["reliability"] = {"iterations": fit.iterations, "converged": fit.converged, "labels": len(labels)}
 
     timed_medians = [f["median_time_ms"] for f in per_annotator.values() if f["median_time_ms"] is not None]
@@ -228,7 +225,19 @@ _STORED = {
     "agreement_with_others",
     "left_share",
     "longer_share",
+    "position_checks",
+    "position_consistent",
 }
+
+
+def _position_figures(project_id: int, max_id: int) -> dict[int, dict]:
+    """Per annotator: position checks answered (of judgments up to ``max_id``) and how many were consistent."""
+    answered = (
+        PositionCheck.objects.filter(project_id=project_id, state=PositionCheckState.ANSWERED, judgment_id__lte=max_id)
+        .values("annotator_id")
+        .annotate(n=Count("id"), same=Count("id", filter=Q(consistent=True)))
+    )
+    return {r["annotator_id"]: {"position_checks": r["n"], "position_consistent": r["same"]} for r in answered}
 
 
 def _units(rows, value) -> dict:

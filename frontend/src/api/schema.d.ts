@@ -924,6 +924,20 @@ export interface components {
             left_share: number | null;
             /** Format: double */
             longer_share: number | null;
+            /** @description Position-bias checks answered (a comparison served again, swapped). */
+            position_checks: number;
+            /**
+             * Format: double
+             * @description Share of position checks answered as the first time; null without checks.
+             */
+            position_consistency: number | null;
+            /**
+             * Format: double
+             * @description 95 % Wilson interval, lower end.
+             */
+            position_consistency_low: number | null;
+            /** Format: double */
+            position_consistency_high: number | null;
             flags: components["schemas"]["Flag"][];
             excluded: boolean;
             /** Format: date-time */
@@ -1387,6 +1401,15 @@ export interface components {
             guidelines?: string;
             /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
+            /**
+             * Format: double
+             * @description Share of ordinary judgments whose comparison is served again, later, to the same annotator with the candidates swapped (position-bias checks; 0: off).
+             */
+            position_check_share?: number;
+            /** @description A check comes at least this many new tasks later. */
+            position_check_after_min?: number;
+            /** @description …and at most this many. */
+            position_check_after_max?: number;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
@@ -1435,6 +1458,15 @@ export interface components {
             readonly training_settings: unknown;
             /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
+            /**
+             * Format: double
+             * @description Share of ordinary judgments whose comparison is served again, later, to the same annotator with the candidates swapped (position-bias checks; 0: off).
+             */
+            position_check_share?: number;
+            /** @description A check comes at least this many new tasks later. */
+            position_check_after_min?: number;
+            /** @description …and at most this many. */
+            position_check_after_max?: number;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
             /** Format: date-time */
@@ -1456,6 +1488,15 @@ export interface components {
             guidelines?: string;
             /** @description Gold thresholds: {warn_below, pause_below: accuracy 0..1 or null (off), min_gold: checks before either applies (10), show_own_accuracy: annotators see their own gold accuracy (false), promote_min_judgments: unanimous judgments a comparison needs before it can be promoted to gold (3)}. Accuracy is compared with the upper end of the 95 % interval. */
             gold_settings?: unknown;
+            /**
+             * Format: double
+             * @description Share of ordinary judgments whose comparison is served again, later, to the same annotator with the candidates swapped (position-bias checks; 0: off).
+             */
+            position_check_share?: number;
+            /** @description A check comes at least this many new tasks later. */
+            position_check_after_min?: number;
+            /** @description …and at most this many. */
+            position_check_after_max?: number;
             /** @description Serve the comparisons of one prompt one after another (else the queue spreads them out). */
             serve_prompt_pairs_together?: boolean;
         };
@@ -1663,6 +1704,7 @@ export interface components {
             comparison: number;
             project: number;
             prompt: components["schemas"]["TaskPrompt"];
+            /** @description Left to right, in the order to show them (the server shuffles; do not reorder). */
             candidates: components["schemas"]["TaskCandidate"][];
             /** Format: date-time */
             lease_expires_at: string;

@@ -1,6 +1,6 @@
 import { render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { type AnnotatorQuality, goldText, QualityTable } from "./QualityTable";
+import { type AnnotatorQuality, consistencyText, goldText, QualityTable } from "./QualityTable";
 
 const row = (over: Partial<AnnotatorQuality>): AnnotatorQuality => ({
   annotator_id: 1,
@@ -17,6 +17,10 @@ const row = (over: Partial<AnnotatorQuality>): AnnotatorQuality => ({
   agreement_with_others: 0.8,
   left_share: 0.52,
   longer_share: 0.5,
+  position_checks: 12,
+  position_consistency: 0.75,
+  position_consistency_low: 0.468,
+  position_consistency_high: 0.911,
   flags: [],
   excluded: false,
   excluded_at: null,
@@ -64,4 +68,15 @@ test("an annotator paused by the gold threshold shows why and can be resumed", a
   expect(within(screen.getByTestId("quality-pat")).getByTitle(/right 40% of the time/)).toHaveTextContent("paused");
   await userEvent.click(screen.getByRole("button", { name: "Resume pat" }));
   expect(onResume).toHaveBeenCalledWith(paused);
+});
+
+test("position consistency shows in its column with its interval, and a dash without checks", () => {
+  const swapped = row({ annotator_id: 5, username: "sam", position_checks: 0, position_consistency: null, position_consistency_low: null, position_consistency_high: null });
+  render(<QualityTable rows={[row({}), swapped]} onExclude={vi.fn()} onRestore={vi.fn()} onResume={vi.fn()} pending={null} />);
+  const column = screen.getAllByRole("columnheader").findIndex((th) => th.textContent?.startsWith("Position consistency"));
+  expect(column).toBeGreaterThan(0);
+  const cell = (name: string) => screen.getByTestId(`quality-${name}`).children[column];
+  expect(cell("anna")).toHaveTextContent("75 % of 12 (47 %–91 %)");
+  expect(cell("sam")).toHaveTextContent("—");
+  expect(consistencyText(swapped)).toBe("—");
 });

@@ -1,5 +1,5 @@
 /** The per-annotator label-quality table: volume, speed, gold accuracy with its 95 % interval, reliability,
- * agreement, one-sidedness, flags, the researcher's exclude / restore action, and resume for an annotator paused by
+ * agreement, one-sidedness, position-check consistency with its 95 % interval, flags, the researcher's exclude / restore action, and resume for an annotator paused by
  * the project's gold threshold. Presentational: the panel
  * around it owns the server state. */
 import type { Schemas } from "../api/client";
@@ -31,6 +31,9 @@ export function QualityTable({
           <th scope="col">Reliability</th>
           <th scope="col">Agreement with consensus</th>
           <th scope="col">Picks left</th>
+          <th scope="col" title="Comparisons served again later with the candidates swapped: how often the answer stayed the same">
+            Position consistency (95 % interval)
+          </th>
           <th scope="col">Flags</th>
           <th scope="col">Labelling</th>
           <th scope="col">Training</th>
@@ -46,6 +49,7 @@ export function QualityTable({
             <td>{fraction(row.reliability)}</td>
             <td>{percent(row.agreement_with_consensus)}</td>
             <td>{percent(row.left_share)}</td>
+            <td>{consistencyText(row)}</td>
             <td>
               {row.flags.length ? (
                 <ul aria-label={`Flags of ${row.username}`}>
@@ -93,9 +97,20 @@ export function QualityTable({
 }
 
 export function goldText(row: Pick<AnnotatorQuality, "gold_judged" | "gold_accuracy" | "gold_accuracy_low" | "gold_accuracy_high">): string {
-  if (!row.gold_judged || row.gold_accuracy === null) return "—";
-  const range = row.gold_accuracy_low !== null && row.gold_accuracy_high !== null ? ` (${percent(row.gold_accuracy_low)}–${percent(row.gold_accuracy_high)})` : "";
-  return `${percent(row.gold_accuracy)} of ${row.gold_judged}${range}`;
+  return shareText(row.gold_accuracy, row.gold_judged, row.gold_accuracy_low, row.gold_accuracy_high);
+}
+
+export function consistencyText(
+  row: Pick<AnnotatorQuality, "position_checks" | "position_consistency" | "position_consistency_low" | "position_consistency_high">,
+): string {
+  return shareText(row.position_consistency, row.position_checks, row.position_consistency_low, row.position_consistency_high);
+}
+
+/** "90 % of 10 (60 %–98 %)": a share of n with its interval; a dash without any. */
+function shareText(share: number | null, n: number, low: number | null, high: number | null): string {
+  if (!n || share === null) return "—";
+  const range = low !== null && high !== null ? ` (${percent(low)}–${percent(high)})` : "";
+  return `${percent(share)} of ${n}${range}`;
 }
 
 function percent(value: number | null): string {

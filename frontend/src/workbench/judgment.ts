@@ -1,7 +1,7 @@
 /**
  * The judgment being written: a reducer over plain data, so the keyboard, the
  * mouse, the local draft and the tests all drive the same transitions. Candidate
- * positions are positions in the shown (shuffled) order; ids go to the server.
+ * positions are positions in the shown order; ids go to the server.
  */
 import type { JudgmentRequest } from "../api/client";
 
@@ -66,11 +66,14 @@ export type Action =
   | { type: "removeSpan"; id: string }
   | { type: "rationale"; text: string };
 
-export function newDraft(comparison: number, candidateIds: number[], random: () => number = Math.random): Draft {
+/** A fresh draft: the candidates are shown in the order the server sent them. The server shuffles each task's
+ * candidates, and serves a position check (a task seen before) in the reverse of the order first shown, so
+ * reordering here would undo both. */
+export function newDraft(comparison: number, candidateIds: number[]): Draft {
   return {
     comparison,
     idempotencyKey: makeKey(),
-    shownOrder: shuffle(candidateIds, random),
+    shownOrder: [...candidateIds],
     winner: null,
     tie: false,
     ranking: [],
@@ -86,16 +89,6 @@ function makeKey(): string {
   return typeof crypto !== "undefined" && "randomUUID" in crypto
     ? crypto.randomUUID()
     : `k-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-}
-
-/** Fisher–Yates: each task shows its candidates in a fresh random order (no position bias). */
-export function shuffle<T>(items: T[], random: () => number = Math.random): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
 }
 
 let spanCounter = 0;

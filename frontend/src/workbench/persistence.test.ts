@@ -6,9 +6,10 @@ beforeEach(() => localStorage.clear());
 test("a draft comes back for the same user and task, with its order and idempotency key", () => {
   const draft = { ...newDraft(5, [1, 2]), rationale: "half" };
   draftSave(9, draft);
-  expect(draftLoad(9, 5, [2, 1])).toEqual(draft);
+  expect(draftLoad(9, 5, [1, 2])).toEqual(draft);
   expect(draftLoad(8, 5, [1, 2])).toBeNull(); // another user on this browser
   expect(draftLoad(9, 5, [1, 3])).toBeNull(); // the task changed: start afresh
+  expect(draftLoad(9, 5, [2, 1])).toBeNull(); // served again swapped (a position check): start afresh
   draftDrop(9, 5);
   expect(draftLoad(9, 5, [1, 2])).toBeNull();
 });

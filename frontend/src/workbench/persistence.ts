@@ -8,13 +8,15 @@ function keyFor(user: number, comparison: number): string {
   return `${PREFIX}${user}:${comparison}`;
 }
 
+/** The draft of this task, if it was written for the same candidates in the same order: the server serves a task
+ * in the same order every time, except a position check, which comes reversed and must start afresh (with a new
+ * idempotency key). */
 export function draftLoad(user: number, comparison: number, candidateIds: number[]): Draft | null {
   try {
     const raw = localStorage.getItem(keyFor(user, comparison));
     if (!raw) return null;
     const draft = JSON.parse(raw) as Draft;
-    const same = [...draft.shownOrder].sort((a, b) => a - b).join() === [...candidateIds].sort((a, b) => a - b).join();
-    return draft.comparison === comparison && same ? draft : null;
+    return draft.comparison === comparison && draft.shownOrder.join() === candidateIds.join() ? draft : null;
   } catch {
     return null; // unreadable or storage disabled: start afresh
   }
