@@ -30,7 +30,7 @@ from .config import round_config_build
 from .models import ModelKind, Round, RoundStatus
 from .prompts_source import eval_prompts, round_prompts
 from .rounds import round_run
-from .scheduling import rounds_schedule
+from .scheduling import judgments_counted, rounds_schedule
 from .win_rates import HEAD_TO_HEAD
 
 
@@ -169,8 +169,15 @@ def candidate_answers(ids: list[int]) -> dict[int, str | bytes]:
 
 
 def _round_by_scheduler(project: Project, given: int) -> Round:
-    # The threshold is what the annotators just gave: the scheduler's own rule then starts the round.
-    project.training_settings = {**project.training_settings, "min_new_judgments": max(given, 1)}
+    # The threshold is what the scheduler counts of what the annotators just gave (after a policy round, only the
+    # judgments of its pushed comparisons): its own rule then starts the round.
+    counted, _ = judgments_counted(project=project, policy=True, limit=max(given, 1))
+    if given and not counted:
+        raise FlywheelStopped(
+            f"None of the {given} new judgments was of the last round's pushed comparisons: the scheduler waits for "
+            "those."
+        )
+    project.training_settings = {**project.training_settings, "min_new_judgments": max(counted, 1)}
     project.save(update_fields=["training_settings"])
     started = rounds_schedule(projects=[project.pk], enqueue=False)
     if not started:

@@ -55,20 +55,24 @@ def new_judgment_count(*, project_id: int, since_id: int, limit: int, of_round: 
     return qs.values("pk")[:limit].count()
 
 
-def due(*, project: Project, config) -> str | None:
-    """Why the project's next round should start now, or None."""
+def judgments_counted(*, project: Project, policy: bool, limit: int) -> tuple[int, int]:
+    """The new judgments the project's next round counts (up to ``limit``) and the id they count from: in a policy
+    project after its first successful policy round, only those of that round's pushed comparisons."""
     since = judgments_since(project_id=project.pk)
     last_policy = None
-    if config.policy:
+    if policy:
         last_policy = (
             Round.objects.filter(project=project, kind=ModelKind.POLICY, status=RoundStatus.SUCCEEDED)
             .order_by("-id")
             .values_list("pk", flat=True)
             .first()
         )
-    new = new_judgment_count(
-        project_id=project.pk, since_id=since, limit=config.min_new_judgments, of_round=last_policy
-    )
+    return new_judgment_count(project_id=project.pk, since_id=since, limit=limit, of_round=last_policy), since
+
+
+def due(*, project: Project, config) -> str | None:
+    """Why the project's next round should start now, or None."""
+    new, since = judgments_counted(project=project, policy=bool(config.policy), limit=config.min_new_judgments)
     if new >= config.min_new_judgments:
         return f"{new} new judgments since #{since}"
     if config.schedule_every_hours > 0:
