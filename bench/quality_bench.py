@@ -16,11 +16,13 @@ Every label goes through ``comparison_claim`` and ``judgment_submit``, on a fres
 ``quality_recompute`` then every annotator it flags is excluded (what a researcher reviewing the table would do)
 and the rest weigh their reliability weight (``training_weights``), exactly what a round passes to the pair builder.
 
-**Reward model**: a linear Bradley–Terry reward over hashed words and bigrams of the answer plus its log length,
-trained on the weighted pairs with ``training.ml.losses.bradley_terry_loss`` (full batch, Adam). It trains in
-seconds on a CPU so several crowds and seeds fit; it is far weaker than a round's fine-tuned model, so read the
-*differences* between arms, not the level. ``label accuracy`` — the weighted share of training pairs that agree
-with hh-rlhf — shows the defence directly.
+**Reward model** (``--reward``): a linear Bradley–Terry head, trained on the weighted pairs with
+``training.ml.losses.bradley_terry_loss`` (full batch, Adam), over frozen all-MiniLM-L6-v2 embeddings of the
+dialogue's end with the answer plus the answer's log length (``minilm``; the embeddings are computed once and
+cached under ``var/bench-cache/``), or over a hashed bag of words (``bow``, the default: as accurate here, and
+minutes faster). The features are frozen so every crowd, arm and seed fits on a CPU, and so two arms of one seed
+differ only in their labels; a round fine-tunes the backbone too. ``label accuracy`` — the weighted share of training pairs that agree with hh-rlhf —
+shows the defence directly. The drops against the clean crowd are paired by seed (same held-out pairs).
 
     .venv/bin/python bench/quality_bench.py                  # clean + 3 poisoned crowds, 3 seeds
     .venv/bin/python bench/quality_bench.py --seeds 1 --crowds clean,adversarial   # smoke run
@@ -78,47 +80,101 @@ def split(rows: list[dict], eval_share: float = 0.2) -> tuple[list[dict], list[d
 
 
 class Featuriser:
-    """Text → hashed bag of words and bigrams (2^14 dimensions, L2-normalised counts) plus log length, dense.
-
-    Cheap on purpose: every arm of every crowd trains in seconds on a shared CPU. A frozen MiniLM was the first
-    choice; embedding the ~2,000 dialogues took longer than the whole bench may on this machine."""
+    """(prompt, answer) → hashed bag of words and bigrams of the answer (2^14 dimensions, L2-normalised counts) plus
+    its log length, dense. Trains in seconds; too weak to tell the arms apart on ~200 held-out pairs."""
 
     def __init__(self):
         from sklearn.feature_extraction.text import HashingVectorizer
 
         self.vectoriser = HashingVectorizer(n_features=2**14, ngram_range=(1, 2), alternate_sign=False)
 
-    def __call__(self, texts: list[str]):
+    def __call__(self, pairs: list[tuple[str, str]]):
         import numpy as np
         import torch
 
-        words = torch.tensor(self.vectoriser.transform(texts).toarray(), dtype=torch.float32)  # (N, 16384)
-        lengths = torch.tensor(np.log1p([[len(t)] for t in texts]), dtype=torch.float32)  # (N, 1)
+        answers = [a for _, a in pairs]
+        words = torch.tensor(self.vectoriser.transform(answers).toarray(), dtype=torch.float32)  # (N, 16384)
+        lengths = torch.tensor(np.log1p([[len(a)] for a in answers]), dtype=torch.float32)  # (N, 1)
         return torch.cat([words, lengths], dim=1)  # (N, 16385)
 
 
-def train_and_score(featurise, train: list[tuple[str, str, float]], held_out: list[dict], seed: int) -> float:
-    """Linear Bradley–Terry reward on the features: train on (chosen answer, rejected answer, weight), accuracy on
-    held-out rows (the last assistant turn is what differs between the two dialogues)."""
+class MiniLMFeaturiser:
+    """(prompt, answer) → the frozen all-MiniLM-L6-v2 sentence embedding (mean-pooled and normalised, as the model
+    was trained) of the dialogue's end with the answer (the last 256 tokens), plus the answer's log length.
+
+    The embeddings are computed once per text and kept in ``cache`` (a file keyed by the text's SHA-256): every arm,
+    crowd and seed then trains a linear head in seconds, so the arms differ only in their labels."""
+
+    def __init__(self, cache: Path):
+        self.cache_path, self.cache = cache, {}
+        if cache.exists():
+            import torch
+
+            self.cache = torch.load(cache)
+        self.model = None
+
+    def _embed(self, texts: list[str]):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from training.ml.backbones import minilm_path
+
+        if self.model is None:
+            self.tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+            self.tokenizer.truncation_side = "left"  # keep the answer, drop the dialogue's start
+            self.model = AutoModel.from_pretrained(minilm_path()).eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), 32):
+                batch = self.tokenizer(
+                    texts[i : i + 32], truncation=True, max_length=256, padding=True, return_tensors="pt"
+                )
+                hidden = self.model(**batch).last_hidden_state  # (B, T, 384)
+                mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+                pooled = (hidden * mask).sum(1) / mask.sum(1)  # (B, 384)
+                out.extend(torch.nn.functional.normalize(pooled, dim=-1))
+        return out
+
+    def __call__(self, pairs: list[tuple[str, str]]):
+        import math
+
+        import torch
+
+        texts = [f"{prompt}{answer}" for prompt, answer in pairs]
+        keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items())
+        if missing:
+            for (key, _), vector in zip(missing, self._embed([t for _, t in missing]), strict=True):
+                self.cache[key] = vector
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self.cache, self.cache_path)
+        lengths = torch.tensor([[math.log1p(len(a))] for _, a in pairs])  # (N, 1)
+        return torch.cat([torch.stack([self.cache[k] for k in keys]), lengths], dim=1)  # (N, 385)
+
+
+def train_and_score(featurise, train: list[tuple[str, str, str, float]], held_out: list[dict], seed: int) -> float:
+    """Linear Bradley–Terry reward on the features: train on (prompt, chosen answer, rejected answer, weight),
+    accuracy on held-out rows."""
     import torch
 
     from training.ml.losses import bradley_terry_loss
 
     torch.manual_seed(seed)
-    train = [t for t in train if t[2] > 0]
-    chosen, rejected = featurise([c for c, _, _ in train]), featurise([r for _, r, _ in train])  # (N, D) each
-    weight = torch.tensor([w for _, _, w in train])
+    train = [t for t in train if t[3] > 0]
+    chosen = featurise([(p, c) for p, c, _, _ in train])  # (N, D)
+    rejected = featurise([(p, r) for p, _, r, _ in train])  # (N, D)
+    weight = torch.tensor([w for *_, w in train])
     head = torch.nn.Parameter(torch.zeros(chosen.shape[1]))  # (D,)
     optimiser = torch.optim.Adam([head], lr=0.05)
     for _ in range(200):
         optimiser.zero_grad()
         loss, _ = bradley_terry_loss(chosen @ head, rejected @ head, weight=weight)
-        loss = loss + 1e-3 * head.pow(2).sum()  # L2: 16k weights on ~800 prompts
+        loss = loss + 1e-3 * head.pow(2).sum()  # L2: many weights for ~800 prompts
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        good = featurise([r["chosen"] for r in held_out]) @ head
-        bad = featurise([r["rejected"] for r in held_out]) @ head
+        good = featurise([(r["prompt"], r["chosen"]) for r in held_out]) @ head
+        bad = featurise([(r["prompt"], r["rejected"]) for r in held_out]) @ head
     return (good > bad).float().mean().item()
 
 
@@ -199,12 +255,15 @@ def crowd_run(*, crowd: str, rows: list[dict], seed: int, honest_accuracy: float
     bad_ids = set(list(crowd_members)[8:]) if bad else set()
 
     texts = dict(Candidate.objects.filter(project=project).values_list("pk", "text"))
+    comparisons = {c.pk: c for c in Comparison.objects.filter(project=project).select_related("prompt")}
     labels = []
     for comparison_id, annotator_id, winner in Judgment.objects.filter(
         project=project, comparison__is_gold=False
     ).values_list("comparison_id", "annotator_id", "winner_id"):
-        loser = next(c for c in Comparison.objects.get(pk=comparison_id).candidate_ids if c != winner)
-        labels.append((texts[winner], texts[loser], annotator_id, winner == chosen_of[comparison_id]))
+        comparison = comparisons[comparison_id]
+        loser = next(c for c in comparison.candidate_ids if c != winner)
+        ok = winner == chosen_of[comparison_id]
+        labels.append((comparison.prompt.text, texts[winner], texts[loser], annotator_id, ok))
     return {
         "labels": labels,
         "weights": weights,
@@ -220,8 +279,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
-    parser.add_argument("--crowds", default=",".join(CROWDS))
+    parser.add_argument("--crowds", default=",".join(CROWDS), help="clean first: the drops are against it")
     parser.add_argument("--honest", type=float, default=0.85)
+    parser.add_argument("--reward", choices=("minilm", "bow"), default="bow", help="the reward model's features")
+    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache" / "quality-minilm.pt")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     setup_env(args.threads)
@@ -230,21 +291,22 @@ def main() -> None:
 
     train_rows, held_out = split(hh_rows())
     print(f"hh-rlhf: {len(train_rows)} rows to annotate, {len(held_out)} held out (split by first human turn)")
-    embed = Featuriser()
-    truth = [(r["chosen"], r["rejected"], 1.0) for r in train_rows]
-    oracle = [train_and_score(embed, truth, held_out, seed) for seed in range(args.seeds)]
+    embed = MiniLMFeaturiser(args.cache) if args.reward == "minilm" else Featuriser()
+    truth = [(r["prompt"], r["chosen"], r["rejected"], 1.0) for r in train_rows]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    oracle = [train_and_score(embed, truth, held_out, seed) for seed in seeds]
     shorter = statistics.mean(len(r["chosen"]) < len(r["rejected"]) for r in held_out)
     print(
-        f"held out: 'the shorter answer' scores {shorter:.3f}; this reward model on hh-rlhf's own labels "
-        f"(one per pair) {statistics.mean(oracle):.3f}"
+        f"held out: 'the shorter answer' scores {shorter:.3f}; this reward model ({args.reward}) on hh-rlhf's own "
+        f"labels (one per pair) {statistics.mean(oracle):.3f}"
     )
 
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, dict[int, float]]] = {}
     for crowd in args.crowds.split(","):
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for seed in seeds:
             run = crowd_run(crowd=crowd, rows=train_rows, seed=seed, honest_accuracy=args.honest)
-            uniform = [(c, r, 1.0) for c, r, _, _ in run["labels"]]
-            weighted = [(c, r, run["weights"].get(a, 1.0)) for c, r, a, _ in run["labels"]]
+            uniform = [(p, c, r, 1.0) for p, c, r, _, _ in run["labels"]]
+            weighted = [(p, c, r, run["weights"].get(a, 1.0)) for p, c, r, a, _ in run["labels"]]
             arms = {"uniform": train_and_score(embed, uniform, held_out, seed)}
             arms["quality"] = train_and_score(embed, weighted, held_out, seed)
             right = [ok for *_, ok in run["labels"]]
@@ -254,8 +316,8 @@ def main() -> None:
                 "quality": sum(w for (*_, w), ok in zip(weighted, right, strict=True) if ok) / kept,
             }
             for arm, accuracy in arms.items():
-                results.setdefault(crowd, {}).setdefault(arm, []).append(accuracy)
-                results[crowd].setdefault(f"{arm}_labels", []).append(label_accuracy[arm])
+                results.setdefault(crowd, {}).setdefault(arm, {})[seed] = accuracy
+                results[crowd].setdefault(f"{arm}_labels", {})[seed] = label_accuracy[arm]
             print(
                 f"{crowd:12s} seed {seed}: {run['judgments']} judgments "
                 f"({run['label_seconds']:.0f} s through the queue, "
@@ -266,17 +328,26 @@ def main() -> None:
                 flush=True,
             )
 
-    def fmt(values):
+    def fmt(values: list[float], spec: str = ".3f") -> str:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+        return f"{format(statistics.mean(values), spec)} ± {sd:.3f}"
 
-    print("\nheld-out accuracy (label accuracy) per crowd, mean ± sd over seeds")
+    clean = results.get("clean", {}).get("uniform")
+    print(f"\nheld-out accuracy (label accuracy) per crowd, mean ± sd over seeds; reward model: {args.reward}")
     print("crowd        | uniform                          | quality (weights + flagged excluded)")
     for crowd, arms in results.items():
         print(
-            f"{crowd:12s} | {fmt(arms['uniform'])} ({fmt(arms['uniform_labels'])}) "
-            f"| {fmt(arms['quality'])} ({fmt(arms['quality_labels'])})"
+            f"{crowd:12s} | {fmt(list(arms['uniform'].values()))} ({fmt(list(arms['uniform_labels'].values()))}) "
+            f"| {fmt(list(arms['quality'].values()))} ({fmt(list(arms['quality_labels'].values()))})"
         )
+    if clean:
+        # Paired by seed: the same held-out pairs and training seed, the clean crowd's uniform arm as the reference.
+        print("\ndrop against the clean crowd (clean uniform − arm, in points, paired by seed), mean ± sd")
+        for crowd, arms in results.items():
+            if crowd == "clean":
+                continue
+            drops = {arm: [100 * (clean[s] - arms[arm][s]) for s in arms[arm] if s in clean] for arm in arms}
+            print(f"{crowd:12s} | uniform {fmt(drops['uniform'], '+.1f')} | quality {fmt(drops['quality'], '+.1f')}")
 
 
 if __name__ == "__main__":
