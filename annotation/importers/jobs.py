@@ -544,9 +544,9 @@ def _import_overlapped(
 ) -> dict:
     """Postgres: validate and write in one pass inside the one transaction. This
     thread parses, checks and builds each batch's ``COPY`` text (keys drawn through
-    a second connection while the importing one is busy); a worker thread only sends it, through the importing
-    connection, and waits while Postgres writes it and makes its foreign-key checks
-    (made immediate). So Python and Postgres work at the same time, and the worker
+    a second connection while the importing one is busy); a worker thread only
+    sends it, through the importing connection, and waits while Postgres writes it
+    and makes its foreign-key checks (made immediate). So Python and Postgres work at the same time, and the worker
     thread does not take the interpreter's lock from the parser. At the first bad
     row writing stops; checking goes on, to report every error, and the transaction
     is rolled back: all or nothing, as in two passes."""
