@@ -12,8 +12,9 @@ the benchmarks). It runs in three phases:
    of stored rows they refer to) goes to a temporary file.
 3. **writing**: only when no row failed, write the plans inside ONE transaction:
    all or nothing. On Postgres rows go in with ``COPY``, their primary keys drawn
-   from the sequences first; elsewhere with one ``executemany``. Then ``ANALYZE``
-   (Postgres here runs without autovacuum).
+   from the sequences first; elsewhere with one ``executemany``. Then, after the
+   commit, ``ANALYZE`` of the tables that grew by a tenth since their last one
+   (Postgres here runs without autovacuum; ``writing._statistics_refresh``).
 
 A rejected file never opens a write transaction, and no more than one batch of
 parsed rows is in memory at a time.
@@ -21,11 +22,11 @@ parsed rows is in memory at a time.
 On Postgres, when the caller is not inside a transaction (the worker, the
 command, the benchmark), phases 2 and 3 run as one pass instead: the write
 transaction opens first; this thread parses each batch, checks it and builds its
-``COPY`` text (keys drawn through a second connection), and a worker thread only
-sends it (foreign-key checks made immediate) while this one goes on with the next
-batch; at the first bad row writing stops, checking goes on and everything is
-rolled back. Postgres and Python then work at the same time: on 2 cores each was
-about half of the import's CPU (bench/README.md).
+``COPY`` text (keys drawn through a second connection while the first is busy),
+and a worker thread only sends it (foreign-key checks made immediate) while this
+one goes on with the next batch; at the first bad row writing stops, checking
+goes on and everything is rolled back. Postgres and Python then work at the
+same time: on 2 cores each was about half of the import's CPU (bench/README.md).
 
 Line numbers in errors are 1-based: the line of the file for JSON Lines (blank
 lines count as lines but are skipped), the data row for CSV and Parquet (the
@@ -52,7 +53,7 @@ The modules, in the order a file goes through them:
 - ``columns``: the same for a plain batch of bundle rows, a column at a time (the
   common case, fast); any other batch goes to ``rows``, which names each error.
 - ``plan``: checking a batch against the database and deciding what it writes.
-- ``writing``: writing the plans (``COPY`` on Postgres), then ``ANALYZE``.
+- ``writing``: writing the plans (``COPY`` on Postgres); ``ANALYZE`` of the tables that grew.
 - ``rejection``: :class:`ImportRejected` and the capped list of row errors.
 """
 

@@ -13,6 +13,7 @@ import pickle
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -44,7 +45,6 @@ from .plan import _batch_plan
 from .rejection import ImportRejected, _Errors, _rejected
 from .rows import _batch_parse, _Context, _context, _Seen
 from .writing import (
-    _analyze,
     _batch_build,
     _batch_send,
     _counts_add,
@@ -52,6 +52,7 @@ from .writing import (
     _KeyDrawer,
     _media_store,
     _plans_read,
+    _statistics_refresh,
     _write,
 )
 from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
@@ -64,7 +65,7 @@ IMPORT_FORMATS = ("jsonl", "csv", "parquet", "zip")
 _EXTENSIONS = {**DATA_EXTENSIONS, ".zip": "zip"}
 MEDIA_KINDS = ("bundle", "candidates")  # the kinds whose rows hold candidates, so may come in a zip with media
 IMPORT_OPTIONS = ("comparisons",)  # bundle: how to build comparisons for rows that have no `comparisons` column
-ANALYZE_MIN_ROWS = 1000  # refresh planner statistics after imports this large: Postgres runs without autovacuum
+PROGRESS_EVERY_S = 0.5  # a job's rows done are written at most this often within a phase (_JobProgress)
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +324,10 @@ class _JobProgress:
     """Writes an import's progress (and heartbeat) to its job row, visible while the import runs; fenced by the
     attempt, so it raises ``JobCancelled`` or ``JobLost`` (rolling the import back) once the job is not ours.
 
+    Each report is a commit of its own: a new phase is always written, rows done within a phase at most every
+    ``PROGRESS_EVERY_S`` (the job's final write says the last count; the heartbeat thread keeps it alive between).
+    So an import of a batch or two writes its phases only, and a cancel is seen within that time or at the end.
+
     While the write transaction is open, the job row is updated through a second
     connection (Postgres), since an update on the importing connection would only
     show at commit. SQLite has one writer at a time, so there the writing phase
@@ -333,9 +338,14 @@ class _JobProgress:
         self.kind, self.job_id, self.attempt = kind, job_id, attempt
         self.rows_total: int | None = None
         self._side = None
+        self._written: tuple[str, float] | None = None  # the phase last written, and when (monotonic)
 
     def __call__(self, phase: str, done: int, total: int | None) -> None:
         self.rows_total = total
+        now = time.monotonic()
+        if self._written is not None and self._written[0] == phase and now - self._written[1] < PROGRESS_EVERY_S:
+            return
+        self._written = (phase, now)
         fields = {"phase": phase, "rows_done": done, "rows_total": total}
         if phase != "writing" or done == 0:
             job_report(self.kind, self.job_id, self.attempt, **fields)
@@ -457,7 +467,7 @@ def _import_core(
     before_commit=None,
 ) -> dict:
     with project_import_lock(project.pk):
-        return _import_locked(
+        counts = _import_locked(
             project=project,
             kind=kind,
             path=path,
@@ -467,6 +477,9 @@ def _import_core(
             media=media,
             before_commit=before_commit,
         )
+    # After the lock: statistics do not guard the import, and the project's next import need not wait for them.
+    _statistics_refresh(counts)
+    return counts
 
 
 def _import_locked(
@@ -493,8 +506,6 @@ def _import_locked(
             "The project changed while this import ran (rows it refers to were deleted); nothing was imported. "
             "Run it again: imports are idempotent."
         ) from exc
-    if sum(c["created"] for c in counts.values()) >= ANALYZE_MIN_ROWS:
-        _analyze(counts)
     return counts
 
 
@@ -533,9 +544,9 @@ def _import_overlapped(
 ) -> dict:
     """Postgres: validate and write in one pass inside the one transaction. This
     thread parses, checks and builds each batch's ``COPY`` text (keys drawn through
-    a second connection); a worker thread only sends it, through the importing
-    connection, and waits while Postgres writes it and makes its foreign-key checks
-    (made immediate). So Python and Postgres work at the same time, and the worker
+    a second connection while the importing one is busy); a worker thread only
+    sends it, through the importing connection, and waits while Postgres writes it
+    and makes its foreign-key checks (made immediate). So Python and Postgres work at the same time, and the worker
     thread does not take the interpreter's lock from the parser. At the first bad
     row writing stops; checking goes on, to report every error, and the transaction
     is rolled back: all or nothing, as in two passes."""
@@ -547,7 +558,7 @@ def _import_overlapped(
     with transaction.atomic(), _BackgroundWriter() as writer, _side_connection() as side, _lock_handed_often():
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        keys = _KeyDrawer(side)
+        keys = _KeyDrawer(connection, side=side, busy=writer.busy)
 
         def write(batch_size: int, plan) -> None:
             _counts_add(counts, plan)
@@ -587,7 +598,7 @@ def _lock_handed_often(interval: float = 0.0005):
 
 @contextlib.contextmanager
 def _side_connection():
-    """A second connection to the database (autocommit), closed after use."""
+    """A second connection to the database (autocommit), closed after use; it connects on its first query."""
     side = connections.create_connection(DEFAULT_DB_ALIAS)
     try:
         yield side
@@ -619,6 +630,10 @@ class _BackgroundWriter:
         while len(self.pending) >= self.depth:
             self.pending.popleft().result()  # raises what writing it raised
         self.pending.append(self.executor.submit(_batch_send, inserts))
+
+    def busy(self) -> bool:
+        """Whether a batch is still being written (else the connection is free for this thread)."""
+        return not all(f.done() for f in self.pending)
 
     def wait(self) -> None:
         """Block until every batch submitted is in; raise what writing one raised."""

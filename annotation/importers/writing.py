@@ -1,6 +1,6 @@
 """Writing the validated plans, inside the import's one transaction: primary keys
 drawn first, then ``COPY`` on Postgres or one ``executemany`` elsewhere; and
-``ANALYZE`` after a large import."""
+``ANALYZE`` of the tables an import grew by a meaningful share."""
 
 from __future__ import annotations
 
@@ -59,16 +59,42 @@ _COUNTED = {
 }
 
 
-def _analyze(counts: dict) -> None:
-    """Refresh the planner statistics of the tables the import added rows to (by
-    its counts); the others did not change."""
+# Planner statistics are refreshed when a table changed by this many rows plus this share of its rows since its
+# last ANALYZE: autovacuum's own defaults (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor), applied
+# at once, since Postgres may run without autovacuum. An empty table's first 50 rows cross it (docs/DECISIONS.md).
+ANALYZE_THRESHOLD_ROWS = 50
+ANALYZE_SCALE_FACTOR = 0.1
+
+
+def _statistics_refresh(counts: dict) -> None:
+    """``ANALYZE`` the tables the import added rows to (by its counts) whose rows changed by more than the threshold
+    since their last ``ANALYZE``, by Postgres's own count (``n_mod_since_analyze``: rows inserted, updated or deleted
+    by anyone, the queue's updates too; an ``ANALYZE`` by autovacuum resets it as well). A burst of small imports
+    into a large table analyzes once per tenth it grows, not once per import."""
     by_kind = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
-    tables = [by_kind[name]._meta.db_table for name, c in counts.items() if c["created"]]
-    # A bare ANALYZE would take the whole database.
-    if connection.vendor != "postgresql" or not tables:
+    created = {by_kind[name]._meta.db_table: c["created"] for name, c in counts.items() if c["created"]}
+    if connection.vendor != "postgresql" or not created:
         return
+    # Counted changes reach the shared statistics at commit, but a backend sends them at most once a second: ask
+    # for this one's to be sent now (as this statement ends), so the next one reads them (Postgres 15 and later;
+    # before, an import's rows may count with the next import's). Inside a caller's transaction the import's rows
+    # are not committed, so not counted: they are added here.
+    uncommitted = connection.in_atomic_block
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE " + ", ".join(tables))
+        if not uncommitted and connection.pg_version >= 150000:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT c.relname, greatest(c.reltuples, 0), coalesce(s.n_mod_since_analyze, 0) FROM pg_class c"
+            " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = ANY(%s::regclass[])",
+            [list(created)],
+        )
+        grown = [
+            table
+            for table, rows, changed in cursor.fetchall()
+            if changed + (created[table] if uncommitted else 0) >= ANALYZE_THRESHOLD_ROWS + ANALYZE_SCALE_FACTOR * rows
+        ]
+        if grown:  # named: a bare ANALYZE would take the whole database
+            cursor.execute("ANALYZE " + ", ".join(sorted(grown)))
 
 
 def _plan_write(ctx: _Context, plan: _Plan) -> None:
@@ -216,13 +242,16 @@ class _KeyDrawer:
     usually contiguous, then they come back as one small row. A sequence stands
     outside transactions, so the overlapped import draws through a second
     connection while its own is busy writing (a rolled-back import leaves a gap in
-    the ids, as any rollback does). SQLite: the write transaction holds the
-    database's only write lock (``BEGIN IMMEDIATE``), so the keys after the highest
-    ever used are ours; they must be drawn through the importing connection.
+    the ids, as any rollback does): ``busy`` says when, and the second connection
+    is opened only then (never for a file of one batch). SQLite: the write
+    transaction holds the database's only write lock (``BEGIN IMMEDIATE``), so the
+    keys after the highest ever used are ours; they must be drawn through the
+    importing connection.
     """
 
-    def __init__(self, db_connection):
+    def __init__(self, db_connection, *, side=None, busy: Callable[[], bool] = lambda: True):
         self.connection = db_connection
+        self.side, self.busy = side, busy
         self.vendor = db_connection.vendor
         self.sequences: dict[str, str] = {}
         self.drawn: dict[str, list[int]] = {}
@@ -235,7 +264,8 @@ class _KeyDrawer:
             return
         tables = [(m._meta.db_table, m._meta.pk.column) for m in counts]
         missing = [t for t in tables if t[0] not in self.sequences]
-        with self.connection.cursor() as cursor:
+        through = self.side if self.side is not None and self.busy() else self.connection
+        with through.cursor() as cursor:
             if missing:
                 # Looked up once: as an argument of nextval() the lookup would run per key (10x the time, measured).
                 cursor.execute(

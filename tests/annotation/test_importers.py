@@ -512,6 +512,25 @@ def test_a_job_reports_each_phase_as_it_goes(media, project, monkeypatch):
     ]
 
 
+def test_a_job_writes_each_phase_but_rows_done_within_a_phase_at_most_so_often(media, project, monkeypatch):
+    monkeypatch.setattr(files, "BATCH_ROWS", 2)
+    monkeypatch.setattr(jobs, "PROGRESS_EVERY_S", 3600)
+    written = []
+    report = jobs.job_report
+
+    def spy(kind, job_id, attempt, **fields):
+        written.append((fields["phase"], fields["rows_done"]))
+        report(kind, job_id, attempt, **fields)
+
+    monkeypatch.setattr(jobs, "job_report", spy)
+    job = import_job_create(
+        project=project, kind="bundle", uploaded_file=upload([bundle_row(i) for i in range(5)]), original_name="b.jsonl"
+    )
+    job = import_job_run(job_id=job.pk)
+    assert written == [("reading", 0), ("validating", 2), ("writing", 0)]  # each a commit of its own
+    assert (job.status, job.phase, job.rows_done, job.rows_total) == (ImportStatus.SUCCEEDED, "done", 5, 5)
+
+
 def test_a_failed_job_keeps_its_errors_and_writes_nothing(media, project):
     rows = [bundle_row(0), bundle_row(1, candidates="not a list")]
     job = import_job_create(project=project, kind="bundle", uploaded_file=upload(rows), original_name="b.jsonl")
@@ -658,14 +677,48 @@ def test_integers_beyond_64_bits_are_kept_whole(project, tmp_path):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
-def test_a_large_import_analyzes_only_the_tables_it_added_to(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "ANALYZE_MIN_ROWS", 2)
+def test_an_import_analyzes_only_the_tables_it_added_to(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(writing, "ANALYZE_THRESHOLD_ROWS", 2)
+    monkeypatch.setattr(writing, "ANALYZE_SCALE_FACTOR", 0)
     import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
     rows = [{"prompt_id": "q0", "candidate_ids": ["q0-c", other]} for other in ("q0-a", "q0-b")]
     with CaptureQueriesContext(connection) as queries:
         counts = import_file(project=project, kind="comparisons", path=write(tmp_path, rows, "jsonl", name="c"))
     assert counts["comparisons"]["created"] == 2
     assert [q["sql"] for q in queries if q["sql"].startswith("ANALYZE")] == ["ANALYZE annotation_comparison"]
+
+
+def _statistics(table: str) -> tuple[int, float]:
+    """How many times ``table`` was analyzed, and the rows its statistics hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.analyze_count, c.reltuples FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+            " WHERE s.relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
+@pytest.mark.django_db(transaction=True)  # committed imports, counted by Postgres as they are in production
+def test_a_burst_of_small_imports_analyzes_once_the_table_grew_by_a_tenth(tmp_path):
+    project = ProjectFactory()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE annotation_prompt")  # empty: statistics of no rows, no change since
+    analyzed, _ = _statistics("annotation_prompt")
+
+    def import_prompts(first: int, count: int) -> None:
+        rows = [{"id": f"p{i}", "text": f"Prompt {i}"} for i in range(first, first + count)]
+        import_file(project=project, kind="prompts", path=write(tmp_path, rows, "jsonl", name=f"p{first}"))
+
+    import_prompts(0, 1000)
+    assert _statistics("annotation_prompt") == (analyzed + 1, 1000), "an empty table's first rows are analyzed"
+    # The threshold at 1,000 rows: 50 + 10 % = 150 changed rows, i.e. the fifth import of 30 rows.
+    for i in range(4):
+        import_prompts(1000 + 30 * i, 30)
+        assert _statistics("annotation_prompt") == (analyzed + 1, 1000), f"analyzed after import {i + 1} of 30 rows"
+    import_prompts(1120, 30)
+    assert _statistics("annotation_prompt") == (analyzed + 2, 1150)
 
 
 # --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
@@ -730,6 +783,31 @@ def test_a_write_that_fails_outside_a_transaction_leaves_nothing(tmp_path, monke
     with pytest.raises(RuntimeError, match="disk on fire"):
         import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(i) for i in range(5)], "jsonl"))
     assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_one_batch_job_outside_a_transaction_opens_no_second_connection(media, monkeypatch):
+    project = ProjectFactory()
+    opened = []
+    create = jobs.connections.create_connection
+
+    def counted(alias):
+        side = create(alias)
+        connect = side.connect
+
+        def connect_counted():
+            opened.append(alias)
+            connect()
+
+        side.connect = connect_counted
+        return side
+
+    monkeypatch.setattr(jobs.connections, "create_connection", counted)
+    rows = [bundle_row(i) for i in range(5)]
+    job = import_job_create(project=project, kind="bundle", uploaded_file=upload(rows), original_name="b.jsonl")
+    job = import_job_run(job_id=job.pk)
+    assert (job.status, job.rows_done) == (ImportStatus.SUCCEEDED, 5)
+    assert opened == []  # keys drawn, and progress written, through the importing connection only
 
 
 @pytest.mark.django_db(transaction=True)
