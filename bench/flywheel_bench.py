@@ -119,8 +119,12 @@ def run_seed(seed: int, judge: str, args: argparse.Namespace) -> dict:
         )
         print(f"seed {seed}: project #{project.pk}, hidden preference {preference.name}\n{HEADER}", flush=True)
         t0 = time.perf_counter()
+        # Seeds running at once share the output: each live row names its seed.
         rows = flywheel_run(
-            project=project, preference=preference, config=config, on_row=lambda row: print(format_row(row), flush=True)
+            project=project,
+            preference=preference,
+            config=config,
+            on_row=lambda row: print(f"{format_row(row)}  [seed {seed}]", flush=True),
         )
         return {
             "seed": seed,
@@ -152,10 +156,22 @@ def _child(seed: int, judge: str, args: argparse.Namespace, queue) -> None:
         raise
 
 
+def _result(seed: int, proc, queue) -> dict:
+    """The seed's result, or an error once its process is gone without one (killed: out of memory, say)."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=10)
+        except queues.Empty:
+            if not proc.is_alive():
+                return {"seed": seed, "error": f"its process ended without a result (exit code {proc.exitcode})"}
+
+
 def run_seeds(judge: str, args: argparse.Namespace) -> list[dict]:
     """Each seed in a fresh spawned interpreter, ``--parallel`` of them at a time; results in seed order."""
     ctx = mp.get_context("spawn")
-    pending, running, results = list(range(args.seeds)), [], {}
+    pending, running, results = list(args.seed_list), [], {}
     while pending or running:
         while pending and len(running) < args.parallel:
             seed, queue = pending.pop(0), ctx.Queue()
@@ -163,7 +179,7 @@ def run_seeds(judge: str, args: argparse.Namespace) -> list[dict]:
             proc.start()
             running.append((seed, proc, queue))
         seed, proc, queue = running.pop(0)  # seeds take about as long as each other: wait in order
-        results[seed] = queue.get()
+        results[seed] = _result(seed, proc, queue)
         proc.join()
         if "error" in results[seed]:
             print(json.dumps(results[seed]), flush=True)
@@ -193,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 1 seed, tiny sizes")
     parser.add_argument("--rounds", type=int, default=3, help="policy rounds per seed (N)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1, each in a fresh var folder (S)")
+    parser.add_argument("--seed-list", help="these seeds instead, comma-separated (e.g. one to run again)")
     parser.add_argument("--prompts", type=int, default=8, help="train prompts generated for per round")
     parser.add_argument("--k", type=int, default=4, help="candidates per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=48)
@@ -214,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:
+        args.seed_list = None
         args.rounds, args.seeds, args.prompts, args.k, args.max_new_tokens = 1, 1, 2, 2, 8
         args.labels, args.policy_steps, args.batch_size, args.round_eval_prompts = 4, 1, 2, 2
         args.push_active_pairs, args.measure_prompts, args.measure_samples, args.train_prompts = 2, 2, 2, 8
 
+    args.seed_list = [int(x) for x in args.seed_list.split(",")] if args.seed_list else list(range(args.seeds))
+    args.seeds = len(args.seed_list)
     report = {"machine": machine(), "workload": WORKLOAD, "args": {k: str(v) for k, v in vars(args).items()}}
     print(json.dumps(report["machine"]))
     print(
