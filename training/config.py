@@ -125,6 +125,9 @@ class RoundConfig:
     """LoRA rank of the policy update (PEFT); null for a full fine-tune."""
     policy_max_length: int = 512
     """Tokens per (prompt + answer) in the policy update; longer prompts are cut from the left."""
+    policy_gradient_checkpointing: bool = False
+    """Recompute activations in the policy update's backward pass instead of keeping them: far less memory (what
+    TRL does by default), slower steps. Turn on when a round runs out of memory."""
     prompts_per_round: int = 16
     """Train-split prompts that get new candidates each round."""
     prompt_selection: str = "unused"

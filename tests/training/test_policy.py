@@ -166,6 +166,17 @@ def test_each_loss_type_trains_a_step(tiny_causal_lm, pairs, loss_type):
     assert model.metrics["steps"] == 1 and torch.isfinite(torch.tensor(model.metrics["final_loss"]))
 
 
+def test_gradient_checkpointing_trades_memory_not_results(tiny_causal_lm, pairs):
+    # The round setting policy_gradient_checkpointing: recomputed activations, the same steps.
+    losses = []
+    for checkpointing in (False, True):
+        config = PolicyTrainingConfig(
+            model=tiny_causal_lm, max_steps=2, batch_size=4, logging_steps=1, gradient_checkpointing=checkpointing
+        )
+        losses.append(train_policy(pairs[:8], config).metrics["final_loss"])
+    assert losses[1] == pytest.approx(losses[0], abs=1e-5)
+
+
 def test_loss_types_are_the_ones_trl_documents():
     help_text = next(f for f in dataclasses.fields(DPOConfig) if f.name == "loss_type").metadata["help"]
     assert set(LOSS_TYPES) == set(re.findall(r"`'(\w+)'`", help_text))

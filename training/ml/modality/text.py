@@ -6,7 +6,7 @@ Settings read from the round (``training.config.RoundConfig``): the reward model
 ``ensemble_size``, ``lora_r``; ``max_new_tokens``, ``temperature``, ``top_p``,
 ``generation_batch_size``; ``policy_algorithm``, ``loss_type``, ``beta``, ``label_smoothing``,
 ``policy_learning_rate``, ``policy_epochs``, ``policy_max_steps``, ``policy_batch_size``, ``policy_max_length``,
-``policy_lora_r``, ``candidates_per_prompt``, ``bf16``.
+``policy_gradient_checkpointing``, ``policy_lora_r``, ``candidates_per_prompt``, ``bf16``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class TextModality:
             max_steps=settings["policy_max_steps"],
             batch_size=settings["policy_batch_size"],
             max_length=settings["policy_max_length"],
+            gradient_checkpointing=settings["policy_gradient_checkpointing"],
             lora_r=settings["policy_lora_r"],
             seed=seed,
             bf16=settings["bf16"],
