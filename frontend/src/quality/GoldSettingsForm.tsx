@@ -5,6 +5,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { api, HttpError, unwrap } from "../api/client";
+import { SaveButtons } from "../components/SaveButtons";
 import { type GoldInputs, goldErrors, goldInputs, goldPatch } from "./goldSettings";
 
 const TEXT_FIELDS: { name: Exclude<keyof GoldInputs, "show_own_accuracy">; label: string; help: string }[] = [
@@ -82,16 +83,12 @@ export function GoldSettingsForm({ projectId }: { projectId: number }) {
         )}
       </div>
       {canEdit && (
-        <div className="row">
-          <button type="submit" disabled={save.isPending || edited === null}>
-            Save gold settings
-          </button>
-          {edited !== null && (
-            <button type="button" onClick={() => setEdited(null)}>
-              Discard changes
-            </button>
-          )}
-        </div>
+        <SaveButtons
+          label="Save gold settings"
+          edited={edited !== null}
+          pending={save.isPending}
+          onDiscard={() => setEdited(null)}
+        />
       )}
       {save.isError && (
         <p role="alert" className="error">

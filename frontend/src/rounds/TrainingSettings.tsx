@@ -4,6 +4,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useState } from "react";
 import { api, HttpError, unwrap } from "../api/client";
+import { SaveButtons } from "../components/SaveButtons";
 import {
   defaultText,
   errorsBySetting,
@@ -60,16 +61,12 @@ export function TrainingSettings({ projectId }: { projectId: number }) {
             ))}
           </fieldset>
         ))}
-        <div className="row">
-          <button type="submit" disabled={save.isPending || edited === null}>
-            Save training settings
-          </button>
-          {edited !== null && (
-            <button type="button" onClick={() => setEdited(null)}>
-              Discard changes
-            </button>
-          )}
-        </div>
+        <SaveButtons
+          label="Save training settings"
+          edited={edited !== null}
+          pending={save.isPending}
+          onDiscard={() => setEdited(null)}
+        />
         {save.isError && (
           <p role="alert" className="error">
             {save.error instanceof HttpError ? "Not saved: " : ""}
