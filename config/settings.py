@@ -58,15 +58,17 @@ INSTALLED_APPS = [
     "training",
 ]
 
+# The browser's middleware (static files, session, CSRF, authentication from the session, messages) is passed
+# over by API calls authenticated by token, which need none of it (annotation/api/middleware.py: browser_only).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "annotation.api.middleware.BrowserOnlyWhiteNoiseMiddleware",
     "annotation.api.middleware.RequestGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "annotation.api.middleware.BrowserOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "annotation.api.middleware.BrowserOnlyCsrfViewMiddleware",
+    "annotation.api.middleware.BrowserOnlyAuthenticationMiddleware",
+    "annotation.api.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
