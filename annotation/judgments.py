@@ -32,6 +32,7 @@ from .quality import position
 from .queue import NoLiveLease, QueueError, single_statement
 from .schema import LabelingSchema, parse_schema
 from .selectors import partial_instance
+from .statements import compact_sql, prepared_cursor
 
 
 class JudgmentInvalid(ValueError):
@@ -479,6 +480,8 @@ FROM target, lease
 """
 )
 
+_PG_SUBMIT = compact_sql(_PG_SUBMIT)
+
 # A project's rules can change between reading them and the write that checks them; never forever.
 _SUBMIT_ATTEMPTS = 3
 
@@ -518,7 +521,7 @@ def _write_postgres(judgment: Judgment, spans: list[SpanMark], answer: JudgmentI
             "modality": rules and rules.modality,
             **(given if rules else unread),
         }
-        with single_statement(), connection.cursor() as cursor:
+        with single_statement(), prepared_cursor() as cursor:
             cursor.execute(_PG_SUBMIT, params)
             row = cursor.fetchone()
         if row is None:

@@ -60,6 +60,7 @@ from .selectors import (
     partial_instance,
     task_content_from_rows,
 )
+from .statements import compact_sql, prepared_cursor
 
 # Live assignment states that keep a comparison from being served to the same
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
@@ -361,6 +362,8 @@ LEFT JOIN LATERAL (
 """
 )
 
+_PG_CLAIM = compact_sql(_PG_CLAIM)
+
 _REGULAR_WORK_LEFT = """
 SELECT 1 FROM annotation_comparison c
 WHERE c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = false
@@ -431,7 +434,7 @@ def _claim_one(params: dict) -> _Read | None:
 
 
 def _claim_postgres(params: dict) -> _Read | None:
-    with single_statement(), connection.cursor() as cursor:
+    with single_statement(), prepared_cursor() as cursor:
         cursor.execute(_PG_CLAIM, params)
         rows = cursor.fetchall()
     if not rows:

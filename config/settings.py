@@ -112,6 +112,13 @@ else:
     # request (measured ~1 of 8 per label); a dropped connection then fails one
     # request instead. Turn on behind poolers that close idle connections.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
+# The labelling hot path's two statements run as prepared statements, planned once per connection
+# (annotation/queue.py: prepared_cursor). Only cursors that bind on the server prepare; Django's bind on the client.
+# Turn off behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or
+# without max_prepared_statements).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

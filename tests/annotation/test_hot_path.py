@@ -103,6 +103,30 @@ def test_next_and_submit_are_one_statement_each_on_postgres_with_the_membership_
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_hot_statements_are_prepared_once_per_connection_unless_turned_off(project, token_cache, settings):
+    for _ in range(8):
+        make_comparison(project)
+    anna = _token_client(_member(project, "anna"))
+
+    def prepared():
+        if connection.vendor != "postgresql":
+            return 0
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            return cursor.fetchone()[0]
+
+    before = prepared()
+    _cycle(anna, project, 0)
+    _cycle(anna, project, 1)
+    if connection.vendor == "postgresql":
+        assert prepared() >= before + 2  # the claim and the submission (and the token lookup, when not cached)
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    after = prepared()
+    _cycle(anna, project, 2)
+    assert prepared() == after
+
+
+@pytest.mark.django_db(transaction=True)
 def test_without_a_token_cache_each_call_reads_its_token_once_more(project, settings):
     settings.TOKEN_CACHE_SECONDS = 0
     for _ in range(6):
