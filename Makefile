@@ -8,7 +8,7 @@ FRONTEND_STAMP := frontend/node_modules/.installed
 FRONTEND_BUILD := frontend/dist/index.html
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 
-.PHONY: demo demo-check test lint schema install clean
+.PHONY: demo demo-check test test-sqlite lint schema install clean
 
 demo: install  ## Migrate, load the demo project and users, start web + worker (embedded: SQLite, no Redis)
 	bin/demo
@@ -20,6 +20,15 @@ test: install  ## Every test, against $$DATABASE_URL (Postgres in CI) or the SQL
 	$(BIN)/ruff check .
 	cd frontend && npm run --silent api:check && npm run --silent typecheck && npm test --silent
 	$(BIN)/pytest
+
+# SQLite runs claim and submit through its own twins of the Postgres statements (annotation/queue.py,
+# annotation/judgments.py): CI runs `make test` on Postgres, then these on SQLite.
+SQLITE_TWIN_TESTS := tests/annotation/test_queue.py tests/annotation/test_queue_concurrency.py \
+	tests/annotation/test_judgments_api.py tests/annotation/test_position_checks.py tests/annotation/test_hot_path.py \
+	tests/annotation/test_permissions.py tests/annotation/test_quality_gold.py
+
+test-sqlite: install  ## The queue, judgment and position-check tests on the SQLite default, whatever $$DATABASE_URL says
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest -q $(SQLITE_TWIN_TESTS)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -16,6 +16,7 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from .access import Refused, member_sql
 from .models import (
     Assignment,
     AssignmentState,
@@ -24,11 +25,14 @@ from .models import (
     ComparisonStatus,
     Judgment,
     Modality,
+    Project,
     SpanMark,
 )
 from .quality import position
 from .queue import NoLiveLease, QueueError, single_statement
 from .schema import LabelingSchema, parse_schema
+from .selectors import partial_instance
+from .statements import compact_sql, prepared_cursor
 
 
 class JudgmentInvalid(ValueError):
@@ -74,14 +78,15 @@ class JudgmentInput:
     time_spent_ms: int | None = None
 
 
-def judgment_check(*, answer: JudgmentInput, comparison: Comparison, schema: LabelingSchema, modality: str) -> None:
-    """Raise :class:`JudgmentInvalid` naming every field that breaks a rule."""
+def judgment_check(*, answer: JudgmentInput, candidate_ids: list[int], schema: LabelingSchema, modality: str) -> None:
+    """Raise :class:`JudgmentInvalid` naming every field that breaks a rule, for a comparison of
+    ``candidate_ids`` in a project of ``schema`` and ``modality``."""
     errors: dict[str, list[str]] = {}
 
     def err(path: str, message: str) -> None:
         errors.setdefault(path, []).append(message)
 
-    ids = list(comparison.candidate_ids)
+    ids = list(candidate_ids)
     id_set = set(ids)
 
     given = [answer.winner is not None, answer.tie, answer.ranking is not None]
@@ -190,7 +195,7 @@ def _check_spans(spans: list[SpanInput], ids: list[int], schema: LabelingSchema,
 
 
 def judgment_submit(
-    *, comparison: Comparison, annotator_id: int, answer: JudgmentInput, idempotency_key: str
+    *, comparison_id: int, annotator_id: int, answer: JudgmentInput, idempotency_key: str, member: bool = False
 ) -> tuple[Judgment, bool]:
     """Record the annotator's answer; returns ``(judgment, created)``.
 
@@ -199,18 +204,13 @@ def judgment_submit(
     released), so nobody answers gold checks or jumps the queue by guessing ids.
     A retry with the same key returns the first judgment (``created=False``). A
     submission whose lease expired is kept if the comparison still needs it;
-    otherwise :class:`NotNeeded` is raised and nothing is written.
+    otherwise :class:`NotNeeded` is raised and nothing is written. With ``member`` (the API's call), only for a
+    member of the comparison's project (annotation.access): :class:`~annotation.access.Refused` otherwise, and for
+    an id that does not exist; without it, such an id raises ``Comparison.DoesNotExist``.
     """
-    judgment_check(
-        answer=answer,
-        comparison=comparison,
-        schema=parse_schema(comparison.project.schema),
-        modality=comparison.project.modality,
-    )
     now = timezone.now()
     judgment = Judgment(
-        project_id=comparison.project_id,
-        comparison=comparison,
+        comparison_id=comparison_id,
         annotator_id=annotator_id,
         winner_id=answer.winner,
         tie=answer.tie,
@@ -229,11 +229,11 @@ def judgment_submit(
     ]
     write = _write_postgres if connection.vendor == "postgresql" else _write_portable
     try:
-        written = write(judgment, spans, now)
+        target = write(judgment, spans, answer, member, now)
     except (_AlreadyAnswered, IntegrityError):
         # Usually a retry of a submission that went through (perhaps racing with
         # it), or the key was used for another comparison: the key tells which.
-        existing = _judgment_for_key(annotator_id, idempotency_key, comparison.pk)
+        existing = _judgment_for_key(annotator_id, idempotency_key, comparison_id)
         if existing is not None:
             if not _same_answer(existing, answer):
                 raise _key_reused(idempotency_key) from None
@@ -242,7 +242,7 @@ def judgment_submit(
         # the ordinary path): the answer is kept on the check, and no judgment is written.
         try:
             repeat = position.position_check_answer(
-                comparison_id=comparison.pk, annotator_id=annotator_id, answer=answer, idempotency_key=idempotency_key
+                comparison_id=comparison_id, annotator_id=annotator_id, answer=answer, idempotency_key=idempotency_key
             )
         except position.CheckKeyReused:
             raise _key_reused(idempotency_key) from None
@@ -250,19 +250,92 @@ def judgment_submit(
             check, created = repeat
             return _check_as_judgment(check), created
         raise NotNeeded("You have already judged this comparison.") from None
-    if not written:
+    if judgment.pk is None:
         raise NotNeeded(
             "This comparison no longer needs your judgment: your lease ran out and other annotators "
             "have completed it. Nothing was saved; ask for the next task."
         )
     # The spans just written, so callers can show the judgment without reading it back.
     judgment._prefetched_objects_cache = {"spans": spans}
-    project = comparison.project
-    if project.position_check_share > 0 and not comparison.is_gold:
+    project = target.project
+    if project.position_check_share > 0 and not target.is_gold:
         position.position_check_schedule(
-            project=project, judgment_id=judgment.pk, comparison_id=comparison.pk, annotator_id=annotator_id
+            project=project, judgment_id=judgment.pk, comparison_id=comparison_id, annotator_id=annotator_id
         )
     return judgment, True
+
+
+@dataclass(frozen=True)
+class ProjectRules:
+    """What checking an answer needs of its project (``judgment_check``)."""
+
+    project_id: int
+    schema: dict  # as stored
+    modality: str
+    parsed: LabelingSchema
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The comparison a submission wrote to: its gold flag, and its project with the position-check settings."""
+
+    project: Project
+    is_gold: bool
+
+
+# The rules of the project each annotator last submitted to, per process, so that a submission is checked before
+# its one statement instead of after a read. The statement writes only if the comparison is in that project and
+# the rules are still the stored ones (and otherwise returns them: checked again, then written), so a stale entry
+# costs a second statement, never a wrong answer. Bounded by the annotators this process serves.
+_rules_by_project: dict[int, ProjectRules] = {}
+_project_by_annotator: dict[int, int] = {}
+_RULES_KEPT = 10_000
+
+
+def _rules_guess(annotator_id: int) -> ProjectRules | None:
+    project_id = _project_by_annotator.get(annotator_id)
+    return None if project_id is None else _rules_by_project.get(project_id)
+
+
+def _rules_remember(annotator_id: int, rules: ProjectRules) -> None:
+    if len(_project_by_annotator) >= _RULES_KEPT:
+        _project_by_annotator.clear()
+        _rules_by_project.clear()
+    _rules_by_project[rules.project_id] = rules
+    _project_by_annotator[annotator_id] = rules.project_id
+
+
+def _rules_from(project_id: int, schema, modality: str) -> ProjectRules:
+    schema = _json(schema)
+    return ProjectRules(project_id=project_id, schema=schema, modality=modality, parsed=parse_schema(schema))
+
+
+def _named_candidates(answer: JudgmentInput) -> tuple[list[int], int | None]:
+    """The candidate ids the answer names, and how many candidates its ranking or shown order lists (None if it
+    gives neither): checked against the comparison by the submit statement itself."""
+    named = set(answer.ranking or ()) | set(answer.shown_order) | {s.candidate for s in answer.spans}
+    named |= {int(k) for k in answer.ratings if k.isascii() and k.isdecimal()}
+    if answer.winner is not None:
+        named.add(answer.winner)
+    if answer.ranking is not None:
+        return sorted(named), len(answer.ranking)
+    return sorted(named), (len(answer.shown_order) if answer.shown_order else None)
+
+
+def _valid_before_reading(answer: JudgmentInput, rules: ProjectRules | None) -> bool:
+    """Whether the answer passes ``judgment_check`` under the guessed rules, with the candidates it names standing
+    in for the comparison's. Sound because the statement then writes only if those candidates are in the
+    comparison and a listed order covers all of its candidates; a failure here is told with the real rules."""
+    if rules is None:
+        return False
+    named, _ = _named_candidates(answer)
+    if not all(-(2**63) <= i < 2**63 for i in named):
+        return False  # not a candidate id of any comparison
+    try:
+        judgment_check(answer=answer, candidate_ids=named, schema=rules.parsed, modality=rules.modality)
+    except JudgmentInvalid:
+        return False
+    return True
 
 
 def _key_reused(key: str) -> IdempotencyKeyReused:
@@ -336,16 +409,33 @@ def _judgment_for_key(annotator_id: int, key: str, comparison_id: int) -> Judgme
     return judgment
 
 
-# The whole submission as one statement (one round trip, one commit): lock this
-# annotator's assignment (the lease reaper and a racing retry both go through
-# that row, so its state decides who counts the lease), bump the comparison's
-# counters only while it still wants a judgment once the other annotators' live
-# leases are counted, then write the judgment, its spans and the assignment's
-# outcome. When the gate fails nothing after it writes a row.
-_PG_SUBMIT = """
-WITH mine AS (
+# The whole submission as one statement (one round trip, one commit). `target` reads the comparison and its
+# project, checks (with %(gate)s) that the annotator is a member there, and that the answer fits: checked in
+# Python against the rules of %(project)s, which must be the comparison's project with the same schema and
+# modality, and naming only this comparison's candidates. When it does not fit, nothing is locked or written and
+# the rules come back to be checked against. Then: lock this annotator's assignment (the lease reaper and a racing
+# retry both go through that row, so its state decides who counts the lease), bump the comparison's counters only
+# while it still wants a judgment once the other annotators' live leases are counted, and write the judgment, its
+# spans and the assignment's outcome. When the gate fails nothing after it writes a row.
+_PG_SUBMIT = (
+    """
+WITH target AS (
+    SELECT c.project_id, c.is_gold, c.candidate_ids, p.schema, p.modality,
+           p.position_check_share, p.position_check_after_min, p.position_check_after_max,
+           CASE WHEN %(gate)s THEN """
+    + member_sql(project="c.project_id", user="%(user)s")
+    + """ ELSE true END AS allowed,
+           COALESCE(c.project_id = %(project)s AND p.schema = %(schema)s::jsonb AND p.modality = %(modality)s
+                    AND c.candidate_ids @> %(named)s::jsonb
+                    AND (%(listed)s::int IS NULL OR jsonb_array_length(c.candidate_ids) = %(listed)s::int),
+                    false) AS fits
+    FROM annotation_comparison c
+    JOIN annotation_project p ON p.id = c.project_id
+    WHERE c.id = %(comparison)s
+), mine AS (
     SELECT id, state FROM annotation_assignment
     WHERE comparison_id = %(comparison)s AND annotator_id = %(user)s
+      AND EXISTS (SELECT 1 FROM target WHERE allowed AND fits)
     FOR UPDATE
 ), lease AS (
     SELECT count(*) FILTER (WHERE state = 'leased') AS held,
@@ -360,12 +450,12 @@ WITH mine AS (
     FROM lease
     WHERE c.id = %(comparison)s AND c.status = 'open' AND lease.answered = 0 AND lease.served = 1
       AND c.judged < c.wanted - c.leased + lease.held
-    RETURNING c.id
+    RETURNING c.id, c.project_id
 ), judgment AS (
     INSERT INTO annotation_judgment
         (project_id, comparison_id, annotator_id, winner_id, tie, ranking, strength, ratings,
          rationale, shown_order, time_spent_ms, idempotency_key, lease_lost, created_at)
-    SELECT %(project)s, bump.id, %(user)s, %(winner)s, %(tie)s, %(ranking)s::jsonb, %(strength)s,
+    SELECT bump.project_id, bump.id, %(user)s, %(winner)s, %(tie)s, %(ranking)s::jsonb, %(strength)s,
            %(ratings)s::jsonb, %(rationale)s, %(shown_order)s::jsonb, %(time_spent_ms)s, %(key)s,
            lease.held = 0, %(now)s
     FROM bump, lease
@@ -379,15 +469,28 @@ WITH mine AS (
     UPDATE annotation_assignment SET state = 'submitted', updated_at = %(now)s
     WHERE id = (SELECT id FROM mine) AND EXISTS (SELECT 1 FROM judgment)
 )
-SELECT (SELECT id FROM judgment), lease.held, lease.answered, lease.served FROM lease
+SELECT target.allowed, target.fits, (SELECT id FROM judgment), lease.held, lease.answered, lease.served,
+       target.project_id, target.is_gold, target.position_check_share, target.position_check_after_min,
+       target.position_check_after_max,
+       -- the rules to check the answer against, only when it did not fit
+       CASE WHEN NOT target.fits THEN target.candidate_ids END,
+       CASE WHEN NOT target.fits THEN target.schema END,
+       CASE WHEN NOT target.fits THEN target.modality END
+FROM target, lease
 """
+)
+
+_PG_SUBMIT = compact_sql(_PG_SUBMIT)
+
+# A project's rules can change between reading them and the write that checks them; never forever.
+_SUBMIT_ATTEMPTS = 3
 
 
-def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
-    params = {
-        "comparison": judgment.comparison_id,
-        "project": judgment.project_id,
-        "user": judgment.annotator_id,
+def _write_postgres(judgment: Judgment, spans: list[SpanMark], answer: JudgmentInput, gate: bool, now) -> _Target:
+    """Write the judgment (``judgment.pk`` set) or nothing (``judgment.pk`` None: the comparison no longer needs
+    it); raises what the caller tells the client."""
+    named, listed = _named_candidates(answer)
+    given = {
         "winner": judgment.winner_id,
         "tie": judgment.tie,
         "ranking": _json_or_null(judgment.ranking),
@@ -397,23 +500,67 @@ def _write_postgres(judgment: Judgment, spans: list[SpanMark], now) -> bool:
         "shown_order": json.dumps(judgment.shown_order),
         "time_spent_ms": judgment.time_spent_ms,
         "key": judgment.idempotency_key,
-        "now": now,
         "spans": json.dumps([span_as_dict(span) for span in spans]),
+        "named": json.dumps(named),
+        "listed": listed,
     }
-    with single_statement(), connection.cursor() as cursor:
-        cursor.execute(_PG_SUBMIT, params)
-        judgment_id, held, answered, served = cursor.fetchone()
+    # Without rules to check against, the statement only reads them: the answer stays out of it (an unchecked
+    # value, such as an id past 64 bits, would fail the statement rather than the check).
+    unread = dict.fromkeys(given)
+    rules = _rules_guess(judgment.annotator_id)
+    if not _valid_before_reading(answer, rules):
+        rules = None
+    for _ in range(_SUBMIT_ATTEMPTS):
+        params = {
+            "comparison": judgment.comparison_id,
+            "user": judgment.annotator_id,
+            "gate": gate,
+            "now": now,
+            "project": rules and rules.project_id,
+            "schema": rules and json.dumps(rules.schema),
+            "modality": rules and rules.modality,
+            **(given if rules else unread),
+        }
+        with single_statement(), prepared_cursor() as cursor:
+            cursor.execute(_PG_SUBMIT, params)
+            row = cursor.fetchone()
+        if row is None:
+            raise Refused if gate else Comparison.DoesNotExist
+        allowed, fits, judgment_id, held, answered, served, project_id, is_gold, *settings = row[:11]
+        if not allowed:
+            raise Refused
+        if fits:
+            break
+        candidate_ids, schema, modality = row[11:]
+        rules = _rules_from(project_id, schema, modality)
+        _rules_remember(judgment.annotator_id, rules)
+        judgment_check(answer=answer, candidate_ids=_json(candidate_ids), schema=rules.parsed, modality=modality)
+    else:
+        raise RuntimeError("The project's labeling schema kept changing during this submission; send it again.")
+    _rules_remember(judgment.annotator_id, rules)
     if answered:
         raise _AlreadyAnswered
     if not served:
         raise _not_served()
-    if judgment_id is None:
-        return False
-    judgment.pk = judgment_id
-    judgment.lease_lost = not held
-    for span in spans:
-        span.judgment_id = judgment_id
-    return True
+    target = _target(project_id, is_gold, *settings)
+    judgment.project_id = project_id
+    if judgment_id is not None:
+        judgment.pk = judgment_id
+        judgment.lease_lost = not held
+        for span in spans:
+            span.judgment_id = judgment_id
+    return target
+
+
+def _target(project_id, is_gold, share, after_min, after_max) -> _Target:
+    project = partial_instance(
+        Project,
+        id=project_id,
+        position_check_share=share,
+        position_check_after_min=after_min,
+        position_check_after_max=after_max,
+    )
+    return _Target(project=project, is_gold=bool(is_gold))
 
 
 def span_as_dict(span: SpanMark) -> dict:
@@ -432,21 +579,44 @@ def _json_or_null(value) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _write_portable(judgment: Judgment, spans: list[SpanMark], now) -> bool:
-    """The same steps as ``_PG_SUBMIT`` through the ORM, in one transaction (SQLite
-    serialises writers, so the order of the steps is what keeps it correct)."""
+# SQLite's twin reads the comparison, its project, the gate and the annotator's assignment first, in the same
+# immediate transaction as the writes (SQLite serialises writers, so the order of the steps is what keeps it
+# correct), and checks the answer against the rules it read.
+_SQLITE_TARGET = (
+    """
+SELECT c.project_id, c.is_gold, p.position_check_share, p.position_check_after_min, p.position_check_after_max,
+       c.candidate_ids, p.schema, p.modality,
+       CASE WHEN %(gate)s THEN """
+    + member_sql(project="c.project_id", user="%(user)s")
+    + """ ELSE 1 END,
+       (SELECT a.state FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.annotator_id = %(user)s)
+FROM annotation_comparison c
+JOIN annotation_project p ON p.id = c.project_id
+WHERE c.id = %(comparison)s
+"""
+)
+
+
+def _write_portable(judgment: Judgment, spans: list[SpanMark], answer: JudgmentInput, gate: bool, now) -> _Target:
+    """The same steps as ``_PG_SUBMIT``, in one transaction."""
     comparison_id, annotator_id = judgment.comparison_id, judgment.annotator_id
-    with transaction.atomic():
-        assignment = (
-            Assignment.objects.select_for_update()
-            .filter(comparison_id=comparison_id, annotator_id=annotator_id)
-            .first()
-        )
-        if assignment is not None and assignment.state == AssignmentState.SUBMITTED:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_SQLITE_TARGET, {"comparison": comparison_id, "user": annotator_id, "gate": gate})
+        row = cursor.fetchone()
+        if row is None:
+            raise Refused if gate else Comparison.DoesNotExist
+        project_id, is_gold, share, after_min, after_max, candidate_ids, schema, modality, allowed, state = row
+        if not allowed:
+            raise Refused
+        rules = _rules_from(project_id, schema, modality)
+        judgment_check(answer=answer, candidate_ids=_json(candidate_ids), schema=rules.parsed, modality=modality)
+        target = _target(project_id, is_gold, share, after_min, after_max)
+        judgment.project_id = project_id
+        if state == AssignmentState.SUBMITTED:
             raise _AlreadyAnswered
-        if assignment is None or assignment.state not in (AssignmentState.LEASED, AssignmentState.EXPIRED):
+        if state not in (AssignmentState.LEASED, AssignmentState.EXPIRED):
             raise _not_served()
-        held = int(assignment is not None and assignment.state == AssignmentState.LEASED)
+        held = int(state == AssignmentState.LEASED)
         updated = Comparison.objects.filter(
             pk=comparison_id, status=ComparisonStatus.OPEN, judged__lt=F("wanted") - F("leased") + held
         ).update(
@@ -455,15 +625,22 @@ def _write_portable(judgment: Judgment, spans: list[SpanMark], now) -> bool:
             status=Case(When(judged__gte=F("wanted") - 1, then=Value(ComparisonStatus.DONE)), default=F("status")),
         )
         if not updated:
-            return False
+            return target
         judgment.lease_lost = not held
         judgment.save(force_insert=True)
         for span in spans:
             span.judgment = judgment
-        SpanMark.objects.bulk_create(spans)
-        assignment.state = AssignmentState.SUBMITTED
-        assignment.save(update_fields=["state", "updated_at"])
-    return True
+        if spans:
+            SpanMark.objects.bulk_create(spans)
+        Assignment.objects.filter(comparison_id=comparison_id, annotator_id=annotator_id).update(
+            state=AssignmentState.SUBMITTED, updated_at=now
+        )
+    return target
+
+
+def _json(value):
+    """JSON columns of raw queries come as text (Django's Postgres backend reads jsonb as text), or decoded."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _not_served() -> NoLiveLease:

@@ -29,13 +29,17 @@ Correctness rests on three facts (DESIGN §4):
    exception to "not judged by me": a due check is served instead of the next new
    task, and costs nothing while a project has them off.
 
-The claim is one statement on Postgres (one commit); on SQLite it is two
-statements inside one immediate transaction.
+The claim is one statement on Postgres (one round trip, one commit), which also reads the
+project's settings and, for the API, checks that the annotator may be served there
+(``member``: annotation.access, a gold pause); only the rare turns — a position check due,
+a gold check's turn, nothing found — and the reason for a refusal take more statements. On
+SQLite the same steps run as a few statements inside one immediate transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import zlib
 from dataclasses import dataclass
@@ -45,9 +49,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .access import Refused, member_sql
 from .models import Assignment, AssignmentState, Comparison, Project
-from .quality import position
-from .selectors import TASK_CONTENT_SQL_POSTGRES, TaskCandidate, TaskContent, candidates_order, task_content_from_rows
+from .quality import gold, position
+from .selectors import (
+    TASK_CONTENT_SQL_POSTGRES,
+    TaskCandidate,
+    TaskContent,
+    candidates_order,
+    partial_instance,
+    task_content_from_rows,
+)
+from .statements import compact_sql, prepared_cursor
 
 # Live assignment states that keep a comparison from being served to the same
 # annotator again. EXPIRED and RELEASED rows may be claimed anew.
@@ -95,50 +108,59 @@ class Claim:
     shown_order: tuple[int, ...] | None = None
 
 
-_READ = object()
+class Paused(Exception):
+    """The annotator is paused in the project (annotation.quality.gold); ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
 
 
 def comparison_claim(
     *,
-    project: Project,
+    project_id: int,
     annotator_id: int,
     ahead: bool = False,
     now: datetime | None = None,
-    position_checks: int | object | None = _READ,
+    member: bool = False,
 ) -> Claim | None:
-    """Lease the next comparison in ``project`` to the annotator, or return ``None``
+    """Lease the next comparison in the project to the annotator, or return ``None``
     when nothing is left for them.
 
     An annotator holding a live lease in the project gets their oldest one back (a
     reload must not burn a second task). With ``ahead``, the task after that one:
     the second live lease if they hold two, else a new lease (the prefetch), so
-    an annotator holds at most two. Gold checks are served at ``project.gold_share``;
+    an annotator holds at most two. Gold checks are served at the project's ``gold_share``;
     position checks, when due, before new work (annotation.quality.position).
-    ``position_checks`` is the annotator's open-check state if the caller read it
-    already (``project_for_queue`` does, in its one query); else it is read here,
-    only when the project has position checks on.
+
+    With ``member`` (the API's call), only for a member who may annotate there (annotation.access) and is not
+    paused (annotation.quality.gold): raises :class:`~annotation.access.Refused` or :class:`Paused` otherwise.
+    Both checks, the project's settings and the open position checks are read by the claim's own statement.
     """
     now = now or timezone.now()
-    if project.position_check_share <= 0:
-        position_checks = None
-    elif position_checks is _READ:
-        position_checks = position.open_checks(project_id=project.pk, annotator_id=annotator_id)
-    advance = position_checks == position.WAITING
-    if position_checks == position.DUE:
-        turn = position.position_check_turn(project=project, annotator_id=annotator_id, ahead=ahead, now=now)
-        if turn.check is not None:
-            check = turn.check
-            return Claim(
-                comparison_id=check.comparison_id,
-                expires_at=check.expires_at,
-                resumed=turn.resumed,
-                shown_order=tuple(check.served_order),
-            )
-        ahead, advance = turn.ahead, turn.advance
-    claim = _claim_new_or_held(project, annotator_id, ahead, now)
-    if advance and claim is not None and not claim.resumed:
-        position.position_checks_advance(project_id=project.pk, annotator_id=annotator_id)
-    return claim
+    dice = random.random()  # below the project's gold share: this new task is a gold check's turn
+    params = {
+        "project": project_id,
+        "user": annotator_id,
+        "ahead": int(ahead),
+        "gold": False,
+        "now": now,
+        "gate": member,
+        "turn": True,
+        "dice": dice,
+    }
+    read = _claim_one(params)
+    if read is None or (member and not read.allowed):
+        if member:
+            raise Refused
+        return None
+    if member and read.paused is not None:
+        raise Paused(read.paused)
+    if read.claim is not None:
+        if read.checks == position.WAITING and not read.claim.resumed:
+            position.position_checks_advance(project_id=project_id, annotator_id=annotator_id)
+        return read.claim
+    return _claim_turn(read, annotator_id=annotator_id, ahead=ahead, now=now, dice=dice)
 
 
 def claim_candidates(claim: Claim, content: TaskContent, *, annotator_id: int) -> list[TaskCandidate]:
@@ -149,26 +171,106 @@ def claim_candidates(claim: Claim, content: TaskContent, *, annotator_id: int) -
     return content.in_order(order)
 
 
-def _claim_new_or_held(project: Project, annotator_id: int, ahead: bool, now: datetime) -> Claim | None:
-    expires_at = now + timedelta(seconds=project.lease_seconds)
+def _claim_turn(read: _Read, *, annotator_id: int, ahead: bool, now: datetime, dice: float) -> Claim | None:
+    """The claims the first statement leaves to Python: a position check due, a gold check's turn, or no open
+    comparison found (expired leases may be all that stood in the way)."""
+    project = read.project
+    advance = read.checks == position.WAITING
+    tried_regular = True  # the first statement looked for ordinary work unless a check or gold had the turn
+    if read.checks == position.DUE:
+        turn = position.position_check_turn(project=project, annotator_id=annotator_id, ahead=ahead, now=now)
+        if turn.check is not None:
+            check = turn.check
+            return Claim(
+                comparison_id=check.comparison_id,
+                expires_at=check.expires_at,
+                resumed=turn.resumed,
+                shown_order=tuple(check.served_order),
+            )
+        ahead, advance, tried_regular = turn.ahead, turn.advance, False
     pools = [False]
-    if project.gold_share > 0 and random.random() < project.gold_share and _regular_work_left(project.pk, annotator_id):
+    if dice < project.gold_share:
+        tried_regular = False
         # A gold check only between real tasks: an annotator with nothing real
         # left is done, not handed checks alone.
-        pools = [True, False]
+        if _regular_work_left(project.pk, annotator_id):
+            pools = [True, False]
+    params = {
+        "project": project.pk,
+        "user": annotator_id,
+        "ahead": int(ahead),
+        "now": now,
+        "gate": False,
+        "turn": False,
+        "dice": dice,
+    }
+    claim = None
     for is_gold in pools:
-        claim = _claim_one(project.pk, annotator_id, ahead, is_gold, now, expires_at)
+        if is_gold or not tried_regular:
+            claim = _claim_one({**params, "gold": is_gold}).claim
         if claim is None and leases_expire(now=now):
             # Expired leases may be all that stood between this annotator and work.
-            claim = _claim_one(project.pk, annotator_id, ahead, is_gold, now, expires_at)
+            claim = _claim_one({**params, "gold": is_gold}).claim
         if claim is not None:
-            return claim
-    return None
+            break
+    if advance and claim is not None and not claim.resumed:
+        position.position_checks_advance(project_id=project.pk, annotator_id=annotator_id)
+    return claim
 
 
-# The annotator's live lease if any (the oldest; with `ahead`, the second oldest);
-# else pick, lease and count the next open comparison, in the slot the held
-# lease (if any) leaves free. One statement, so one commit in autocommit mode.
+@dataclass(frozen=True)
+class _Read:
+    """What a claim statement read besides its claim: the project's settings, and with ``gate``/``turn`` whether
+    the annotator may be served there (``allowed``, ``paused``) and their open position checks (``checks``)."""
+
+    project: Project  # id, lease, gold and position-check settings loaded
+    allowed: bool | None
+    paused: str | None
+    checks: int | None
+    raced: bool  # a comparison was picked but its lease could not be written: try again
+    claim: Claim | None
+
+
+# The project's row, read by the claim's statement on both databases: its settings, and (with %(gate)s) whether
+# the annotator may be served in it, (with %(turn)s) their open position checks. At a position-check share of 0
+# the CASE never runs its subquery.
+_PROJECT_READ = f"""
+SELECT p.id, p.lease_seconds, p.gold_share, p.position_check_share, p.position_check_after_min,
+    CASE WHEN %(gate)s THEN {member_sql(project="p.id", user="%(user)s")} END AS allowed,
+    CASE WHEN %(gate)s THEN {gold.pause_reason_sql(project="p.id", annotator="%(user)s")} END AS paused,
+    CASE WHEN %(turn)s AND p.position_check_share > 0
+        THEN {position.open_checks_sql(project="p.id", annotator="%(user)s")} END AS checks
+FROM annotation_project p
+WHERE p.id = %(project)s
+"""
+
+
+def _read(row, claim: Claim | None = None, raced: bool = False) -> _Read:
+    project = partial_instance(
+        Project,
+        id=row[0],
+        lease_seconds=row[1],
+        gold_share=row[2],
+        position_check_share=row[3],
+        position_check_after_min=row[4],
+    )
+    allowed = None if row[5] is None else bool(row[5])
+    return _Read(project=project, allowed=allowed, paused=row[6], checks=row[7], raced=raced, claim=claim)
+
+
+def _may_claim(read: _Read, params: dict) -> bool:
+    """Whether the statement goes on to claim: the gate passed (when asked) and no position check has the turn.
+    (The Postgres statement's ``go``; SQLite's twin asks this.)"""
+    if params["gate"] and not (read.allowed and read.paused is None):
+        return False
+    return not (params["turn"] and read.checks == position.DUE)
+
+
+# Read the project (gate, settings, open checks: `project`, `go`), then the annotator's live lease if any (the
+# oldest; with `ahead`, the second oldest); else pick, lease and count the next open comparison, in the slot the
+# held lease (if any) leaves free; and return the task's content. One statement, so one commit in autocommit mode.
+# Nothing past `go` runs for a refused or paused annotator, nor while a position check is due; with %(turn)s no
+# new task is picked when the dice gave the turn to a gold check (Python serves those: _claim_turn).
 #
 # Locks, and why this statement never waits on a lock that a submission, skip or
 # the lease reaper holds (they lock an assignment, then its comparison; a claim
@@ -191,15 +293,23 @@ def _claim_new_or_held(project: Project, annotator_id: int, ahead: bool, now: da
 # annotator's assignments on every claim.
 _PG_CLAIM = (
     """
-WITH held AS (
+WITH project AS ("""
+    + _PROJECT_READ
+    + f"""), go AS (
+    SELECT lease_seconds, gold_share FROM project
+    WHERE (NOT %(gate)s OR (allowed AND paused IS NULL))
+      AND (NOT %(turn)s OR checks IS DISTINCT FROM {position.DUE})
+), held AS (
     SELECT a.comparison_id, a.expires_at, a.slot, a.leased_at, a.id FROM annotation_assignment a
     WHERE a.annotator_id = %(user)s AND a.project_id = %(project)s
       AND a.state = 'leased' AND a.expires_at > %(now)s
+      AND EXISTS (SELECT 1 FROM go)
 ), live AS (
     SELECT comparison_id, expires_at FROM held ORDER BY leased_at, id OFFSET %(ahead)s LIMIT 1
 ), pick AS (
     SELECT c.id FROM annotation_comparison c
     WHERE NOT EXISTS (SELECT 1 FROM live)
+      AND EXISTS (SELECT 1 FROM go WHERE NOT %(turn)s OR %(dice)s >= go.gold_share)
       AND c.project_id = %(project)s AND c.status = 'open' AND c.is_gold = %(gold)s
       AND c.judged + c.leased < c.wanted
       AND ((SELECT a.state FROM annotation_assignment a
@@ -215,7 +325,8 @@ WITH held AS (
 ), leased AS (
     INSERT INTO annotation_assignment
         (project_id, comparison_id, annotator_id, state, leased_at, expires_at, updated_at, slot)
-    SELECT %(project)s, pick.id, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s,
+    SELECT %(project)s, pick.id, %(user)s, 'leased', %(now)s,
+           %(now)s + make_interval(secs => (SELECT lease_seconds FROM go)), %(now)s,
            -- the slot the one held lease leaves free; slot 0 when none is held
            (SELECT COALESCE(1 - MIN(slot), 0) FROM held)
     FROM pick
@@ -233,20 +344,25 @@ WITH held AS (
     UNION ALL
     SELECT leased.comparison_id, leased.expires_at, false FROM leased JOIN claimed ON claimed.id = leased.comparison_id
 )
--- The task's content too, so serving a task is one round trip. (The comparison
--- row read here is the statement's snapshot; its content columns never change.)
-SELECT claim.comparison_id, claim.expires_at, claim.resumed, content.*
-FROM claim
-CROSS JOIN LATERAL ("""
+-- The project's row, whether a pick raced (picked, not leased: its assignment changed after the snapshot, in a
+-- way the lock did not see), and the claim with the task's content, one row per candidate, so serving a task is
+-- one round trip. (The comparison row read there is the statement's snapshot; its content columns never change.)
+SELECT project.id, project.lease_seconds, project.gold_share, project.position_check_share,
+       project.position_check_after_min, project.allowed, project.paused, project.checks,
+       EXISTS (SELECT 1 FROM pick) AND NOT EXISTS (SELECT 1 FROM claimed) AS raced,
+       served.*
+FROM project
+LEFT JOIN LATERAL (
+    SELECT claim.comparison_id, claim.expires_at, claim.resumed, content.*
+    FROM claim
+    CROSS JOIN LATERAL ("""
     + TASK_CONTENT_SQL_POSTGRES.replace("%s", "claim.comparison_id")
     + """) AS content
--- A comparison picked but not leased (its assignment changed after the snapshot,
--- in a way the lock did not see): one row of nulls, and the caller tries again.
-UNION ALL
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-WHERE EXISTS (SELECT 1 FROM pick) AND NOT EXISTS (SELECT 1 FROM claimed)
+) AS served ON true
 """
 )
+
+_PG_CLAIM = compact_sql(_PG_CLAIM)
 
 _REGULAR_WORK_LEFT = """
 SELECT 1 FROM annotation_comparison c
@@ -301,68 +417,79 @@ ON CONFLICT (comparison_id, annotator_id) DO UPDATE
 CLAIM_ATTEMPTS = 3
 
 
-def _claim_one(
-    project_id: int, user_id: int, ahead: bool, is_gold: bool, now: datetime, expires_at: datetime
-) -> Claim | None:
-    """One pool's claim, tried again when it lost a race: a taken lease slot of the
-    annotator (a concurrent claim, or a run-out lease the reaper has not yet
-    expired: expired here first), or a pick whose assignment changed under it."""
-    params = {
-        "project": project_id,
-        "user": user_id,
-        "ahead": int(ahead),
-        "gold": is_gold,
-        "now": now,
-        "expires": expires_at,
-    }
+def _claim_one(params: dict) -> _Read | None:
+    """One claim statement (None: no such project), tried again when it lost a race: a taken lease slot of the
+    annotator (a concurrent claim, or a run-out lease the reaper has not yet expired: expired here first), or a
+    pick whose assignment changed under it."""
     claim_once = _claim_postgres if connection.vendor == "postgresql" else _claim_portable
     for _ in range(CLAIM_ATTEMPTS - 1):
         try:
-            return claim_once(params)
+            read = claim_once(params)
         except IntegrityError:
-            leases_expire(now=now)
-        except _ClaimRaced:
-            pass
-    try:
-        return claim_once(params)
-    except _ClaimRaced:
-        return None
+            leases_expire(now=params["now"])
+            continue
+        if read is None or not read.raced:
+            return read
+    return claim_once(params)
 
 
-class _ClaimRaced(Exception):
-    """The comparison picked could not be leased: try again."""
-
-
-def _claim_postgres(params: dict) -> Claim | None:
-    with single_statement(), connection.cursor() as cursor:
+def _claim_postgres(params: dict) -> _Read | None:
+    with single_statement(), prepared_cursor() as cursor:
         cursor.execute(_PG_CLAIM, params)
         rows = cursor.fetchall()
     if not rows:
         return None
-    comparison_id, expires, resumed = rows[0][:3]
+    first = rows[0]
+    comparison_id, expires, resumed = first[9:12]
     if comparison_id is None:
-        raise _ClaimRaced
-    content = task_content_from_rows(comparison_id, [r[3:] for r in rows])
-    return Claim(comparison_id=comparison_id, expires_at=expires, resumed=resumed, content=content)
+        return _read(first[:8], raced=first[8])
+    content = task_content_from_rows(comparison_id, [r[12:] for r in rows])
+    claim = Claim(comparison_id=comparison_id, expires_at=expires, resumed=resumed, content=content)
+    return _read(first[:8], claim=claim)
 
 
-def _claim_portable(params: dict) -> Claim | None:
+def _claim_portable(params: dict) -> _Read | None:
     """SQLite serialises writers (``BEGIN IMMEDIATE``), so these steps need no locks."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_SQLITE_HELD, params)
-        held = cursor.fetchall()
-        if len(held) > params["ahead"]:
-            comparison_id, expires, _ = held[params["ahead"]]
-            return Claim(comparison_id=comparison_id, expires_at=_aware(expires), resumed=True)
-        cursor.execute(_SQLITE_PICK_AND_LEASE, params)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        free_slot = 1 - held[0][2] if held else 0
-        cursor.execute(_SQLITE_UPSERT_LEASE, {**params, "comparison": row[0], "slot": free_slot})
-        if cursor.rowcount != 1:
-            raise _ClaimRaced  # leaves the atomic block: the count above is rolled back
-        return Claim(comparison_id=row[0], expires_at=params["expires"], resumed=False)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_PROJECT_READ, params)
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            read = _read(row)
+            if not _may_claim(read, params):
+                return read
+            cursor.execute(_SQLITE_HELD, params)
+            held = cursor.fetchall()
+            if len(held) > params["ahead"]:
+                comparison_id, expires, _ = held[params["ahead"]]
+                claim = Claim(comparison_id=comparison_id, expires_at=_aware(expires), resumed=True)
+                return dataclasses.replace(read, claim=claim)
+            if params["turn"] and params["dice"] < read.project.gold_share:
+                return read
+            cursor.execute(_SQLITE_PICK_AND_LEASE, params)
+            picked = cursor.fetchone()
+            if picked is None:
+                return read
+            free_slot = 1 - held[0][2] if held else 0
+            expires = params["now"] + timedelta(seconds=read.project.lease_seconds)
+            cursor.execute(
+                _SQLITE_UPSERT_LEASE, {**params, "comparison": picked[0], "slot": free_slot, "expires": expires}
+            )
+            if cursor.rowcount != 1:
+                raise _ClaimRaced(read)  # leaves the atomic block: the count above is rolled back
+            claim = Claim(comparison_id=picked[0], expires_at=expires, resumed=False)
+            return dataclasses.replace(read, claim=claim)
+    except _ClaimRaced as raced:
+        return dataclasses.replace(raced.read, raced=True)
+
+
+class _ClaimRaced(Exception):
+    """SQLite's twin picked a comparison whose lease it could not write."""
+
+    def __init__(self, read: _Read):
+        self.read = read
+        super().__init__()
 
 
 def single_statement():

@@ -13,6 +13,14 @@ from django.db import connection
 from .models import Judgment
 
 
+def partial_instance(model, **loaded):
+    """A model instance with only ``loaded`` fields set, the rest deferred and loaded on access, as with
+    ``QuerySet.only()``: for rows read by hand-written SQL on the hot path (``Model.from_db`` takes the values in
+    the model's field order)."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in loaded]
+    return model.from_db(connection.alias, names, [loaded[name] for name in names])
+
+
 @dataclass(frozen=True)
 class TaskCandidate:
     id: int

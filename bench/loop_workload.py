@@ -121,7 +121,7 @@ def label_as_hh(project, count: int) -> int:
     Membership.objects.get_or_create(project=project, user=user, defaults={"role": Role.ANNOTATOR})
     given = 0
     while given < count:
-        claim = comparison_claim(project=project, annotator_id=user.pk)
+        claim = comparison_claim(project_id=project.pk, annotator_id=user.pk)
         if claim is None:
             break
         comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
@@ -129,7 +129,7 @@ def label_as_hh(project, count: int) -> int:
         external = dict(Candidate.objects.filter(pk__in=ids).values_list("pk", "external_id"))
         winner = next(i for i in ids if external[i].endswith("-chosen"))
         judgment_submit(
-            comparison=comparison,
+            comparison_id=comparison.pk,
             annotator_id=user.pk,
             answer=JudgmentInput(winner=winner, shown_order=ids),
             idempotency_key=f"bench-{comparison.pk}",

@@ -312,21 +312,20 @@ def annotators_ensure(project, count: int, prefix: str = "bench-annotator") -> l
 
 def claim_explain(project, user_id: int) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the real claim statement, rolled back."""
-    from datetime import timedelta
-
     from django.db import connection, transaction
     from django.utils import timezone
 
     from annotation import queue
 
-    now = timezone.now()
     params = {
         "project": project.pk,
         "user": user_id,
         "ahead": 0,  # a plain `next`, as the bench's clients call it
         "gold": False,
-        "now": now,
-        "expires": now + timedelta(minutes=10),
+        "now": timezone.now(),
+        "gate": True,  # the API's call: the membership check inside the statement
+        "turn": True,
+        "dice": 1.0,  # never a gold check's turn
     }
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + queue._PG_CLAIM, params)

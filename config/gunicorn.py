@@ -15,4 +15,7 @@ worker_class = "gthread"
 # Keep-alive lets an annotator's browser reuse its connection between next and submit.
 keepalive = 30
 timeout = 60
-accesslog = "-"
+# No access log by default: a line written per request, in the request's thread, is CPU on the labelling hot path.
+# WEB_ACCESS_LOG=- writes it to stdout (or name a file). Errors go to stderr either way (gunicorn's error log, and
+# Django's for 4xx/5xx answers: config/settings.py LOGGING).
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None

@@ -58,15 +58,17 @@ INSTALLED_APPS = [
     "training",
 ]
 
+# The browser's middleware (static files, session, CSRF, authentication from the session, messages) is passed
+# over by API calls authenticated by token, which need none of it (annotation/api/middleware.py: browser_only).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "annotation.api.middleware.BrowserOnlyWhiteNoiseMiddleware",
     "annotation.api.middleware.RequestGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "annotation.api.middleware.BrowserOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "annotation.api.middleware.BrowserOnlyCsrfViewMiddleware",
+    "annotation.api.middleware.BrowserOnlyAuthenticationMiddleware",
+    "annotation.api.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -110,6 +112,13 @@ else:
     # request (measured ~1 of 8 per label); a dropped connection then fails one
     # request instead. Turn on behind poolers that close idle connections.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("DATABASE_CONN_HEALTH_CHECKS", default=False)
+# The labelling hot path's two statements run as prepared statements, planned once per connection
+# (annotation/queue.py: prepared_cursor). Only cursors that bind on the server prepare; Django's bind on the client.
+# Turn off behind a pooler in transaction mode that cannot keep prepared statements (PgBouncer before 1.21, or
+# without max_prepared_statements).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and DATABASE_PREPARED_STATEMENTS:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

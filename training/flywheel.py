@@ -116,7 +116,7 @@ def annotators_label(project: Project, annotators: list, preference, *, config: 
         annotator = (
             annotators[given % len(annotators)] if not idle else rng.choice([a for a in annotators if a.pk not in idle])
         )
-        claim = comparison_claim(project=project, annotator_id=annotator.pk)
+        claim = comparison_claim(project_id=project.pk, annotator_id=annotator.pk)
         if claim is None:
             idle.add(annotator.pk)
             continue
@@ -124,7 +124,7 @@ def annotators_label(project: Project, annotators: list, preference, *, config: 
         answer = _answer(comparison, preference, schema, rng=rng, noise=config.noise)
         answer.rationale = rationale if schema.rationale != "off" else ""
         judgment_submit(
-            comparison=comparison,
+            comparison_id=comparison.pk,
             annotator_id=annotator.pk,
             answer=answer,
             idempotency_key=f"sim-{annotator.pk}-{comparison.pk}",

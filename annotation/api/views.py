@@ -22,12 +22,13 @@ from rest_framework.views import APIView
 
 from .. import importers, queue, stats, work
 from ..access import (
+    Refused,
     can_create_projects,
-    comparison_for_submit,
+    comparison_for,
     job_for,
     project_for,
-    project_for_queue,
     projects_visible,
+    refusal,
 )
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
@@ -37,6 +38,7 @@ from ..projects import LastAdmin, membership_remove, membership_set, project_cre
 from ..selectors import judgments_visible, task_content
 from ..signin import SigninRefused, signin_authenticate
 from . import serializers as s
+from .renderers import HOT_PATH_PARSERS, HOT_PATH_RENDERERS
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
 
@@ -258,6 +260,8 @@ class NextView(APIView):
     if you hold only one (so the web app can fetch the next task while you work on
     this one). You hold at most two live leases per project."""
 
+    renderer_classes = HOT_PATH_RENDERERS
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -278,15 +282,12 @@ class NextView(APIView):
         ahead = request.query_params.get("ahead", "0")
         if ahead not in ("0", "1"):
             raise ValidationError({"ahead": "Must be 0 or 1."})
-        project = project_for_queue(user=request.user, project_id=pk)
-        if project.paused_reason is not None:
-            raise PermissionDenied(f"You are paused in this project. {project.paused_reason}")
-        claim = queue.comparison_claim(
-            project=project,
-            annotator_id=request.user.pk,
-            ahead=ahead == "1",
-            position_checks=project.position_checks,
-        )
+        try:
+            claim = queue.comparison_claim(project_id=pk, annotator_id=request.user.pk, ahead=ahead == "1", member=True)
+        except Refused:
+            raise refusal(user=request.user, project_id=pk) from None
+        except queue.Paused as paused:
+            raise PermissionDenied(f"You are paused in this project. {paused.reason}") from None
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         task = claim.content or task_content(comparison_id=claim.comparison_id)
@@ -295,7 +296,7 @@ class NextView(APIView):
         return Response(
             {
                 "comparison": task.comparison_id,
-                "project": project.pk,
+                "project": pk,
                 "prompt": {"id": task.prompt_id, "text": task.prompt_text, "context": task.prompt_context},
                 "candidates": [
                     {
@@ -312,11 +313,14 @@ class NextView(APIView):
         )
 
 
+NO_COMPARISON = "No comparison with this id in a project you are a member of."
+
+
 def _comparison_for(request, comparison_id: int) -> Comparison:
-    """The comparison with its project, if the caller is a member of that project: one query."""
-    comparison = comparison_for_submit(comparison_id=comparison_id, user=request.user)
+    """The comparison (id, project id), if the caller is a member of its project."""
+    comparison = comparison_for(comparison_id=comparison_id, user=request.user)
     if comparison is None:
-        raise NotFound("No comparison with this id in a project you are a member of.")
+        raise NotFound(NO_COMPARISON)
     return comparison
 
 
@@ -330,6 +334,9 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 
 
 class JudgmentCreateView(APIView):
+    renderer_classes = HOT_PATH_RENDERERS
+    parser_classes = HOT_PATH_PARSERS
+
     @extend_schema(
         parameters=[IDEMPOTENCY_KEY],
         request=s.JudgmentCreateSerializer,
@@ -352,12 +359,18 @@ class JudgmentCreateView(APIView):
                     ]
                 }
             )
-        comparison = _comparison_for(request, pk)
         body = s.JudgmentCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        judgment, created = judgment_submit(
-            comparison=comparison, annotator_id=request.user.pk, answer=body.to_answer(), idempotency_key=key
-        )
+        try:
+            judgment, created = judgment_submit(
+                comparison_id=pk,
+                annotator_id=request.user.pk,
+                answer=body.to_answer(),
+                idempotency_key=key,
+                member=True,
+            )
+        except Refused:
+            raise NotFound(NO_COMPARISON) from None
         # The judgment and its spans are in memory (a retry's too), and its annotator is the caller: answer
         # without reading them back (this is the hot path of labelling).
         judgment.annotator = request.user

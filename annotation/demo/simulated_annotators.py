@@ -51,7 +51,7 @@ def simulate_labelling(
     active = list(annotators)
     while active:
         for annotator_id in list(active):
-            claim = comparison_claim(project=project, annotator_id=annotator_id)
+            claim = comparison_claim(project_id=project.pk, annotator_id=annotator_id)
             if claim is None:
                 active.remove(annotator_id)
                 continue
@@ -62,7 +62,10 @@ def simulate_labelling(
             choice = behaviour.choose(shown, better.get(comparison.pk), rng)
             answer = JudgmentInput(winner=choice, shown_order=shown, time_spent_ms=rng.randint(*behaviour.time_ms))
             judgment_submit(
-                comparison=comparison, annotator_id=annotator_id, answer=answer, idempotency_key=f"sim-{comparison.pk}"
+                comparison_id=comparison.pk,
+                annotator_id=annotator_id,
+                answer=answer,
+                idempotency_key=f"sim-{comparison.pk}",
             )
             written += 1
     return written

@@ -102,6 +102,13 @@ def gold_verdict(settings: GoldSettings, *, gold_correct: float, gold_judged: in
     return "ok", ""
 
 
+def pause_reason_sql(*, project: str, annotator: str) -> str:
+    """A scalar subquery: why ``annotator`` is paused in ``project`` (SQL expressions), or NULL. The claim statement
+    embeds it (annotation.queue), so a paused annotator is refused in the same round trip."""
+    return f"""(SELECT ap.reason FROM annotation_annotatorpause ap
+    WHERE ap.project_id = {project} AND ap.annotator_id = {annotator} AND ap.resumed_at IS NULL)"""
+
+
 def gold_pauses_apply(*, project: Project) -> list[AnnotatorPause]:
     """Pause every annotator whose stored figures fall below the pause threshold and who is not paused yet. After a
     researcher resumed someone, they get ``min_gold`` more gold checks before they can be paused again."""

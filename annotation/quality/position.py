@@ -19,9 +19,9 @@ An annotator who reads the answers gives the same answer again; one who clicks a
   ``judged``, ``wanted``, consensus and exports never see it.
 - **Giving back.** A skipped check is not served again (``skipped``). A released one, or one whose lease ran out,
   comes back once, ``position_check_after_min`` new tasks later; the second time it is ``dropped``.
-- **Cost.** With the share at 0 nothing here runs. Otherwise the queue's membership query
-  (``annotation.access.project_for_queue``) also reads, through the ``positioncheck_open`` index, whether the
-  annotator has an open check: a claim then costs one ``UPDATE`` of the waiting checks' count while a check waits;
+- **Cost.** With the share at 0 nothing here runs. Otherwise the claim's one statement (annotation.queue) also
+  reads, through the ``positioncheck_open`` index, whether the annotator has an open check: a claim then costs one
+  ``UPDATE`` of the waiting checks' count while a check waits;
   serving a due check reads the annotator's checks, marks one served and reads its content instead of the claim's
   one statement; a submission costs one ``INSERT`` when a check is drawn.
 """
@@ -33,7 +33,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -47,19 +47,19 @@ SEED = "tandem-position-check"
 """Salt of the scheduling hash: the same judgments draw the same checks on every run."""
 
 DUE = 1
-"""``project_for_queue``'s answer when the annotator has a check to serve (due, or served and not answered)."""
+"""The claim's reading when the annotator has a check to serve (due, or served and not answered)."""
 WAITING = 2
 """…when all their open checks are still waiting for new tasks."""
 
 _OPEN = (PositionCheckState.WAITING, PositionCheckState.SERVED)
 
 
-def open_checks_sql(project: str) -> str:
-    """A scalar subquery: ``DUE``, ``WAITING`` or NULL for the annotator (its one parameter) in ``project`` (an SQL
-    expression), one probe of the ``positioncheck_open`` partial index. ``project_for_queue`` embeds it."""
+def open_checks_sql(*, project: str, annotator: str) -> str:
+    """A scalar subquery: ``DUE``, ``WAITING`` or NULL for ``annotator`` in ``project`` (SQL expressions), one probe
+    of the ``positioncheck_open`` partial index. The claim statement embeds it (annotation.queue)."""
     return f"""(SELECT MIN(CASE WHEN pc.state = 'served' OR pc.wait = 0 THEN {DUE} ELSE {WAITING} END)
     FROM annotation_positioncheck pc
-    WHERE pc.annotator_id = %s AND pc.project_id = {project} AND pc.state IN ('waiting', 'served'))"""
+    WHERE pc.annotator_id = {annotator} AND pc.project_id = {project} AND pc.state IN ('waiting', 'served'))"""
 
 
 class CheckKeyReused(Exception):
@@ -97,13 +97,6 @@ def position_check_schedule(*, project: Project, judgment_id: int, comparison_id
         ignore_conflicts=True,
     )
     return True
-
-
-def open_checks(*, project_id: int, annotator_id: int) -> int | None:
-    """``DUE``, ``WAITING`` or None (no open check), for a claim whose caller did not read it already."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT " + open_checks_sql("%s"), [annotator_id, project_id])
-        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)

@@ -150,9 +150,9 @@ def seeded(settings, tmp_path):
     comparisons = [make_comparison(project, wanted=3, priority=i) for i in range(3)]
     comparisons[0].priority = 10
     comparisons[0].save()
-    assert queue.comparison_claim(project=project, annotator_id=bob.pk).comparison_id == comparisons[0].pk
+    assert queue.comparison_claim(project_id=project.pk, annotator_id=bob.pk).comparison_id == comparisons[0].pk
     judgment, _ = judgment_submit(
-        comparison=comparisons[0],
+        comparison_id=comparisons[0].pk,
         annotator_id=bob.pk,
         answer=JudgmentInput(winner=comparisons[0].candidate_ids[0]),
         idempotency_key="seed",

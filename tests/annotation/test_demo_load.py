@@ -103,7 +103,7 @@ def test_an_export_of_the_demo_names_its_licence_in_the_card(tmp_path):
     annotator = get_user_model().objects.get(username="annotator")
     for _ in range(3):
         submit(
-            Comparison.objects.get(pk=comparison_claim(project=project, annotator_id=annotator.pk).comparison_id),
+            Comparison.objects.get(pk=comparison_claim(project_id=project.pk, annotator_id=annotator.pk).comparison_id),
             annotator,
         )
     export_to_folder(project, export_request_parse(shape="pairs", file_format="jsonl"), tmp_path / "out")

@@ -42,10 +42,10 @@ def test_pushed_comparisons_carry_their_origin_and_are_served_first_by_priority(
         ("generated", 101, "answer 101"),
         ("generated", 102, "answer 102"),
     ]
-    claim = comparison_claim(project=project, annotator_id=annotator.pk)
+    claim = comparison_claim(project_id=project.pk, annotator_id=annotator.pk)
     assert claim.comparison_id == pushed.pk  # priority 10 before the imported one
     judgment, created = judgment_submit(
-        comparison=pushed,
+        comparison_id=pushed.pk,
         annotator_id=annotator.pk,
         answer=JudgmentInput(winner=pushed.candidate_ids[1], shown_order=pushed.candidate_ids),
         idempotency_key="k-1",
@@ -175,11 +175,14 @@ def test_a_push_is_served_in_the_order_it_came_in(project, annotator):
     pushed = generated_comparisons_push(project=project, batch="round-8", comparisons=[pair(p) for p in prompts])
     served = []
     for _ in prompts:
-        claim = comparison_claim(project=project, annotator_id=annotator.pk)
+        claim = comparison_claim(project_id=project.pk, annotator_id=annotator.pk)
         comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
         answer = JudgmentInput(winner=comparison.candidate_ids[0], shown_order=comparison.candidate_ids)
         judgment_submit(
-            comparison=comparison, annotator_id=annotator.pk, answer=answer, idempotency_key=f"k{claim.comparison_id}"
+            comparison_id=comparison.pk,
+            annotator_id=annotator.pk,
+            answer=answer,
+            idempotency_key=f"k{claim.comparison_id}",
         )
         served.append(comparison.pk)
     assert served == pushed.comparison_ids

@@ -166,10 +166,10 @@ def _fast_passwords_and_a_fresh_cache(settings, tmp_path):
 
 def _judge(comparison, user, key="k"):
     """The user is served the comparison (the top-priority one) and answers it."""
-    claim = queue.comparison_claim(project=comparison.project, annotator_id=user.pk)
+    claim = queue.comparison_claim(project_id=comparison.project_id, annotator_id=user.pk)
     assert claim is not None and claim.comparison_id == comparison.pk
     judgment, _ = judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=user.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key=key,
@@ -230,13 +230,19 @@ def _token(world, user):
 
 def _release(world, user):
     if _is_member(world, user):
-        assert queue.comparison_claim(project=world.project, annotator_id=user.pk).comparison_id == world.comparison.pk
+        assert (
+            queue.comparison_claim(project_id=world.project.pk, annotator_id=user.pk).comparison_id
+            == world.comparison.pk
+        )
     return f"/api/v1/comparisons/{world.comparison.pk}/release/", {}
 
 
 def _submit(world, user):
     if _is_member(world, user):  # members answer what the queue served them
-        assert queue.comparison_claim(project=world.project, annotator_id=user.pk).comparison_id == world.comparison.pk
+        assert (
+            queue.comparison_claim(project_id=world.project.pk, annotator_id=user.pk).comparison_id
+            == world.comparison.pk
+        )
     return f"/api/v1/comparisons/{world.comparison.pk}/judgments/", {
         "data": {"winner": world.comparison.candidate_ids[0]},
         "HTTP_IDEMPOTENCY_KEY": "perm-1",

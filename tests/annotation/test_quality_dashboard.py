@@ -21,7 +21,7 @@ def _label(project, user, plan: dict) -> list[int]:
     """Let ``user`` work through the real queue, answering each comparison as ``plan`` says (default: the first
     stored candidate wins); returns the comparisons answered."""
     answered = []
-    while (claim := comparison_claim(project=project, annotator_id=user.pk)) is not None:
+    while (claim := comparison_claim(project_id=project.pk, annotator_id=user.pk)) is not None:
         comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
         how = plan.get(comparison.pk, {"winner": 0})
         answer = JudgmentInput(
@@ -29,7 +29,9 @@ def _label(project, user, plan: dict) -> list[int]:
             tie=how.get("tie", False),
             shown_order=list(comparison.candidate_ids),
         )
-        judgment_submit(comparison=comparison, annotator_id=user.pk, answer=answer, idempotency_key=f"k{comparison.pk}")
+        judgment_submit(
+            comparison_id=comparison.pk, annotator_id=user.pk, answer=answer, idempotency_key=f"k{comparison.pk}"
+        )
         answered.append(comparison.pk)
     return answered
 
@@ -95,7 +97,7 @@ def test_promoting_and_demoting_is_a_reversible_round_trip_in_the_audit_log(api,
     project.gold_share = 1.0
     project.save(update_fields=["gold_share"])
     make_comparison(project, priority=-1, wanted=10)
-    assert comparison_claim(project=project, annotator_id=anna.pk).comparison_id != unanimous.pk
+    assert comparison_claim(project_id=project.pk, annotator_id=anna.pk).comparison_id != unanimous.pk
     assert _label(project, dan, {unanimous.pk: {"winner": 1}, imported.pk: {"tie": True}})[0] == unanimous.pk
 
     # The judgments from before stay ordinary training labels; dan's answer is a gold check (and a wrong one).

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def submit(comparison, user, key=None):
     comparison = Comparison.objects.select_related("project").get(pk=comparison.pk)
     return judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=user.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key=key or f"{user.pk}-{comparison.pk}",
@@ -27,7 +27,7 @@ def submit(comparison, user, key=None):
 
 
 def claim(project, user, **kwargs):
-    return queue.comparison_claim(project=project, annotator_id=user.pk, **kwargs)
+    return queue.comparison_claim(project_id=project.pk, annotator_id=user.pk, **kwargs)
 
 
 def test_it_serves_the_highest_priority_first(project, annotator):
@@ -160,6 +160,7 @@ def test_gold_checks_are_served_at_the_projects_share(project, annotator):
     gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
     make_comparison(project)
     project.gold_share = 1.0
+    project.save(update_fields=["gold_share"])
     assert claim(project, annotator).comparison_id == gold.pk
 
 
@@ -167,9 +168,11 @@ def test_gold_checks_are_not_served_at_share_zero_and_never_twice(project, annot
     gold = make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
     first, second = make_comparison(project), make_comparison(project)
     project.gold_share = 0.0
+    project.save(update_fields=["gold_share"])
     assert claim(project, annotator).comparison_id == first.pk
     submit(first, annotator)
     project.gold_share = 1.0
+    project.save(update_fields=["gold_share"])
     assert claim(project, annotator).comparison_id == gold.pk
     submit(gold, annotator)
     assert claim(project, annotator).comparison_id == second.pk
@@ -179,6 +182,7 @@ def test_gold_checks_alone_are_not_served_once_the_real_work_is_done(project, an
     make_comparison(project, is_gold=True, wanted=1_000_000, gold_answer={"winner": 0})
     regular = make_comparison(project)
     project.gold_share = 1.0
+    project.save(update_fields=["gold_share"])
     claimed = claim(project, annotator)
     submit(Comparison.objects.get(pk=claimed.comparison_id), annotator)
     if claimed.comparison_id != regular.pk:  # the gold check came first; the real task is next

@@ -39,14 +39,14 @@ def test_concurrent_annotators_never_overserve_or_duplicate(project, overlap):
         try:
             start.wait()
             while True:
-                claim = queue.comparison_claim(project=project, annotator_id=user.pk)
+                claim = queue.comparison_claim(project_id=project.pk, annotator_id=user.pk)
                 if claim is None:
                     return
                 comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
                 with lock:
                     served.append((user.pk, comparison.pk))
                 judgment, was_created = judgment_submit(
-                    comparison=comparison,
+                    comparison_id=comparison.pk,
                     annotator_id=user.pk,
                     answer=JudgmentInput(winner=comparison.candidate_ids[user.pk % 2]),
                     idempotency_key=f"{user.pk}:{comparison.pk}",
@@ -91,7 +91,7 @@ def test_one_annotator_asking_twice_at_once_holds_one_lease(project):
         def ask(user=user, start=start, claims=claims, failures=failures):
             try:
                 start.wait()
-                claims.append(queue.comparison_claim(project=project, annotator_id=user.pk))
+                claims.append(queue.comparison_claim(project_id=project.pk, annotator_id=user.pk))
             except BaseException as exc:  # reported below
                 failures.append(exc)
             finally:
@@ -116,14 +116,14 @@ def test_concurrent_prefetches_never_make_a_third_lease(project):
     comparisons = [make_comparison(project) for _ in range(6)]
     for _ in range(20):
         user = UserFactory()
-        queue.comparison_claim(project=project, annotator_id=user.pk)
+        queue.comparison_claim(project_id=project.pk, annotator_id=user.pk)
         start = threading.Barrier(3)
         claims, failures = [], []
 
         def ask(ahead, user=user, start=start, claims=claims, failures=failures):
             try:
                 start.wait()
-                claims.append((ahead, queue.comparison_claim(project=project, annotator_id=user.pk, ahead=ahead)))
+                claims.append((ahead, queue.comparison_claim(project_id=project.pk, annotator_id=user.pk, ahead=ahead)))
             except BaseException as exc:  # reported below
                 failures.append(exc)
             finally:

@@ -46,13 +46,13 @@ def wait_for(condition: str, count: int, seconds: float = 10) -> bool:
 
 
 WAITING_ON_A_LOCK = "wait_event_type = 'Lock'"
-CLAIMING = "state = 'active' AND query LIKE '%%WITH held AS%%'"
+CLAIMING = "state = 'active' AND query LIKE '%%WITH project AS (%%'"
 
 
 def submit(comparison, user):
     comparison = Comparison.objects.select_related("project").get(pk=comparison.pk)
     return judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=user.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key=f"{user.pk}-{comparison.pk}",
@@ -60,7 +60,7 @@ def submit(comparison, user):
 
 
 def lease_run_out(project, user, comparison):
-    claim = queue.comparison_claim(project=project, annotator_id=user.pk)
+    claim = queue.comparison_claim(project_id=project.pk, annotator_id=user.pk)
     assert claim.comparison_id == comparison.pk
     assert queue.leases_expire(now=timezone.now() + timedelta(seconds=project.lease_seconds + 1)) == 1
 
@@ -79,7 +79,7 @@ def test_two_concurrent_claims_by_one_annotator_hold_one_lease(project, other):
                 " VALUES (%s, %s, %s, 'released', %s, %s, %s)",
                 [project.pk, comparison.pk, annotator.pk, now, now, now],
             )
-    claims = [in_thread(queue.comparison_claim, project=project, annotator_id=annotator.pk) for _ in range(2)]
+    claims = [in_thread(queue.comparison_claim, project_id=project.pk, annotator_id=annotator.pk) for _ in range(2)]
     assert wait_for(WAITING_ON_A_LOCK, 2), "the claims did not both reach the uncommitted rows"
     other.commit()
     results = [join() for join in claims]
@@ -97,7 +97,7 @@ def test_two_concurrent_prefetches_by_one_annotator_make_no_third_lease(project,
     served to both."""
     current, first, second = make_comparison(project, priority=1), make_comparison(project), make_comparison(project)
     annotator = UserFactory()
-    assert queue.comparison_claim(project=project, annotator_id=annotator.pk).comparison_id == current.pk
+    assert queue.comparison_claim(project_id=project.pk, annotator_id=annotator.pk).comparison_id == current.pk
     now = timezone.now()
     with other.cursor() as cursor:
         for comparison in (first, second):
@@ -108,7 +108,8 @@ def test_two_concurrent_prefetches_by_one_annotator_make_no_third_lease(project,
                 [project.pk, comparison.pk, annotator.pk, now, now, now],
             )
     claims = [
-        in_thread(queue.comparison_claim, project=project, annotator_id=annotator.pk, ahead=True) for _ in range(2)
+        in_thread(queue.comparison_claim, project_id=project.pk, annotator_id=annotator.pk, ahead=True)
+        for _ in range(2)
     ]
     assert wait_for(WAITING_ON_A_LOCK, 2), "the prefetches did not both reach the uncommitted rows"
     other.commit()
@@ -135,7 +136,7 @@ def test_a_late_submission_and_a_claim_by_the_same_annotator_do_not_deadlock(pro
         )
     submission = in_thread(submit, comparison, annotator)
     assert wait_for(WAITING_ON_A_LOCK, 1)
-    claim = in_thread(queue.comparison_claim, project=project, annotator_id=annotator.pk)
+    claim = in_thread(queue.comparison_claim, project_id=project.pk, annotator_id=annotator.pk)
     wait_for(WAITING_ON_A_LOCK, 2, seconds=1)  # a claim that skips the locked row does not wait at all
     other.commit()
 
@@ -170,7 +171,7 @@ def test_a_claim_never_turns_a_submitted_assignment_back_into_a_lease(project):
             [project.pk, target.prompt_id, str(target.candidate_ids)],
         )
         cursor.execute("ANALYZE annotation_comparison")
-    claim = in_thread(queue.comparison_claim, project=project, annotator_id=annotator.pk)
+    claim = in_thread(queue.comparison_claim, project_id=project.pk, annotator_id=annotator.pk)
     assert wait_for(CLAIMING, 1)
     _, created = submit(target, annotator)
     assert created

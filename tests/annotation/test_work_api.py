@@ -13,10 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _answer(comparison, user, key):
-    claim = queue.comparison_claim(project=comparison.project, annotator_id=user.pk)
+    claim = queue.comparison_claim(project_id=comparison.project_id, annotator_id=user.pk)
     assert claim.comparison_id == comparison.pk
     judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=user.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key=key,

@@ -307,10 +307,10 @@ def test_a_lost_lease_is_explained_and_nothing_is_saved(page, people, prefetched
     Assignment.objects.filter(annotator=users["anna"]).update(expires_at=timezone.now() - timedelta(seconds=1))
     bob = UserFactory(username="bob")
     MembershipFactory(project=project, user=bob, role=Role.ANNOTATOR)
-    claim = queue.comparison_claim(project=project, annotator_id=bob.pk)
+    claim = queue.comparison_claim(project_id=project.pk, annotator_id=bob.pk)
     assert claim.comparison_id == comparison.pk
     judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=bob.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key="bob",

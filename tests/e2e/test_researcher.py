@@ -11,10 +11,10 @@ from .conftest import shot, sign_in
 
 
 def _judge(project, user, key):
-    claim = queue.comparison_claim(project=project, annotator_id=user.pk)
+    claim = queue.comparison_claim(project_id=project.pk, annotator_id=user.pk)
     comparison = Comparison.objects.get(pk=claim.comparison_id)
     judgment_submit(
-        comparison=comparison,
+        comparison_id=comparison.pk,
         annotator_id=user.pk,
         answer=JudgmentInput(winner=comparison.candidate_ids[0]),
         idempotency_key=key,

@@ -118,12 +118,14 @@ def _judge_as_the_reference_did(project, username: str, count: int) -> None:
             reference[frozenset(preference["candidate_ids"])] = preference["winner"]
     annotator = get_user_model().objects.get(username=username)
     for i in range(count):
-        claim = comparison_claim(project=project, annotator_id=annotator.pk)
+        claim = comparison_claim(project_id=project.pk, annotator_id=annotator.pk)
         comparison = Comparison.objects.select_related("project").get(pk=claim.comparison_id)
         external = dict(Candidate.objects.filter(pk__in=comparison.candidate_ids).values_list("external_id", "pk"))
         winner = reference[frozenset(external)]
         answer = JudgmentInput(tie=True) if winner is None else JudgmentInput(winner=external[winner])
-        judgment_submit(comparison=comparison, annotator_id=annotator.pk, answer=answer, idempotency_key=f"demo-{i}")
+        judgment_submit(
+            comparison_id=comparison.pk, annotator_id=annotator.pk, answer=answer, idempotency_key=f"demo-{i}"
+        )
 
 
 def test_on_the_demo_an_admin_fixes_the_training_settings_and_the_first_round_shows_held_out_metrics(

@@ -103,7 +103,7 @@ def test_the_demo_loads_an_image_project_whose_generated_digits_an_annotator_can
     config = round_config_build(project_settings=project.training_settings)
     assert (config.backbone, config.policy) == (str(artifacts.reward_backbone), str(artifacts.generator))
 
-    claim = comparison_claim(project=project, annotator_id=users[Role.ANNOTATOR].pk)
+    claim = comparison_claim(project_id=project.pk, annotator_id=users[Role.ANNOTATOR].pk)
     assert claim is not None and comparisons.filter(pk=claim.comparison_id).exists()
 
 

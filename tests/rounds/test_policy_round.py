@@ -67,10 +67,10 @@ def test_a_policy_round_runs_every_step_and_pushes_the_new_policys_answers_into_
     assert new.origin["sampling"]["max_new_tokens"] == 8
 
     # Annotators get the pushed comparisons first, and their votes become the round's human win rate.
-    claim = comparison_claim(project=looping, annotator_id=annotator.pk)
+    claim = comparison_claim(project_id=looping.pk, annotator_id=annotator.pk)
     assert claim.comparison_id == head_to_head.pk
     judgment_submit(
-        comparison=head_to_head,
+        comparison_id=head_to_head.pk,
         annotator_id=annotator.pk,
         answer=JudgmentInput(winner=head_to_head.candidate_ids[0], shown_order=head_to_head.candidate_ids),
         idempotency_key="vote-1",
