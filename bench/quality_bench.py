@@ -19,11 +19,11 @@ and the rest weigh their reliability weight (``training_weights``), exactly what
 **Reward model** (``--reward``): a linear Bradley–Terry head, trained on the weighted pairs with
 ``training.ml.losses.bradley_terry_loss`` (full batch, Adam), over frozen all-MiniLM-L6-v2 embeddings of the
 dialogue's end with the answer plus the answer's log length (``minilm``; the embeddings are computed once and
-cached under ``var/bench-cache/``), or over a hashed bag of words (``bow``, the default: as accurate here, and
-minutes faster). The features are frozen so every crowd, arm and seed fits on a CPU, and so two arms of one seed
-differ only in their labels; a round fine-tunes the backbone too. ``label accuracy`` — the weighted share of
-training pairs that agree with hh-rlhf — shows the defence directly. The drops against the clean crowd are paired
-by seed (same held-out pairs).
+cached under ``var/bench-cache/``), or over a hashed bag of words (``bow``, the default: as accurate on these
+pairs, and far cheaper; bench/README.md). The features are frozen so every crowd, arm and seed fits on a CPU, and
+so two arms of one seed differ only in their labels; a round fine-tunes the backbone too. ``label accuracy`` — the
+weighted share of training pairs that agree with hh-rlhf — shows the defence directly. The drops against the clean
+crowd are paired by seed (same held-out pairs).
 
     .venv/bin/python bench/quality_bench.py                  # clean + 3 poisoned crowds, 3 seeds
     .venv/bin/python bench/quality_bench.py --seeds 1 --crowds clean,adversarial   # smoke run
