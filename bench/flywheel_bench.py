@@ -72,6 +72,7 @@ def flywheel_settings(args: argparse.Namespace) -> dict:
         "policy_learning_rate": args.policy_lr,
         "eval_prompts": args.round_eval_prompts,
         "push_active_pairs": args.push_active_pairs,
+        "human_pairs": not args.no_human_pairs,
     }
 
 
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--measure-prompts", type=int, default=16, help="eval prompts the hidden judge measures on")
     parser.add_argument("--measure-samples", type=int, default=2, help="answers per eval prompt when measuring")
     parser.add_argument("--train-prompts", type=int, default=200, help="train-split prompts imported")
+    parser.add_argument(
+        "--no-human-pairs", action="store_true", help="DPO on the reward model's pairs alone (human_pairs: false)"
+    )
     parser.add_argument("--annotators", type=int, default=3)
     parser.add_argument("--noise", type=float, default=0.1, help="share of coin-flip labels")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each seed's process")
