@@ -19,6 +19,7 @@ from training.config import ConfigInvalid, round_config_build
         ({"policy": "../outside"}, "policy", ""),
         ({"schedule_every_hours": -1}, "schedule_every_hours", "Must not be negative."),
         ({"warmup_ratio": 1.0}, "warmup_ratio", "Must be at least 0 and less than 1."),
+        ({"policy_gradient_checkpointing": "yes"}, "policy_gradient_checkpointing", ""),
     ],
 )
 def test_a_bad_loop_setting_is_refused_naming_its_key(values, key, message):
@@ -36,3 +37,26 @@ def test_loop_settings_have_working_defaults_and_take_nulls_where_they_mean_some
         "sigmoid",
         4,
     )
+
+
+def test_gradient_checkpointing_reaches_the_policy_update(monkeypatch):
+    # What the round's optimise step hands the modality (config.snapshot()) sets TRL's switch; the training itself
+    # with the switch on is tests/training/test_policy.py's.
+    import training.ml.policy as policy
+    from training.ml.modality.text import TextModality
+
+    assert round_config_build(project_settings={}).policy_gradient_checkpointing is False
+    config = round_config_build(project_settings={"policy_gradient_checkpointing": True})
+    seen = {}
+
+    def train_policy_recorded(pairs, policy_config, progress=None):
+        seen["checkpointing"] = policy_config.gradient_checkpointing
+        raise StopIteration  # the switch is what this test is about, not the training
+
+    monkeypatch.setattr(policy, "train_policy", train_policy_recorded)
+    with pytest.raises(StopIteration):
+        TextModality().optimise(
+            start="unused", reference=None, pairs=[], prompts=[], reward_score=None,
+            settings=config.snapshot(), seed=0, progress=None,
+        )  # fmt: skip
+    assert seen == {"checkpointing": True}
