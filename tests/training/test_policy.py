@@ -1,6 +1,7 @@
 """Policy optimisation (DPO through TRL) on a tiny causal LM built in the test: learning, losses, save / load."""
 
 import dataclasses
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -175,6 +176,88 @@ def test_gradient_checkpointing_trades_memory_not_results(tiny_causal_lm, pairs)
         )
         losses.append(train_policy(pairs[:8], config).metrics["final_loss"])
     assert losses[1] == pytest.approx(losses[0], abs=1e-5)
+
+
+def mixed_length_pairs(pairs: list[PolicyPair]) -> list[PolicyPair]:
+    """Pairs whose lengths differ a lot and are not in length order, so batches carry padding."""
+    return [
+        dataclasses.replace(p, chosen=" ".join([p.chosen] * (1 + i % 3)), rejected=" ".join([p.rejected] * (3 - i % 3)))
+        for i, p in enumerate(pairs)
+    ]
+
+
+def test_our_losses_equal_those_of_trls_dpo_trainer_as_shipped(tiny_causal_lm, pairs):
+    """Ours precomputes the reference in length order and scores only response tokens on a CPU; TRL as shipped runs
+    the reference every step over every position. Same model, pairs, batches and seed: the same loss at every step
+    (a reference log-prob handed back to the wrong pair would show from the first step)."""
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType
+    from trl import DPOTrainer
+
+    mixed = mixed_length_pairs(pairs[:12])
+    config = PolicyTrainingConfig(model=tiny_causal_lm, learning_rate=1e-2, max_steps=3, batch_size=4, max_length=64)
+    ours = []
+    train_policy(mixed, config, progress=lambda step, total, loss: ours.append(loss))
+
+    rows = policy._conversations(mixed).remove_columns("weight").to_dict()
+    lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=8, lora_alpha=16, target_modules="all-linear")
+    with tempfile.TemporaryDirectory() as scratch:
+        args = DPOConfig(
+            output_dir=scratch,
+            per_device_train_batch_size=4,
+            learning_rate=1e-2,
+            max_steps=3,
+            lr_scheduler_type="linear",
+            max_length=64,
+            seed=0,
+            bf16=False,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            disable_tqdm=True,
+        )
+        trainer = DPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm),
+            args=args,
+            train_dataset=Dataset.from_dict(rows),
+            processing_class=policy.load_tokenizer(tiny_causal_lm),
+            peft_config=lora,
+        )
+        trainer.train()
+    trl_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert not args.precompute_ref_log_probs
+    assert len(ours) == len(trl_losses) == 3
+    assert ours == pytest.approx(trl_losses, abs=1e-4)
+    assert ours[0] == pytest.approx(math.log(2), abs=1e-5)  # a fresh adapter: the policy is its reference
+    assert ours[-1] != pytest.approx(ours[0], abs=1e-3)  # and it moved
+
+
+def test_on_a_cpu_the_lm_head_scores_only_response_tokens(tiny_causal_lm, pairs, monkeypatch):
+    """TRL projects every position through the LM head unless Triton runs; ours scores just the labelled ones.
+    Fails when a TRL upgrade moves the switch, instead of quietly tripling the head's work."""
+    import trl.trainer.utils as trl_utils
+
+    scored, labelled = [], []
+    apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, weight, bias, targets, *rest):
+        scored.append(hidden.shape[0])
+        return apply(hidden, weight, bias, targets, *rest)
+
+    compute_loss = policy._TandemDPOTrainer.compute_loss
+
+    def counting_compute_loss(self, model, inputs, *args, **kwargs):
+        labelled.append(int(inputs["completion_mask"][:, 1:].sum()))  # the positions whose next token is a label
+        return compute_loss(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
+    monkeypatch.setattr(policy._TandemDPOTrainer, "compute_loss", counting_compute_loss)
+    config = PolicyTrainingConfig(model=tiny_causal_lm, max_steps=2, batch_size=4, max_length=64)
+    train_policy(mixed_length_pairs(pairs[:8]), config)
+    assert len(labelled) == 2
+    training_calls = scored[-2:]  # after the reference pre-pass
+    assert training_calls == labelled
+    assert trl_utils._use_triton(torch.device("cpu")) is False  # the switch is TRL's own again after the run
 
 
 def test_loss_types_are_the_ones_trl_documents():

@@ -7,7 +7,9 @@ Why TRL's ``DPOTrainer`` (TRL 1.16) and what we set:
 - Pairs go in **conversational** form (``prompt`` = one user message, ``chosen`` / ``rejected`` = one assistant
   message each), so the policy's own chat template renders them; only the response tokens count in the loss.
 - ``precompute_ref_log_probs=True``: the reference log-probs of every pair are computed once, before the first step,
-  so no second forward per step and, for a full fine-tune, no second copy of the model in memory.
+  so no second forward per step and, for a full fine-tune, no second copy of the model in memory; the pre-pass runs
+  over the pairs in length order, so its batches carry little padding.
+- The fused LM head scores only the response tokens on a CPU too (TRL does so only where Triton runs).
 - With LoRA and no separate reference, the reference is the policy with its adapter disabled (the starting policy),
   as TRL does; a different reference folder is loaded and passed as ``ref_model``.
 - TRL's defaults that differ from ``TrainingArguments`` (``bf16=True``, gradient checkpointing on,
@@ -243,6 +245,16 @@ class _TandemDPOTrainer(DPOTrainer):
             )
         return out
 
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        # TRL batches the reference pre-pass in dataset order, so every batch pads to its longest pair (a third of
+        # the pre-pass's tokens on hh-rlhf pairs). Run it in length order and hand the rows back in their own order.
+        columns = zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+        lengths = [len(prompt) + max(len(chosen), len(rejected)) for prompt, chosen, rejected in columns]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        by_length = super()._precompute_ref_logps(dataset.select(order).flatten_indices(), name, batch_size)
+        position = {index: rank for rank, index in enumerate(order)}
+        return by_length.select([position[index] for index in range(len(order))]).flatten_indices()
+
     def _get_train_sampler(self, train_dataset=None):
         # Trainer passes the dataset with its unused columns (our "weight") already removed; the rows, and their
         # order, are those of self.train_dataset.
@@ -288,6 +300,21 @@ def _quiet_datasets() -> Iterator[None]:
             ds_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def _lm_head_scores_completions_only() -> Iterator[None]:
+    """TRL's fused LM head projects only the positions that carry a label (the response tokens) on devices with
+    Triton, and every position elsewhere, for the sake of Neuron's compiler. On a CPU that spends most of the head's
+    work on prompt and padding positions whose log-probs are thrown away; score the labelled ones there too."""
+    import trl.trainer.utils as trl_utils
+
+    use_triton = trl_utils._use_triton  # its only use in that module: choosing the compact path
+    trl_utils._use_triton = lambda device: device.type == "cpu" or use_triton(device)
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = use_triton
+
+
 def _remove_fused_lm_head(model: torch.nn.Module) -> None:
     """Undo TRL's ``add_fused_lm_head``: it sets ``forward`` on the instance, and that method keeps a reference to
     the *original* model's forward, so a deep copy of the model (as in :func:`save_policy`) would silently run the
@@ -322,7 +349,11 @@ def _train_dpo(pairs: list[PolicyPair], config: PolicyTrainingConfig, progress: 
             raise ValueError("the reference model's tokenizer differs from the policy's: log-ratios would be garbage")
         ref_model = AutoModelForCausalLM.from_pretrained(config.reference, dtype=torch.float32)
     peft_config = _lora_config(config)
-    with tempfile.TemporaryDirectory(prefix="tandem-dpo-") as scratch, _quiet_datasets():
+    with (
+        tempfile.TemporaryDirectory(prefix="tandem-dpo-") as scratch,
+        _quiet_datasets(),
+        _lm_head_scores_completions_only(),
+    ):
         # An in-memory dataset would make `datasets` cache TRL's maps and filters (and the reference log-probs) in a
         # per-process temp folder that only goes at interpreter exit: a long-lived worker would collect files every
         # run. Backed by a file in the scratch folder, every cache lands beside it and goes with it.
@@ -417,7 +448,11 @@ def train_policy_rloo(
         ]
 
     reward.__name__ = "reward_model"  # TRL logs rewards under the function's name
-    with tempfile.TemporaryDirectory(prefix="tandem-rloo-") as scratch, _quiet_datasets():
+    with (
+        tempfile.TemporaryDirectory(prefix="tandem-rloo-") as scratch,
+        _quiet_datasets(),
+        _lm_head_scores_completions_only(),
+    ):
         rows = Dataset.from_dict({"prompt": [[{"role": "user", "content": p}] for p in prompts]})
         rows.save_to_disk(Path(scratch) / "prompts")
         dataset = load_from_disk(Path(scratch) / "prompts")
