@@ -31,6 +31,14 @@ def export_run_task(job_id: int, base_url: str = "") -> None:
     exporters.export_job_run(job_id=job_id, base_url=base_url)
 
 
+@shared_task(ignore_result=True, time_limit=600)
+def planner_statistics_refresh_task() -> None:
+    """ANALYZE the annotation tables that changed by a tenth since their last one (beat, every minute)."""
+    from .planner_statistics import planner_statistics_refresh
+
+    planner_statistics_refresh()
+
+
 @shared_task(ignore_result=True, time_limit=120)
 def jobs_reap_stale_task() -> None:
     """Imports, exports and rounds whose worker died: requeued, or failed with a reason (beat, every 30 s)."""

@@ -19,9 +19,8 @@ Workload
    (``pg_stat_user_tables.analyze_count``).
 
 After each size the batches' rows and jobs are deleted again (``--keep`` keeps them) and the tables VACUUM
-ANALYZEd, so every size and every run starts from the same seed. With the default counts the statistics refresh
-(``annotation.importers.writing``) comes due as often in the run as it would over a long burst at this size: once
-per 22 batches of 1,000 and once per 3 of 10,000 at 200,000 tasks.
+ANALYZEd, so every size and every run starts from the same seed. An import runs no ANALYZE of its own (the beat
+does, ``annotation.planner_statistics``): the counts should read 0.
 
 ``--profile`` adds a cProfile of one more 1,000-task batch (top functions by cumulative time) and the statements
 the importing connection sent.

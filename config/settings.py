@@ -299,6 +299,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "annotation.tasks.jobs_reap_stale_task", "schedule": 30.0},
     "schedule-training-rounds": {"task": "training.tasks.rounds_schedule_task", "schedule": 60.0},
     "refresh-label-quality": {"task": "annotation.tasks.quality_refresh_task", "schedule": 60.0},
+    # Planner statistics where Postgres runs without autovacuum (annotation/planner_statistics.py).
+    "refresh-planner-statistics": {"task": "annotation.tasks.planner_statistics_refresh_task", "schedule": 60.0},
 }
 
 # --- Tandem ---------------------------------------------------------------------------

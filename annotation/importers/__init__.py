@@ -12,9 +12,8 @@ the benchmarks). It runs in three phases:
    of stored rows they refer to) goes to a temporary file.
 3. **writing**: only when no row failed, write the plans inside ONE transaction:
    all or nothing. On Postgres rows go in with ``COPY``, their primary keys drawn
-   from the sequences first; elsewhere with one ``executemany``. Then, after the
-   commit, ``ANALYZE`` of the tables that grew by a tenth since their last one
-   (Postgres here runs without autovacuum; ``writing._statistics_refresh``).
+   from the sequences first; elsewhere with one ``executemany``. No ``ANALYZE``:
+   the beat refreshes planner statistics (``annotation.planner_statistics``).
 
 A rejected file never opens a write transaction, and no more than one batch of
 parsed rows is in memory at a time.
@@ -53,7 +52,7 @@ The modules, in the order a file goes through them:
 - ``columns``: the same for a plain batch of bundle rows, a column at a time (the
   common case, fast); any other batch goes to ``rows``, which names each error.
 - ``plan``: checking a batch against the database and deciding what it writes.
-- ``writing``: writing the plans (``COPY`` on Postgres); ``ANALYZE`` of the tables that grew.
+- ``writing``: writing the plans (``COPY`` on Postgres).
 - ``rejection``: :class:`ImportRejected` and the capped list of row errors.
 """
 

@@ -52,7 +52,6 @@ from .writing import (
     _KeyDrawer,
     _media_store,
     _plans_read,
-    _statistics_refresh,
     _write,
 )
 from .zipped import DATA_EXTENSIONS, media_zip_pack, zip_opened
@@ -477,8 +476,6 @@ def _import_core(
             media=media,
             before_commit=before_commit,
         )
-    # After the lock: statistics do not guard the import, and the project's next import need not wait for them.
-    _statistics_refresh(counts)
     return counts
 
 

@@ -1,6 +1,5 @@
 """Writing the validated plans, inside the import's one transaction: primary keys
-drawn first, then ``COPY`` on Postgres or one ``executemany`` elsewhere; and
-``ANALYZE`` of the tables an import grew by a meaningful share."""
+drawn first, then ``COPY`` on Postgres or one ``executemany`` elsewhere."""
 
 from __future__ import annotations
 
@@ -57,44 +56,6 @@ _COUNTED = {
     "comparisons": ("comparisons",),
     "bundle": ("prompts", "candidates", "comparisons"),
 }
-
-
-# Planner statistics are refreshed when a table changed by this many rows plus this share of its rows since its
-# last ANALYZE: autovacuum's own defaults (autovacuum_analyze_threshold, autovacuum_analyze_scale_factor), applied
-# at once, since Postgres may run without autovacuum. An empty table's first 50 rows cross it (docs/DECISIONS.md).
-ANALYZE_THRESHOLD_ROWS = 50
-ANALYZE_SCALE_FACTOR = 0.1
-
-
-def _statistics_refresh(counts: dict) -> None:
-    """``ANALYZE`` the tables the import added rows to (by its counts) whose rows changed by more than the threshold
-    since their last ``ANALYZE``, by Postgres's own count (``n_mod_since_analyze``: rows inserted, updated or deleted
-    by anyone, the queue's updates too; an ``ANALYZE`` by autovacuum resets it as well). A burst of small imports
-    into a large table analyzes once per tenth it grows, not once per import."""
-    by_kind = {"prompts": Prompt, "candidates": Candidate, "comparisons": Comparison}
-    created = {by_kind[name]._meta.db_table: c["created"] for name, c in counts.items() if c["created"]}
-    if connection.vendor != "postgresql" or not created:
-        return
-    # Counted changes reach the shared statistics at commit, but a backend sends them at most once a second: ask
-    # for this one's to be sent now (as this statement ends), so the next one reads them (Postgres 15 and later;
-    # before, an import's rows may count with the next import's). Inside a caller's transaction the import's rows
-    # are not committed, so not counted: they are added here.
-    uncommitted = connection.in_atomic_block
-    with connection.cursor() as cursor:
-        if not uncommitted and connection.pg_version >= 150000:
-            cursor.execute("SELECT pg_stat_force_next_flush()")
-        cursor.execute(
-            "SELECT c.relname, greatest(c.reltuples, 0), coalesce(s.n_mod_since_analyze, 0) FROM pg_class c"
-            " LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = ANY(%s::regclass[])",
-            [list(created)],
-        )
-        grown = [
-            table
-            for table, rows, changed in cursor.fetchall()
-            if changed + (created[table] if uncommitted else 0) >= ANALYZE_THRESHOLD_ROWS + ANALYZE_SCALE_FACTOR * rows
-        ]
-        if grown:  # named: a bare ANALYZE would take the whole database
-            cursor.execute("ANALYZE " + ", ".join(sorted(grown)))
 
 
 def _plan_write(ctx: _Context, plan: _Plan) -> None:

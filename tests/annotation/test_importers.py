@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from annotation import planner_statistics
 from annotation.comparisons import GOLD_WANTED
 from annotation.importers import (
     ImportRejected,
@@ -32,6 +33,7 @@ from annotation.models import (
     Modality,
     Prompt,
 )
+from annotation.tasks import planner_statistics_refresh_task
 
 from ..factories import CandidateFactory, ProjectFactory, PromptFactory
 
@@ -677,15 +679,14 @@ def test_integers_beyond_64_bits_are_kept_whole(project, tmp_path):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
-def test_an_import_analyzes_only_the_tables_it_added_to(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(writing, "ANALYZE_THRESHOLD_ROWS", 2)
-    monkeypatch.setattr(writing, "ANALYZE_SCALE_FACTOR", 0)
-    import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
-    rows = [{"prompt_id": "q0", "candidate_ids": ["q0-c", other]} for other in ("q0-a", "q0-b")]
+@pytest.mark.django_db(transaction=True)
+def test_an_import_never_analyzes_in_the_request(tmp_path, monkeypatch):
+    monkeypatch.setattr(planner_statistics, "ANALYZE_THRESHOLD_ROWS", 0)
+    project = ProjectFactory()
     with CaptureQueriesContext(connection) as queries:
-        counts = import_file(project=project, kind="comparisons", path=write(tmp_path, rows, "jsonl", name="c"))
-    assert counts["comparisons"]["created"] == 2
-    assert [q["sql"] for q in queries if q["sql"].startswith("ANALYZE")] == ["ANALYZE annotation_comparison"]
+        counts = import_file(project=project, kind="bundle", path=write(tmp_path, [bundle_row(0)], "jsonl"))
+    assert counts["comparisons"]["created"] == 3
+    assert [q["sql"] for q in queries if "ANALYZE" in q["sql"]] == []
 
 
 def _statistics(table: str) -> tuple[int, float]:
@@ -699,26 +700,37 @@ def _statistics(table: str) -> tuple[int, float]:
         return cursor.fetchone()
 
 
+def _beat_refresh() -> list[str]:
+    """The beat's statistics task, as it runs a while after the imports (their counts sent by then)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # a backend sends its counts at most once a second
+    analyzed_before = {table: _statistics(table)[0] for table in ("annotation_prompt", "annotation_comparison")}
+    planner_statistics_refresh_task()
+    return [table for table, count in analyzed_before.items() if _statistics(table)[0] > count]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="ANALYZE is Postgres's")
 @pytest.mark.django_db(transaction=True)  # committed imports, counted by Postgres as they are in production
-def test_a_burst_of_small_imports_analyzes_once_the_table_grew_by_a_tenth(tmp_path):
+def test_the_beat_analyzes_a_table_once_it_grew_by_a_tenth_and_leaves_the_others(tmp_path):
     project = ProjectFactory()
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE annotation_prompt")  # empty: statistics of no rows, no change since
-    analyzed, _ = _statistics("annotation_prompt")
+        cursor.execute("ANALYZE annotation_prompt, annotation_comparison")  # statistics of no rows, no change since
+    assert _beat_refresh() == []
 
     def import_prompts(first: int, count: int) -> None:
         rows = [{"id": f"p{i}", "text": f"Prompt {i}"} for i in range(first, first + count)]
         import_file(project=project, kind="prompts", path=write(tmp_path, rows, "jsonl", name=f"p{first}"))
 
     import_prompts(0, 1000)
-    assert _statistics("annotation_prompt") == (analyzed + 1, 1000), "an empty table's first rows are analyzed"
+    assert _beat_refresh() == ["annotation_prompt"], "an empty table's first rows are analyzed, nothing else"
+    assert _statistics("annotation_prompt")[1] == 1000
     # The threshold at 1,000 rows: 50 + 10 % = 150 changed rows, i.e. the fifth import of 30 rows.
     for i in range(4):
         import_prompts(1000 + 30 * i, 30)
-        assert _statistics("annotation_prompt") == (analyzed + 1, 1000), f"analyzed after import {i + 1} of 30 rows"
+        assert _beat_refresh() == [], f"analyzed after import {i + 1} of 30 rows"
     import_prompts(1120, 30)
-    assert _statistics("annotation_prompt") == (analyzed + 2, 1150)
+    assert _beat_refresh() == ["annotation_prompt"]
+    assert _statistics("annotation_prompt")[1] == 1150
 
 
 # --- Outside a transaction (the worker, the command): on Postgres, validation and COPY overlap ----------
