@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$PWD"
 PEERS_DIR="${PEERS_DIR:-$ROOT/../shared/peers}"
 TASKS="${TASKS:-10000}"            # tasks per import pass
-BATCHES="${BATCHES:-1000 10000}"   # tasks per import request
+BATCHES="${BATCHES-1000 10000}"    # tasks per import request (empty: no imports)
 LABELS="${LABELS:-10000}"          # judgments in each exported project
 ANNOTATORS="${ANNOTATORS:-8}"      # who label the export projects
 TANDEM_DB=tandem_peers_io LIMIT_DB=limit_peers_io
