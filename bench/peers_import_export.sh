@@ -7,10 +7,10 @@
 #   bench/peers_import_export.sh                     # 10,000 tasks per import pass, 10,000 judgments exported
 #   TASKS=20000 LABELS=20000 bench/peers_import_export.sh
 #
-# Run it from the project root, alone (about 10 minutes at the defaults). It drops and re-creates the databases
-# tandem_peers_io and limit_peers_io, starts Tandem (gunicorn with config/gunicorn.py and a Celery worker on a
-# filesystem broker, for batches too big to import in the request) and the reference, and stops all of it at the
-# end. JSON lines go to bench/results/peers_import_export.jsonl; the table prints at the end.
+# Run it from the project root, alone (a few minutes at the defaults). It drops and re-creates the databases
+# tandem_peers_io and limit_peers_io, starts Tandem (gunicorn with config/gunicorn.py and a Celery worker with the
+# beat on a filesystem broker, for batches too big to import in the request) and the reference, and stops all of it
+# at the end. JSON lines go to bench/results/peers_import_export.jsonl; the table prints at the end.
 set -euo pipefail
 
 ROOT="$PWD"
@@ -68,7 +68,9 @@ SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')" && e
 .venv/bin/python manage.py migrate --noinput >"$WORK/logs/migrate.log" 2>&1 || die "migrate failed: $WORK/logs"
 .venv/bin/gunicorn -c config/gunicorn.py config.wsgi >"$WORK/logs/tandem.log" 2>&1 &
 T_PID=$!; PIDS+=("$T_PID")
-.venv/bin/celery -A config worker -Q default --concurrency 2 --loglevel warning >"$WORK/logs/celery.log" 2>&1 &
+# With the beat, as the embedded default runs it: it refreshes planner statistics once a minute (no autovacuum here).
+.venv/bin/celery -A config worker -B -s "$WORK/celerybeat-schedule" -Q default --concurrency 2 --loglevel warning \
+  >"$WORK/logs/celery.log" 2>&1 &
 PIDS+=("$!")
 L_PID=$(PORT="$LIMIT_PORT" PGDATABASE="$LIMIT_DB" RUN_DIR="$WORK/run" LOG_DIR="$WORK/logs" \
         "$PEERS_DIR/limit/run.sh" start 2>>"$WORK/logs/limit.log") || die "the reference did not start: $WORK/logs"
