@@ -21,12 +21,14 @@ and the rest weigh their reliability weight (``training_weights``), exactly what
 dialogue's end with the answer plus the answer's log length (``minilm``; the embeddings are computed once and
 cached under ``var/bench-cache/``), or over a hashed bag of words (``bow``, the default: as accurate on these
 pairs, and far cheaper; bench/README.md). The features are frozen so every crowd, arm and seed fits on a CPU, and
-so two arms of one seed differ only in their labels; a round fine-tunes the backbone too. ``label accuracy`` — the
+so two arms of one seed differ only in their labels. ``finetune`` trains the round's own model instead
+(:class:`FineTuned`): what issue 18's criterion asks for, minutes per arm. ``label accuracy`` — the
 weighted share of training pairs that agree with hh-rlhf — shows the defence directly. The drops against the clean
 crowd are paired by seed (same held-out pairs).
 
     .venv/bin/python bench/quality_bench.py                  # clean + 3 poisoned crowds, 3 seeds
     .venv/bin/python bench/quality_bench.py --seeds 1 --crowds clean,adversarial   # smoke run
+    .venv/bin/python bench/quality_bench.py --reward finetune --crowds clean,adversarial   # the criterion (GPU)
 """
 
 from __future__ import annotations
@@ -179,6 +181,46 @@ def train_and_score(featurise, train: list[tuple[str, str, str, float]], held_ou
     return (good > bad).float().mean().item()
 
 
+class FineTuned:
+    """The round's own reward model instead of a frozen-feature head: all-MiniLM-L6-v2 fine-tuned with
+    ``training.ml.reward.train_reward_model`` on the weighted pairs, at the schedule that scored best on hh-rlhf
+    (lr 1e-4, 10 % warm-up, 2 epochs, the dialogue's last 256 tokens; bench/README.md, ``rm_bench.py``), scored on
+    the held-out pairs. Minutes per arm on a CPU (~13 for a crowd's ~2,400 judgments on a quiet 2-core machine):
+    meant for a GPU, or capped with ``--finetune-steps`` for a smoke run."""
+
+    def __init__(self, max_steps: int = 0):
+        self.max_steps = max_steps
+
+    def __call__(self, train: list[tuple[str, str, str, float]], held_out: list[dict], seed: int) -> float:
+        from training.ml.backbones import minilm_path
+        from training.ml.pairs import PairSet, PreferencePair
+        from training.ml.reward import RewardTrainingConfig, train_reward_model
+
+        def pair(n: int, prompt: str, chosen: str, rejected: str, weight: float) -> PreferencePair:
+            return PreferencePair(
+                prompt_id=n, prompt=prompt, chosen_id=f"{n}c", chosen=chosen, rejected_id=f"{n}r", rejected=rejected,
+                label=1.0, margin=0.0, weight=weight, judgment_ids=(n,), comparison_id=n, annotator_id=None,
+                agreement=None,
+            )  # fmt: skip
+
+        pairs = tuple(pair(n, *t) for n, t in enumerate(train) if t[3] > 0)
+        config = RewardTrainingConfig(
+            backbone=str(minilm_path()),
+            max_length=256,
+            separator="",
+            learning_rate=1e-4,
+            warmup_ratio=0.1,
+            num_epochs=2.0,
+            max_steps=self.max_steps or -1,
+            seed=seed,
+            logging_steps=10_000,
+        )
+        model = train_reward_model(PairSet(train=pairs, eval=(), snapshot_id="quality-bench", judgment_ids=()), config)
+        held = [pair(n, r["prompt"], r["chosen"], r["rejected"], 1.0) for n, r in enumerate(held_out)]
+        chosen, rejected = model.score_pairs(held)  # (members, N) each
+        return (chosen.mean(0) > rejected.mean(0)).float().mean().item()
+
+
 def crowd_run(*, crowd: str, rows: list[dict], seed: int, honest_accuracy: float) -> dict:
     """Import ``rows``, let the crowd label them through the queue, and return the labels with both arms' weights."""
     import random
@@ -282,7 +324,13 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="run seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--crowds", default=",".join(CROWDS), help="clean first: the drops are against it")
     parser.add_argument("--honest", type=float, default=0.85)
-    parser.add_argument("--reward", choices=("minilm", "bow"), default="bow", help="the reward model's features")
+    parser.add_argument(
+        "--reward",
+        choices=("minilm", "bow", "finetune"),
+        default="bow",
+        help="frozen MiniLM or bag-of-words features under a linear head, or MiniLM fine-tuned as a round does",
+    )
+    parser.add_argument("--finetune-steps", type=int, default=0, help="cap --reward finetune's steps (smoke runs)")
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench-cache" / "quality-minilm.pt")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -292,10 +340,17 @@ def main() -> None:
 
     train_rows, held_out = split(hh_rows())
     print(f"hh-rlhf: {len(train_rows)} rows to annotate, {len(held_out)} held out (split by first human turn)")
-    embed = MiniLMFeaturiser(args.cache) if args.reward == "minilm" else Featuriser()
+    if args.reward == "finetune":
+        score = FineTuned(args.finetune_steps)
+    else:
+        embed = MiniLMFeaturiser(args.cache) if args.reward == "minilm" else Featuriser()
+
+        def score(train, held, seed):
+            return train_and_score(embed, train, held, seed)
+
     truth = [(r["prompt"], r["chosen"], r["rejected"], 1.0) for r in train_rows]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    oracle = [train_and_score(embed, truth, held_out, seed) for seed in seeds]
+    oracle = [score(truth, held_out, seed) for seed in seeds]
     shorter = statistics.mean(len(r["chosen"]) < len(r["rejected"]) for r in held_out)
     print(
         f"held out: 'the shorter answer' scores {shorter:.3f}; this reward model ({args.reward}) on hh-rlhf's own "
@@ -308,8 +363,8 @@ def main() -> None:
             run = crowd_run(crowd=crowd, rows=train_rows, seed=seed, honest_accuracy=args.honest)
             uniform = [(p, c, r, 1.0) for p, c, r, _, _ in run["labels"]]
             weighted = [(p, c, r, run["weights"].get(a, 1.0)) for p, c, r, a, _ in run["labels"]]
-            arms = {"uniform": train_and_score(embed, uniform, held_out, seed)}
-            arms["quality"] = train_and_score(embed, weighted, held_out, seed)
+            arms = {"uniform": score(uniform, held_out, seed)}
+            arms["quality"] = score(weighted, held_out, seed)
             right = [ok for *_, ok in run["labels"]]
             kept = sum(w for *_, w in weighted)
             label_accuracy = {
