@@ -213,7 +213,7 @@ class FineTuned:
             num_epochs=2.0,
             max_steps=self.max_steps or -1,
             seed=seed,
-            logging_steps=10_000,
+            logging_steps=10_000,  # one aggregate at the end, no log lines between arms
         )
         model = train_reward_model(PairSet(train=pairs, eval=(), snapshot_id="quality-bench", judgment_ids=()), config)
         held = [pair(n, r["prompt"], r["chosen"], r["rejected"], 1.0) for n, r in enumerate(held_out)]
