@@ -6,7 +6,9 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
 
     def ready(self) -> None:
-        from . import jobs
+        from . import authentication, jobs
+
+        authentication.token_cache_signals_connect()
 
         # The sweep (jobs.jobs_reap_stale) recovers every registered kind of job.
         jobs.import_jobs()

@@ -141,6 +141,7 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
         group_by_length=arm == "ours-grouped",
         length_buckets=1 if arm == "ours-onepass" else RewardTrainingConfig.length_buckets,
         logging_steps=max(steps, 1),
+        lora_r=args.lora_r,
     )
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(backbone))
     rss_before = _rss_mib()
@@ -359,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=0.0, help="warm-up share of the steps (ours and TRL)")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--members", type=int, default=1, help="ensemble members in the ours arms (mean is scored)")
+    parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank in the ours arms (default: full weights)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each arm")
     parser.add_argument("--repeats", type=int, default=2, help="runs per arm, order alternating")

@@ -122,8 +122,9 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and DATABASE_P
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# A shared cache (Redis) makes token revocation and the sign-in limits hold across every web process; without
-# CACHE_URL each process keeps its own memory, so tokens are not cached and sign-in counters are per process.
+# A shared cache (Redis) makes token revocation and the sign-in limits hold across every web process on every
+# host; without CACHE_URL each process keeps its own memory: sign-in counters are per process, and token
+# revocation reaches the processes of this host only (annotation/authentication.py).
 CACHE_URL = env.str("CACHE_URL", default="")
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
@@ -262,9 +263,10 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "annotation.job_models.JobStatus",
     },
 }
-# How long a token → user lookup is cached (annotation/authentication.py). Off without a shared cache: a
-# process's own memory would keep a revoked token working there this long.
-TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60 if CACHE_URL else 0)
+# How long a token → user lookup is cached (annotation/authentication.py): in the shared cache with CACHE_URL,
+# else in each process, where a revocation appending to the mark file ends it at once on this host.
+TOKEN_CACHE_SECONDS = env.int("TOKEN_CACHE_SECONDS", default=60)
+TOKEN_REVOCATION_MARK = VAR_DIR / "token-revocations"
 
 # --- Celery -----------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ..factories import MembershipFactory, ProjectFactory, UserFactory, make_com
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Statements per call in autocommit mode, as in production, with token lookups cached (CACHE_URL). SQLite runs
+# Statements per call in autocommit mode, as in production, with token lookups cached. SQLite runs
 # the claim and the submission as a few statements inside one BEGIN IMMEDIATE … COMMIT, and reads the task's
 # content after the claim.
 STATEMENTS = {
@@ -35,7 +35,7 @@ STATEMENTS = {
 
 @pytest.fixture
 def token_cache(settings):
-    """Token lookups cached, as production does with a shared cache (annotation/authentication.py)."""
+    """Token lookups cached, as production does by default (annotation/authentication.py)."""
     settings.TOKEN_CACHE_SECONDS = 60
     cache.clear()
     yield

@@ -27,6 +27,7 @@ def shared_cache(settings, tmp_path):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(tmp_path)}
     }
+    settings.CACHE_URL = f"filecache://{tmp_path}"
     settings.TOKEN_CACHE_SECONDS = 60
 
 
@@ -42,7 +43,7 @@ def _sign_in(username: str, password: str, **headers):
     return APIClient(**headers).post("/api/v1/auth/token/", {"username": username, "password": password}, format="json")
 
 
-@pytest.mark.parametrize("cached", [False, True], ids=["no shared cache", "shared token cache"])
+@pytest.mark.parametrize("cached", [False, True], ids=["tokens cached in the process", "shared token cache"])
 def test_an_admin_password_reset_ends_the_users_token_and_other_sessions_at_once(db, request, cached):
     if cached:
         request.getfixturevalue("shared_cache")
