@@ -49,9 +49,10 @@ class RoundConfig:
     """Passes over the train pairs, per ensemble member."""
     max_steps: int = -1
     """If > 0, stop after this many optimiser steps per member (overrides ``epochs``)."""
-    learning_rate: float = 5e-5
-    """Peak AdamW learning rate."""
-    warmup_ratio: float = 0.0
+    learning_rate: float = 1e-4
+    """Peak AdamW learning rate (with ``warmup_ratio``, ahead of 5e-5 without warm-up in every paired run on
+    hh-rlhf: ``bench/README.md``, rm_bench)."""
+    warmup_ratio: float = 0.1
     """Share of the reward model's steps spent warming the learning rate up linearly (then linear decay to 0)."""
     batch_size: int = 16
     """Pairs per micro-batch (each pair is two sequences)."""

@@ -75,8 +75,8 @@ class RewardTrainingConfig:
     """Key in ``training.ml.losses.LOSSES``."""
     use_margin: bool = True
     """Use the pairs' margins (from preference strength); False trains plain Bradley–Terry."""
-    learning_rate: float = 5e-5
-    """Peak AdamW learning rate."""
+    learning_rate: float = 1e-4
+    """Peak AdamW learning rate (the round's default; see ``training.config.RoundConfig``)."""
     num_epochs: float = 1.0
     """Passes over the train pairs (per ensemble member)."""
     max_steps: int = -1
@@ -100,7 +100,7 @@ class RewardTrainingConfig:
     """Micro-batches per optimiser step."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = 0.1
     """Share of the steps spent warming the learning rate up linearly (then linear decay to 0)."""
     seed: int = 0
     """Seed of member 0; member i uses ``seed + i`` (head initialisation, data order, bootstrap sample)."""
