@@ -90,8 +90,7 @@ def test_a_user_deactivated_in_another_process_is_refused_here_at_once(process_c
         "from django.contrib.auth import get_user_model\n"
         f"user = get_user_model().objects.get(pk={anna.pk}); user.is_active = False; user.save()"
     )
-    status, _ = _me(client)
-    assert status == 401
+    assert _me(client)[0] == 401
 
 
 @pytest.mark.django_db(transaction=True)
