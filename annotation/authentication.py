@@ -120,7 +120,7 @@ def _revocation_mark_advance() -> None:
 def token_cache_forget(keys) -> None:
     """End the cached entries of these tokens in every process: now, and again once the current transaction
     commits (until then other connections still see the token, and one may cache it anew)."""
-    keys = list(keys)
+    keys = list(keys) if settings.CACHE_URL else []  # a process cache is ended by the mark, whatever the keys
 
     def forget():
         if not settings.CACHE_URL:

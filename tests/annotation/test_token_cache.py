@@ -69,26 +69,21 @@ def test_a_token_is_read_from_the_database_once_per_process(process_cache):
     assert again == first - 1  # the token's statement, gone
 
 
+# What another web process does to anna, as a statement on the user ``user``.
+ENDINGS = {
+    "token revoked": "from annotation.authentication import token_revoke; token_revoke(user=user)",
+    "user deactivated": "user.is_active = False; user.save()",
+}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_token_revoked_in_another_process_stops_working_here_at_once(process_cache):
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+def test_a_token_ended_in_another_process_stops_working_here_at_once(process_cache, ending):
     anna = UserFactory(username="anna")
     client = _client(anna)
     assert _me(client)[0] == 200  # cached here now
     _in_another_process(
-        "from django.contrib.auth import get_user_model; from annotation.authentication import token_revoke\n"
-        f"token_revoke(user=get_user_model().objects.get(pk={anna.pk}))"
-    )
-    assert _me(client)[0] == 401
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_user_deactivated_in_another_process_is_refused_here_at_once(process_cache):
-    anna = UserFactory(username="anna")
-    client = _client(anna)
-    assert _me(client)[0] == 200
-    _in_another_process(
-        "from django.contrib.auth import get_user_model\n"
-        f"user = get_user_model().objects.get(pk={anna.pk}); user.is_active = False; user.save()"
+        f"from django.contrib.auth import get_user_model\nuser = get_user_model().objects.get(pk={anna.pk})\n{ending}"
     )
     assert _me(client)[0] == 401
 
