@@ -93,13 +93,22 @@ class JudgmentRow:
 
 @dataclass(slots=True)
 class ComparisonGroup:
-    """The exported judgments of one comparison, with their pair votes."""
+    """The exported judgments of one comparison; their pair votes are tallied when first asked for."""
 
     judgments: list[JudgmentRow]
-    votes: PairVotes
+    _votes: PairVotes | None = None
+
+    @property
+    def votes(self) -> PairVotes:
+        if self._votes is None:
+            self._votes = PairVotes(j.pairs() for j in self.judgments)
+        return self._votes
 
     @property
     def agreement(self) -> float | None:
+        # A lone judgment votes once on each pair, and agreement needs a pair voted twice: no tally to make.
+        if len(self.judgments) < 2:
+            return None
         return self.votes.comparison_agreement()
 
 
@@ -300,7 +309,7 @@ def _raw(queryset) -> list[tuple]:
 def _groups(judgments: list[JudgmentRow], filters: ExportFilter) -> Iterator[ComparisonGroup]:
     for _, members in itertools.groupby(judgments, key=lambda j: j.comparison_id):
         members = list(members)
-        group = ComparisonGroup(members, PairVotes(j.pairs() for j in members))
+        group = ComparisonGroup(members)
         if filters.min_agreement is not None:
             agreement = group.agreement
             if agreement is None or agreement < filters.min_agreement:
@@ -400,8 +409,15 @@ def _queryset_by_ids(queryset, ids) -> list[tuple]:
     if connection.vendor == "postgresql":
         quote, meta = connection.ops.quote_name, queryset.model._meta
         pk = f"{quote(meta.db_table)}.{quote(meta.pk.column)}"
-        # The ids are a parameter; the SQL around it is fixed.
-        return _raw(queryset.extra(where=[f"{pk} = ANY(%s::bigint[])"], params=[_array(ordered)]))  # noqa: S610
+        # The query once per id, as the spans' lookup above: given ``pk = ANY(…)`` the planner scanned the whole
+        # table (and a joined one) for every chunk, which made a large export's time grow with its square.
+        sql, params = queryset.extra(where=[f"{pk} = by_id.id"]).query.sql_with_params()  # noqa: S610
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT kept.* FROM unnest(%s::bigint[]) AS by_id(id) CROSS JOIN LATERAL ({sql} OFFSET 0) AS kept",
+                [_array(ordered), *params],
+            )
+            return cursor.fetchall()
     rows = []
     for start in range(0, len(ordered), 900):
         rows.extend(_raw(queryset.filter(pk__in=ordered[start : start + 900])))
