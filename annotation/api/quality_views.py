@@ -21,6 +21,7 @@ from ..quality.promotion import (
     gold_promotion_overview,
 )
 from ..quality.selectors import agreement_detail, quality_table
+from ..tasks import quality_refresh_task
 
 ERROR = OpenApiResponse(description='Error: {"message": "...", "errors": {"field": ["..."]}}')
 
@@ -85,7 +86,6 @@ class QualityView(APIView):
 class QualityRecomputeView(APIView):
     @extend_schema(request=None, responses={202: None, 403: ERROR, 404: ERROR})
     def post(self, request, pk: int):
-        from ..tasks import quality_refresh_task
 
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         transaction.on_commit(lambda: quality_refresh_task.delay(project.pk))

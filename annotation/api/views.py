@@ -4,10 +4,13 @@ Every view resolves the caller's role in the project first (annotation.access);
 non-members get 404, members with too low a role 403.
 """
 
+from pathlib import Path
+
 from django.conf import settings
-from django.contrib.auth import login, logout
+from django.contrib.auth import get_user_model, login, logout
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
-from django.http import Http404
+from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from .. import importers, queue, stats, work
+from .. import exporters, importers, queue, stats, work
 from ..access import (
     Refused,
     can_create_projects,
@@ -33,10 +36,11 @@ from ..access import (
 from ..authentication import token_for, token_revoke
 from ..comparisons import comparisons_build
 from ..judgments import judgment_submit
-from ..models import Comparison, ImportJob, ImportStatus, Judgment, Membership, Role
+from ..models import Comparison, ExportJob, ImportJob, ImportStatus, Judgment, Membership, Role
 from ..projects import LastAdmin, membership_remove, membership_set, project_create, project_update
 from ..selectors import judgments_visible, task_content
 from ..signin import SigninRefused, signin_authenticate
+from ..tasks import export_run_task, import_run_task
 from . import serializers as s
 from .renderers import HOT_PATH_PARSERS, HOT_PATH_RENDERERS
 
@@ -507,8 +511,6 @@ class ImportListView(APIView):
         responses={201: s.ImportJobSerializer, 202: s.ImportJobSerializer, 400: ERROR},
     )
     def post(self, request, pk: int):
-        from ..tasks import import_run_task
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         body = s.ImportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -574,7 +576,7 @@ class ImportDetailView(APIView):
 
 def _job_action(request, pk: int, model, serializer, action: str) -> Response:
     """Cancel or retry a background job (``annotation/jobs.py``); researchers of its project only."""
-    from .. import jobs
+    from .. import jobs  # a local name: the views' job listings call theirs "jobs"
 
     job = job_for(user=request.user, model=model, job_id=pk)
     kind = jobs.import_jobs() if model is ImportJob else jobs.export_jobs()
@@ -606,8 +608,6 @@ class ImportRetryView(APIView):
 
 
 def _export_request(data: dict):
-    from .. import exporters
-
     try:
         return exporters.export_request_parse(
             shape=data.get("shape"),
@@ -626,17 +626,12 @@ class ExportListView(APIView):
 
     @extend_schema(responses=s.ExportJobSerializer(many=True))
     def get(self, request, pk: int):
-        from ..models import ExportJob
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         jobs = ExportJob.objects.filter(project=project).order_by("-id")[:100]
         return Response(s.ExportJobSerializer(jobs, many=True, context={"request": request}).data)
 
     @extend_schema(request=s.ExportCreateSerializer, responses={202: s.ExportJobSerializer, 400: ERROR})
     def post(self, request, pk: int):
-        from .. import exporters
-        from ..tasks import export_run_task
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         body = s.ExportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -650,8 +645,6 @@ class ExportListView(APIView):
 
 
 def _export_job_for(request, pk: int):
-    from ..models import ExportJob
-
     return job_for(user=request.user, model=ExportJob, job_id=pk)
 
 
@@ -661,8 +654,6 @@ class ExportCancelView(APIView):
 
     @extend_schema(request=None, responses={200: s.ExportJobSerializer, 404: ERROR, 409: ERROR})
     def post(self, request, pk: int):
-        from ..models import ExportJob
-
         return _job_action(request, pk, ExportJob, s.ExportJobSerializer, "cancel")
 
 
@@ -671,8 +662,6 @@ class ExportRetryView(APIView):
 
     @extend_schema(request=None, responses={200: s.ExportJobSerializer, 404: ERROR, 409: ERROR})
     def post(self, request, pk: int):
-        from ..models import ExportJob
-
         return _job_action(request, pk, ExportJob, s.ExportJobSerializer, "retry")
 
 
@@ -688,11 +677,6 @@ class ExportDownloadView(APIView):
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, 302: None, 404: ERROR, 409: ERROR})
     def get(self, request, pk: int):
-        from django.core.files.storage import FileSystemStorage
-        from django.http import FileResponse, HttpResponseRedirect
-
-        from .. import exporters
-
         job = _export_job_for(request, pk)
         if job.status != "succeeded" or not job.file:
             return Response(
@@ -733,10 +717,6 @@ class ExportStreamView(APIView):
         responses={(200, "application/zip"): OpenApiTypes.BINARY, 400: ERROR},
     )
     def get(self, request, pk: int):
-        from django.http import StreamingHttpResponse
-
-        from .. import exporters
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         q = request.query_params
         filter_keys = ("date_from", "date_to", "annotators", "rounds", "split", "min_agreement", "gold")
@@ -766,10 +746,6 @@ class LabelImportView(APIView):
         responses={201: s.LabelImportResultSerializer, 400: ERROR},
     )
     def post(self, request, pk: int):
-        from pathlib import Path
-
-        from django.contrib.auth import get_user_model
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         body = s.LabelImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
