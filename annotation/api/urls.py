@@ -19,6 +19,9 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    # The labelling calls first: Django tries the patterns in order, on every request.
+    path("projects/<id:pk>/next/", views.NextView.as_view(), name="project-next"),
+    path("comparisons/<id:pk>/judgments/", views.JudgmentCreateView.as_view(), name="judgment-create"),
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("auth/token/revoke/", views.TokenRevokeView.as_view(), name="auth-token-revoke"),
     path("auth/session/", views.SessionView.as_view(), name="auth-session"),
@@ -29,7 +32,6 @@ urlpatterns = [
     path("projects/<id:pk>/", views.ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<id:pk>/members/", views.MemberListView.as_view(), name="member-list"),
     path("projects/<id:pk>/members/<id:user_id>/", views.MemberDetailView.as_view(), name="member-detail"),
-    path("projects/<id:pk>/next/", views.NextView.as_view(), name="project-next"),
     path("projects/<id:pk>/judgments/", views.ProjectJudgmentListView.as_view(), name="project-judgments"),
     path("projects/<id:pk>/comparisons/", views.ComparisonListView.as_view(), name="project-comparisons"),
     path("projects/<id:pk>/comparisons/build/", views.ComparisonsBuildView.as_view(), name="comparisons-build"),
@@ -38,7 +40,6 @@ urlpatterns = [
     path("imports/<id:pk>/", views.ImportDetailView.as_view(), name="import-detail"),
     path("imports/<id:pk>/cancel/", views.ImportCancelView.as_view(), name="import-cancel"),
     path("imports/<id:pk>/retry/", views.ImportRetryView.as_view(), name="import-retry"),
-    path("comparisons/<id:pk>/judgments/", views.JudgmentCreateView.as_view(), name="judgment-create"),
     path("comparisons/<id:pk>/skip/", views.SkipView.as_view(), name="comparison-skip"),
     path("comparisons/<id:pk>/release/", views.ReleaseView.as_view(), name="comparison-release"),
     path("judgments/<id:pk>/", views.JudgmentDetailView.as_view(), name="judgment-detail"),
