@@ -19,6 +19,7 @@ TASKS="${TASKS:-10000}"            # tasks per import pass
 BATCHES="${BATCHES-1000 10000}"    # tasks per import request (empty: no imports)
 LABELS="${LABELS:-10000}"          # judgments in each exported project
 ANNOTATORS="${ANNOTATORS:-8}"      # who label the export projects
+KEEP_DBS="${KEEP_DBS:-0}"          # 1: keep both databases at the end (to profile the export on the same data)
 TANDEM_DB=tandem_peers_io LIMIT_DB=limit_peers_io
 TANDEM_PORT="${TANDEM_PORT:-8111}" LIMIT_PORT="${LIMIT_PORT:-8121}"
 RESULTS="$ROOT/bench/results/peers_import_export.jsonl"
@@ -45,7 +46,7 @@ cleanup() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
-  if [ -x "$VENV/bin/python" ]; then
+  if [ -x "$VENV/bin/python" ] && [ "$KEEP_DBS" != 1 ]; then
     "$VENV/bin/python" "$PEERS_DIR/pgtool.py" drop "$TANDEM_DB" || true
     "$VENV/bin/python" "$PEERS_DIR/pgtool.py" drop "$LIMIT_DB" || true
   fi
@@ -118,7 +119,8 @@ def mean(system, workload, key, **match):
               and r["project"].startswith(workload) and all(r.get(k) == v for k, v in match.items())]
     return statistics.mean(values) if values else float("nan")
 print(f"\n{'workload':34} {'reference':>12} {'Tandem':>12} {'Tandem / ref':>13}")
-for batch in sorted({r["batch_size"] for r in rows if r.get("workload") == "import"}):
+# Only the import passes' projects: the export projects are imported through the same workload.
+for batch in sorted({r["batch_size"] for r in rows if r.get("workload") == "import" and r["project"].startswith("import")}):
     ref, ours = (mean(s, "import", "tasks_per_s", batch_size=batch) for s in ("limit", "tandem"))
     print(f"{f'import, batches of {batch:,}: tasks/s':34} {ref:12,.0f} {ours:12,.0f} {ours / ref:13.2f}")
 ref, ours = (mean(s, "export", "seconds") for s in ("limit", "tandem"))
