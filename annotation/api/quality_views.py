@@ -86,7 +86,6 @@ class QualityView(APIView):
 class QualityRecomputeView(APIView):
     @extend_schema(request=None, responses={202: None, 403: ERROR, 404: ERROR})
     def post(self, request, pk: int):
-
         project, _ = project_for(user=request.user, project_id=pk, at_least=Role.RESEARCHER)
         transaction.on_commit(lambda: quality_refresh_task.delay(project.pk))
         return Response(status=status.HTTP_202_ACCEPTED)
