@@ -89,17 +89,22 @@ class _Positioned(io.RawIOBase):
 
 
 class Drain(io.RawIOBase):
-    """An in-memory sink emptied by the streaming response after every batch (never holds more than one)."""
+    """An in-memory sink emptied by the streaming response after every batch (never holds more than one).
+
+    It keeps the bytes it is given rather than copying them into a buffer: a batch is joined once, when taken
+    (not at all when it came in one write), so the worker holds one copy of it fewer."""
 
     def __init__(self):
-        self.buffer = bytearray()
+        self.parts: list[bytes] = []
         self.position = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:
-        self.buffer += data
+        # Only bytes are immutable: a writer may reuse any other buffer once this returns.
+        data = data if type(data) is bytes else bytes(data)
+        self.parts.append(data)
         self.position += len(data)
         return len(data)
 
@@ -110,9 +115,8 @@ class Drain(io.RawIOBase):
         pass
 
     def take(self) -> bytes:
-        data = bytes(self.buffer)
-        self.buffer.clear()
-        return data
+        parts, self.parts = self.parts, []
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 Piece = bytes | pa.RecordBatch
