@@ -50,8 +50,7 @@ class RoundConfig:
     max_steps: int = -1
     """If > 0, stop after this many optimiser steps per member (overrides ``epochs``)."""
     learning_rate: float = 1e-4
-    """Peak AdamW learning rate (with ``warmup_ratio``, ahead of 5e-5 without warm-up in every paired run on
-    hh-rlhf: ``bench/README.md``, rm_bench)."""
+    """Peak AdamW learning rate of the reward model, reached at the end of its warm-up (``warmup_ratio``)."""
     warmup_ratio: float = 0.1
     """Share of the reward model's steps spent warming the learning rate up linearly (then linear decay to 0)."""
     batch_size: int = 16
